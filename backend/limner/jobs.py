@@ -1,0 +1,163 @@
+"""The job queue: one worker owns the models and runs one job at a time, taking clients in
+turn (round robin) so one client's long batch cannot starve another's single job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Hashable
+
+import numpy as np
+
+from . import __version__, engines, operations, protocol
+from .operations import Layer, Request
+from .protocol import ProtocolError
+
+log = logging.getLogger("limner.jobs")
+
+
+class Cancelled(Exception):
+    """Raised inside a running operation at its next progress report after a cancel."""
+
+
+@dataclass
+class Job:
+    id: str
+    client: Hashable
+    op: operations.Operation
+    params: dict
+    image: np.ndarray
+    mask: np.ndarray | None
+    report: Callable[[float, str], None]   # thread-safe: forwards progress to the client
+    done: asyncio.Future
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, fraction: float, stage: str) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled()
+        self.report(fraction, stage)
+
+
+def execute(job: Job) -> list[Layer]:
+    """Run one job's operation and tag what it made (name and provenance) as AI-edited."""
+    layers = job.op.run(Request(job.image, job.mask, job.params, job.progress))
+    engine = job.params.get("engine")
+    licence = next((e.licence for e in engines.of_kind(job.op.engine_kind or "")
+                    if e.name == engine), None)
+    for layer in layers:
+        layer.name = f"{layer.name} [AI {engine or job.op.id}]"
+        layer.provenance = {"ai_edited": True, "operation": job.op.id, "engine": engine,
+                            "weights_licence": licence, "params": job.params,
+                            "backend": f"limner {__version__}",
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return layers
+
+
+class JobQueue:
+    def __init__(self, run: Callable[[Job], list[Layer]] = execute):
+        self._run = run
+        self._waiting: dict[Hashable, deque[Job]] = {}
+        self._turns: deque[Hashable] = deque()     # clients with waiting jobs, next first
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="limner-worker")
+        self.running: Job | None = None
+        self.finished: deque[tuple[str, str]] = deque(maxlen=64)  # (job id, outcome)
+
+    def submit(self, job: Job) -> int:
+        """Queue a job; returns how many jobs will run before it."""
+        if job.client not in self._waiting:
+            self._waiting[job.client] = deque()
+            self._turns.append(job.client)
+        self._waiting[job.client].append(job)
+        self._wakeup.set()
+        return sum(map(len, self._waiting.values())) - 1 + (self.running is not None)
+
+    def cancel(self, client: Hashable, job_id: str) -> bool:
+        """Cancel a waiting or running job of this client; False if there is none."""
+        if self.running and self.running.client == client and self.running.id == job_id:
+            self.running.cancelled.set()
+            return True
+        for job in self._waiting.get(client, ()):
+            if job.id == job_id:
+                self._waiting[client].remove(job)
+                self._finish(job, exc=Cancelled())
+                return True
+        return False
+
+    def drop_client(self, client: Hashable) -> None:
+        """A client went away: cancel everything it asked for."""
+        for job in self._waiting.pop(client, ()):
+            self._finish(job, exc=Cancelled())
+        if client in self._turns:
+            self._turns.remove(client)
+        if self.running and self.running.client == client:
+            self.running.cancelled.set()
+
+    def _next(self) -> Job | None:
+        while self._turns:
+            client = self._turns.popleft()
+            waiting = self._waiting.get(client)
+            if not waiting:
+                self._waiting.pop(client, None)
+                continue
+            job = waiting.popleft()
+            if waiting:
+                self._turns.append(client)   # back of the line for its next job
+            else:
+                del self._waiting[client]
+            return job
+        return None
+
+    def _finish(self, job: Job, result=None, exc: BaseException | None = None) -> None:
+        outcome = "done" if exc is None else type(exc).__name__
+        self.finished.append((job.id, outcome))
+        if not job.done.done():
+            if exc is None:
+                job.done.set_result(result)
+            else:
+                job.done.set_exception(exc)
+
+    async def worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self._next()
+            if job is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            self.running = job
+            started = time.perf_counter()
+            try:
+                layers = await loop.run_in_executor(self._executor, self._guarded, job)
+            except BaseException as exc:  # noqa: BLE001 - every failure goes to the client
+                self._finish(job, exc=exc)
+            else:
+                self._finish(job, layers)
+            finally:
+                self.running = None
+            log.info("job %s %s: %s in %.2f s", job.id, job.op.id, self.finished[-1][1],
+                     time.perf_counter() - started)
+
+    def _guarded(self, job: Job) -> list[Layer]:
+        if job.cancelled.is_set():
+            raise Cancelled()
+        try:
+            return self._run(job)
+        except (Cancelled, ProtocolError):
+            raise
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            raise ProtocolError(protocol.E_OPERATION_FAILED,
+                                f"{job.op.id} failed: {type(exc).__name__}: {exc}") from exc
+
+    def shutdown(self) -> None:
+        for client in list(self._waiting):
+            self.drop_client(client)
+        if self.running:
+            self.running.cancelled.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,135 @@
+"""Background: remove (cut-out + matte), replace (colour or image under the cut-out) and
+blur (portrait bokeh). All three share one matte: the engine's soft alpha, with the
+subject's edge colours decontaminated (pymatting's multi-level foreground estimation) so no
+old background fringes the hair."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .. import engines, imaging
+from .base import Layer, Operation, Param, Request
+
+DECONTAMINATE = Param("decontaminate", "bool", True, "Clean edge colours",
+                      "Remove the old background's colour from semi-transparent edges (hair).")
+
+
+def _subject(req: Request, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(foreground RGB, subject alpha, layer alpha) in float32 over the working box."""
+    image = imaging.to_float(req.image[box])
+    rgb = image[:, :, :3]
+    layer_alpha = image[:, :, 3] if image.shape[2] == 4 else np.ones(rgb.shape[:2], np.float32)
+    req.progress(0.05, "loading model")
+    engine = engines.get("matting", req.params["engine"])
+    req.progress(0.15, "matting")
+    alpha = engine.matte(np.clip(rgb, 0.0, 1.0)).astype(np.float32)
+    foreground = rgb
+    if req.params["decontaminate"]:
+        req.progress(0.55, "cleaning edge colours")
+        from pymatting import estimate_foreground_ml
+
+        foreground = estimate_foreground_ml(rgb.astype(np.float64), alpha.astype(np.float64))
+        foreground = foreground.astype(np.float32)
+    req.progress(0.85, "compositing")
+    return foreground, alpha, layer_alpha
+
+
+def remove(req: Request) -> list[Layer]:
+    box = imaging.selection_box(req.mask, req.image.shape[:2])
+    foreground, alpha, layer_alpha = _subject(req, box)
+    layers = []
+    if req.params["output"] in ("cut-out and matte", "cut-out"):
+        cutout = np.dstack([foreground, alpha * layer_alpha])
+        layers.append(Layer("Cut-out", imaging.blend_into(imaging.with_alpha(req.image), cutout,
+                                                          box, req.mask)))
+    if req.params["output"] in ("cut-out and matte", "matte"):
+        opaque = np.full(req.image.shape[:2] + (1,), 1.0, np.float32)
+        keep_all = imaging.from_float(opaque, imaging.sample_of(req.image))
+        layers.append(Layer("Matte", imaging.blend_into(keep_all, alpha[:, :, None], box,
+                                                        req.mask), role="mask"))
+    return layers
+
+
+def _composite(req: Request, box, foreground, alpha, layer_alpha, background) -> np.ndarray:
+    """The subject over `background` (float RGB, box-sized), as a box-sized float layer."""
+    a = (alpha * layer_alpha)[:, :, None]
+    rgb = foreground * a + background * (1 - a)
+    if req.image.shape[2] == 4:
+        return np.dstack([rgb, np.ones(rgb.shape[:2], np.float32)])
+    return rgb
+
+
+def _cover(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale to cover height x width and centre-crop, as a photo backdrop is placed."""
+    ph, pw = picture.shape[:2]
+    scale = max(height / ph, width / pw)
+    size = (max(width, round(pw * scale)), max(height, round(ph * scale)))
+    resized = cv2.resize(picture, size, interpolation=cv2.INTER_AREA if scale < 1
+                         else cv2.INTER_CUBIC)
+    y, x = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
+    return resized[y:y + height, x:x + width]
+
+
+def replace(req: Request) -> list[Layer]:
+    from ..ora import read_image
+
+    box = imaging.selection_box(req.mask, req.image.shape[:2])
+    h, w = req.image.shape[:2]
+    if req.params["image"]:
+        picture = imaging.to_float(read_image(req.params["image"]))[:, :, :3]
+        backdrop = _cover(np.clip(picture, 0, 1), h, w)[box]
+        name = "Background image"
+    else:
+        colour = req.params["color"]
+        rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        backdrop = np.broadcast_to(np.array(rgb, np.float32), (h, w, 3))[box]
+        name = f"Background {colour}"
+    foreground, alpha, layer_alpha = _subject(req, box)
+    edited = _composite(req, box, foreground, alpha, layer_alpha, backdrop)
+    return [Layer(name, imaging.blend_into(req.image, edited, box, req.mask))]
+
+
+def blur(req: Request) -> list[Layer]:
+    box = imaging.selection_box(req.mask, req.image.shape[:2])
+    foreground, alpha, layer_alpha = _subject(req, box)
+    radius = req.params["radius"]
+    rgb = imaging.to_float(req.image[box])[:, :, :3]
+    req.progress(0.9, "blurring the background")
+    # Blur in linear light (bright spots bloom as a lens does) with the subject's own pixels
+    # weighted out, so the blurred background carries no halo of the subject's colours.
+    weight = np.clip(1 - alpha, 0, 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    kernel = kernel.astype(np.float32) / kernel.sum()
+    linear = imaging.srgb_to_linear(np.clip(rgb, 0, None))
+    spread = cv2.filter2D(linear * weight[:, :, None], -1, kernel, borderType=cv2.BORDER_REFLECT)
+    coverage = cv2.filter2D(weight, -1, kernel, borderType=cv2.BORDER_REFLECT)[:, :, None]
+    plain = cv2.filter2D(linear, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    blurred = np.where(coverage > 1e-3, spread / np.maximum(coverage, 1e-3), plain)
+    backdrop = imaging.linear_to_srgb(blurred)
+    edited = _composite(req, box, foreground, alpha, np.ones_like(layer_alpha), backdrop)
+    if req.image.shape[2] == 4:
+        edited[:, :, 3] = layer_alpha
+    return [Layer(f"Background blur {radius} px", imaging.blend_into(req.image, edited, box,
+                                                                     req.mask))]
+
+
+OPERATIONS = [
+    Operation("background.remove", "Remove Background",
+              "Cut the subject out with a soft, hair-preserving matte.",
+              [Param("output", "choice", "cut-out and matte", "Output",
+                     "A cut-out layer, the matte as a mask, or both.",
+                     choices=("cut-out and matte", "cut-out", "matte")), DECONTAMINATE],
+              remove, engine_kind="matting"),
+    Operation("background.replace", "Replace Background",
+              "Put a solid colour or a picture behind the subject.",
+              [Param("color", "color", "#ffffff", "Colour", "Used when no image is given."),
+               Param("image", "file", "", "Image", "A picture to place behind the subject."),
+               DECONTAMINATE],
+              replace, engine_kind="matting"),
+    Operation("background.blur", "Blur Background",
+              "Portrait bokeh: the background blurred as by a wide lens, the subject sharp.",
+              [Param("radius", "int", 24, "Blur radius", "Lens blur radius in pixels.",
+                     min=1, max=200, step=1), DECONTAMINATE],
+              blur, engine_kind="matting"),
+]

@@ -1,0 +1,158 @@
+"""What an operation is: its parameters as data (the schema the plug-ins build their
+controls from), validation of what a client sends, and the layers it returns."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import protocol
+from ..protocol import ProtocolError
+
+_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb") or file (a path
+    on the backend's machine, "" for none)."""
+
+    name: str
+    kind: str
+    default: Any
+    label: str
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple = ()
+
+    def schema(self) -> dict:
+        out = {"name": self.name, "kind": self.kind, "default": self.default,
+               "label": self.label, "help": self.help}
+        for key in ("min", "max", "step"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
+
+    def check(self, value):
+        """The value to use, or a ValueError that says what is wrong with `value`."""
+        kind = self.kind
+        if kind in ("float", "int"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (kind == "int" and not float(value).is_integer()):
+                raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}, "
+                                 f"got {value!r}")
+            value = int(value) if kind == "int" else float(value)
+            if (self.min is not None and value < self.min) or \
+                    (self.max is not None and value > self.max):
+                raise ValueError(f"must be between {self.min} and {self.max}, got {value}")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"must be true or false, got {value!r}")
+            return value
+        if kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"must be one of {', '.join(map(str, self.choices))}, "
+                                 f"got {value!r}")
+            return value
+        if kind == "color":
+            if not isinstance(value, str) or not _HEX_COLOR.match(value):
+                raise ValueError(f"must be a colour as #rrggbb, got {value!r}")
+            return value.lower()
+        if kind == "file":
+            if not isinstance(value, str):
+                raise ValueError(f"must be a file path, got {value!r}")
+            if value and not os.path.isfile(value):
+                raise ValueError(f"no such file: {value}")
+            return value
+        raise AssertionError(f"unknown parameter kind {kind}")
+
+    def parse_text(self, text: str):
+        """Turn command-line text into the value `check` expects."""
+        if self.kind == "float":
+            return float(text)
+        if self.kind == "int":
+            return int(text)
+        if self.kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"must be true or false, got {text!r}")
+            return text.lower() in ("true", "1", "yes")
+        return text
+
+
+@dataclass
+class Layer:
+    """A layer an operation made: pixels (H, W, C) in the input's sample type, its place
+    relative to the input layer's origin, and its role ("layer", or "mask" for a matte
+    that a plug-in applies as a layer or transparency mask)."""
+
+    name: str
+    pixels: np.ndarray
+    role: str = "layer"
+    offset: tuple[int, int] = (0, 0)
+    provenance: dict = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    """What an operation receives: the layer, the selection and the checked parameters."""
+
+    image: np.ndarray                      # (H, W, 3|4) u8, u16 or f32
+    mask: np.ndarray | None                # (H, W) u8 selection, None for "everything"
+    params: dict
+    progress: Callable[[float, str], None]  # raises jobs.Cancelled when the job is cancelled
+
+
+@dataclass
+class Operation:
+    id: str
+    label: str
+    description: str
+    params: list[Param]
+    run: Callable[[Request], list[Layer]]
+    engine_kind: str | None = None   # the engine registry kind behind the "engine" parameter
+    hidden: bool = False             # not offered in the editors' menus (diagnostics)
+
+    def all_params(self) -> list[Param]:
+        if self.engine_kind is None:
+            return self.params
+        from .. import engines
+        names = tuple(e.name for e in engines.of_kind(self.engine_kind))
+        engine = Param("engine", "choice", engines.default(self.engine_kind), "Engine",
+                       "Model that does the work; see the capabilities' engines for licences.",
+                       choices=names)
+        return [engine, *self.params]
+
+    def validate(self, params) -> dict:
+        """Defaults filled in; unknown or bad values raise a bad_parameter ProtocolError."""
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise ProtocolError(protocol.E_BAD_PARAMETER, "params must be a JSON object")
+        known = {p.name: p for p in self.all_params()}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ProtocolError(protocol.E_BAD_PARAMETER,
+                                f"{self.id}: unknown parameter {', '.join(unknown)}; "
+                                f"it takes {', '.join(known) or 'none'}")
+        out = {}
+        for name, param in known.items():
+            try:
+                out[name] = param.check(params.get(name, param.default))
+            except ValueError as exc:
+                raise ProtocolError(protocol.E_BAD_PARAMETER,
+                                    f"{self.id}: parameter {name} {exc}") from None
+        return out
+
+    def schema(self) -> dict:
+        return {"id": self.id, "label": self.label, "description": self.description,
+                "hidden": self.hidden, "engine_kind": self.engine_kind,
+                "params": [p.schema() for p in self.all_params()]}

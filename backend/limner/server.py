@@ -1,0 +1,360 @@
+"""`limner serve`: the local WebSocket server.
+
+Binds to 127.0.0.1 only, writes the discovery file (owner-only) and removes it on exit,
+refuses browser connections (an Origin header) and unauthenticated clients, and turns every
+bad input into an error message on a connection that stays usable. Jobs go to the one
+JobQueue; each result goes back only to the connection that asked for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import secrets
+import threading
+from http import HTTPStatus
+from pathlib import Path
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from . import __version__, discovery, engines, imaging, operations, protocol
+from .jobs import Cancelled, Job, JobQueue
+from .protocol import ProtocolError
+
+log = logging.getLogger("limner.server")
+
+
+class Server:
+    def __init__(self, port: int = protocol.DEFAULT_PORT, token: str | None = None,
+                 max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
+                 max_buffer_bytes: int = protocol.DEFAULT_MAX_BUFFER_BYTES,
+                 state_dir: Path | None = None, write_discovery: bool = True):
+        self.requested_port = port
+        self.port: int | None = None
+        self.token = token or secrets.token_urlsafe(24)
+        self.max_message_bytes = max_message_bytes
+        self.max_buffer_bytes = max_buffer_bytes
+        self.state_dir = state_dir
+        self.write_discovery = write_discovery
+        self.jobs: JobQueue | None = None
+        self._server = None
+        self._worker: asyncio.Task | None = None
+
+    def capabilities(self) -> dict:
+        return {"operations": operations.schemas(), "engines": engines.describe_all(),
+                "samples": list(protocol.SAMPLE_TYPES), "chunk_bytes": protocol.CHUNK_BYTES,
+                "max_message_bytes": self.max_message_bytes,
+                "max_buffer_bytes": self.max_buffer_bytes}
+
+    async def start(self) -> None:
+        self.jobs = JobQueue()
+        self._worker = asyncio.create_task(self.jobs.worker())
+        options = dict(process_request=self._refuse_browsers, compression=None,
+                       max_size=self.max_message_bytes, max_queue=64)
+        try:
+            self._server = await serve(self._handle, protocol.DEFAULT_HOST, self.requested_port,
+                                       **options)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or self.requested_port == 0:
+                raise
+            # A stale or foreign process holds the port: take a free one; clients find it
+            # through the discovery file.
+            log.warning("port %s is in use; using a free port instead", self.requested_port)
+            self._server = await serve(self._handle, protocol.DEFAULT_HOST, 0, **options)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.write_discovery:
+            path = discovery.write({"port": self.port, "token": self.token, "pid": os.getpid(),
+                                    "protocol": protocol.PROTOCOL_VERSION,
+                                    "version": __version__}, self.state_dir)
+            log.info("discovery file: %s", path)
+        log.info("limner %s listening on ws://%s:%s", __version__, protocol.DEFAULT_HOST,
+                 self.port)
+
+    async def close(self) -> None:
+        if self.write_discovery:
+            discovery.remove(self.token, self.state_dir)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._worker is not None:
+            self._worker.cancel()
+        if self.jobs is not None:
+            self.jobs.shutdown()
+
+    async def serve_forever(self, stop: asyncio.Event | None = None) -> None:
+        await self.start()
+        try:
+            await (stop or asyncio.Event()).wait()
+        finally:
+            await self.close()
+
+    @staticmethod
+    def _refuse_browsers(connection: ServerConnection, request):
+        # Any web page can open a WebSocket to localhost; browsers always send Origin,
+        # the editors' plug-ins never do.
+        if "Origin" in request.headers:
+            log.warning("refused a connection with Origin %s", request.headers["Origin"])
+            return connection.respond(HTTPStatus.FORBIDDEN,
+                                      "Limner refuses browser connections (Origin header).\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        await Connection(self, ws).serve()
+
+
+class Connection:
+    """One client: authentication, the upload in progress, its jobs, and an outbox that a
+    single sender task drains (so progress and results never interleave mid-buffer, and
+    reading goes on while a large result is written)."""
+
+    def __init__(self, server: Server, ws: ServerConnection):
+        self.server = server
+        self.ws = ws
+        self.authed = False
+        self.upload: dict | None = None          # the run whose buffers are arriving
+        self.skip_binary = False                 # frames of a refused run: drop quietly
+        self.jobs: dict[str, Job] = {}
+        self.next_buffer = 1
+        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+
+    async def serve(self) -> None:
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            async for message in self.ws:
+                try:
+                    if isinstance(message, str):
+                        self.skip_binary = False
+                        await self._on_text(message)
+                    else:
+                        self._on_binary(message)
+                except ProtocolError as exc:
+                    self.send(exc.to_message())
+                    if exc.code == protocol.E_AUTH:
+                        await self._drain_then_close(protocol.CLOSE_POLICY, "authentication failed")
+                        return
+        except ConnectionClosed:
+            pass
+        finally:
+            self.server.jobs.drop_client(self)
+            sender.cancel()
+
+    # ---------------------------------------------------------------- outgoing
+
+    def send(self, item) -> None:
+        """Queue a text message, or a (BufferSpec, bytes) buffer, for the sender task."""
+        self.outbox.put_nowait(item)
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                item = await self.outbox.get()
+                if isinstance(item, str):
+                    await self.ws.send(item)
+                else:
+                    for frame in protocol.frames(*item):
+                        await self.ws.send(frame)
+                self.outbox.task_done()
+        except ConnectionClosed:
+            pass
+
+    async def _drain_then_close(self, code: int, reason: str) -> None:
+        await self.outbox.join()
+        await self.ws.close(code, reason)
+
+    # ---------------------------------------------------------------- incoming
+
+    async def _on_text(self, text: str) -> None:
+        if not self.authed:
+            msg = self._decode(text, (protocol.HELLO,), "the first message must be hello")
+            if not secrets.compare_digest(str(msg.get("token", "")), self.server.token):
+                raise ProtocolError(protocol.E_AUTH, "missing or wrong token; read it from the "
+                                                     "discovery file")
+            if msg.get("protocol") != protocol.PROTOCOL_VERSION:
+                raise ProtocolError(protocol.E_VERSION,
+                                    f"this backend speaks protocol {protocol.PROTOCOL_VERSION}, "
+                                    f"the client {msg.get('protocol')!r}; update the plug-in")
+            self.authed = True
+            self.send(protocol.welcome(f"limner {__version__}", self.server.capabilities()))
+            return
+        msg = protocol.decode(text, protocol.CLIENT_TYPES)
+        if msg["type"] == protocol.RUN:
+            self._on_run(msg)
+        elif msg["type"] == protocol.CANCEL:
+            job_id = msg.get("job")
+            if not self.server.jobs.cancel(self, job_id):
+                raise ProtocolError(protocol.E_UNKNOWN_JOB, f"no waiting or running job {job_id!r}",
+                                    job_id if isinstance(job_id, str) else None)
+        else:
+            raise ProtocolError(protocol.E_BAD_MESSAGE, "hello was already received")
+
+    def _decode(self, text: str, allowed, hint: str) -> dict:
+        try:
+            return protocol.decode(text, allowed)
+        except ProtocolError as exc:
+            raise ProtocolError(protocol.E_AUTH, f"{hint}: {exc.message}") from None
+
+    def _on_run(self, msg: dict) -> None:
+        job_id = msg.get("job")
+        try:
+            if not isinstance(job_id, str) or not 0 < len(job_id) <= 64:
+                raise ProtocolError(protocol.E_BAD_MESSAGE, "run.job must be a string id of "
+                                                            "1 to 64 characters")
+            if self.upload is not None:
+                raise ProtocolError(protocol.E_BUSY, f"job {self.upload['job']!r} is still "
+                                                     "uploading; send its buffers first")
+            if job_id in self.jobs:
+                raise ProtocolError(protocol.E_BAD_MESSAGE, f"job id {job_id!r} is already in use")
+            op = operations.get(msg.get("op"))
+            params = op.validate(msg.get("params"))
+            limit = self.server.max_buffer_bytes
+            image = protocol.BufferSpec.from_json(msg.get("image"), "image", limit, (3, 4))
+            mask = None
+            if msg.get("mask") is not None:
+                mask = protocol.BufferSpec.from_json(msg["mask"], "mask", limit)
+                if (mask.width, mask.height, mask.channels, mask.sample) != \
+                        (image.width, image.height, 1, "u8"):
+                    raise ProtocolError(protocol.E_MASK_SIZE,
+                                        f"the mask must be {image.width}x{image.height}x1 u8 like "
+                                        f"the image, got {mask.width}x{mask.height}x"
+                                        f"{mask.channels} {mask.sample}")
+                if mask.id == image.id:
+                    raise ProtocolError(protocol.E_BAD_BUFFER, "image and mask need distinct ids")
+            offset = msg.get("offset", [0, 0])
+            if not (isinstance(offset, list) and len(offset) == 2 and
+                    all(isinstance(v, int) and not isinstance(v, bool) for v in offset)):
+                raise ProtocolError(protocol.E_BAD_MESSAGE, "run.offset must be [x, y] integers")
+        except ProtocolError as exc:
+            exc.job = job_id if isinstance(job_id, str) else None
+            self.skip_binary = True   # its buffers may already be on the way
+            raise
+        buffers = {spec.id: protocol.BufferAssembler(spec) for spec in (image, mask) if spec}
+        self.upload = {"job": job_id, "op": op, "params": params, "image": image,
+                       "mask": mask, "offset": offset, "buffers": buffers}
+
+    def _on_binary(self, frame: bytes) -> None:
+        if self.skip_binary:
+            return
+        if not self.authed:
+            raise ProtocolError(protocol.E_AUTH, "the first message must be hello, not pixels")
+        if self.upload is None:
+            raise ProtocolError(protocol.E_UNEXPECTED_BINARY,
+                                "binary frame with no run waiting for pixels")
+        upload = self.upload
+        try:
+            header, payload = protocol.parse_frame(frame)
+            if header.buffer not in upload["buffers"]:
+                raise ProtocolError(protocol.E_SIZE_MISMATCH,
+                                    f"buffer {header.buffer} is not one the run declared "
+                                    f"({', '.join(map(str, upload['buffers']))})")
+            upload["buffers"][header.buffer].add(header, payload)
+        except ProtocolError as exc:
+            exc.job = upload["job"]
+            self.upload = None
+            self.skip_binary = True
+            raise
+        if all(b.done for b in upload["buffers"].values()):
+            self.upload = None
+            self._start_job(upload)
+
+    def _start_job(self, upload: dict) -> None:
+        image_buf = upload["buffers"][upload["image"].id]
+        image = imaging.from_bytes(image_buf.data, upload["image"])
+        mask = None
+        if upload["mask"] is not None:
+            mask_buf = upload["buffers"][upload["mask"].id]
+            mask = imaging.from_bytes(mask_buf.data, upload["mask"])[:, :, 0]
+        job_id = upload["job"]
+
+        def report(fraction: float, stage: str) -> None:   # called from the worker thread
+            self.loop.call_soon_threadsafe(self.send, protocol.progress(job_id, fraction, stage))
+
+        job = Job(job_id, self, upload["op"], upload["params"], image, mask, report,
+                  self.loop.create_future())
+        self.jobs[job_id] = job
+        ahead = self.server.jobs.submit(job)
+        self.send(protocol.progress(job_id, 0.0, f"queued ({ahead} ahead)" if ahead else "started"))
+        asyncio.create_task(self._deliver(job, upload["offset"]))
+
+    async def _deliver(self, job: Job, offset: list[int]) -> None:
+        try:
+            layers = await job.done
+        except Cancelled:
+            self.send(protocol.error(protocol.E_CANCELLED, f"job {job.id} was cancelled", job.id))
+            return
+        except ProtocolError as exc:
+            self.send(protocol.error(exc.code, exc.message, job.id))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failure must reach the client, not kill us
+            log.exception("job %s failed", job.id)
+            self.send(protocol.error(protocol.E_OPERATION_FAILED, str(exc), job.id))
+            return
+        finally:
+            self.jobs.pop(job.id, None)
+        described, buffers = [], []
+        for layer in layers:
+            spec, data = imaging.to_bytes(layer.pixels)
+            spec = protocol.BufferSpec(self.next_buffer, spec.width, spec.height,
+                                       spec.channels, spec.sample)
+            self.next_buffer += 1
+            described.append({"name": layer.name, "role": layer.role,
+                              "offset": [offset[0] + layer.offset[0], offset[1] + layer.offset[1]],
+                              "buffer": spec.to_json(), "provenance": layer.provenance})
+            buffers.append((spec, data))
+        self.send(protocol.result(job.id, described))
+        for item in buffers:
+            self.send(item)
+
+
+class ServerThread:
+    """A server on its own event loop in a background thread: for the CLI when no backend
+    is running, and for tests and benchmarks that need a real server over a real socket."""
+
+    def __init__(self, **kwargs):
+        self.server = Server(**kwargs)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="limner-server", daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self._thread.start()
+        self._started.wait(60)
+        if self._error:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def uri(self) -> str:
+        return f"ws://{protocol.DEFAULT_HOST}:{self.server.port}"
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.server.close()
+
+    def stop(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(30)
