@@ -7,6 +7,7 @@ thread; plug-ins call it off their GUI thread and may call `cancel` from any thr
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from dataclasses import dataclass
@@ -43,9 +44,11 @@ class ResultLayer:
 
 class Client:
     def __init__(self, uri: str, token: str, name: str = "limner-client", timeout: float = 10):
+        self._context = contextlib.ExitStack()   # websockets >= 17.1 wants connect() entered
         try:
-            self.ws = connect(uri, compression=None, open_timeout=timeout,
-                              max_size=protocol.DEFAULT_MAX_MESSAGE_BYTES, close_timeout=2)
+            self.ws = self._context.enter_context(
+                connect(uri, compression=None, open_timeout=timeout,
+                        max_size=protocol.DEFAULT_MAX_MESSAGE_BYTES, close_timeout=2))
         except (OSError, InvalidStatus) as exc:
             raise BackendError("unreachable", f"cannot reach the Limner backend at {uri}: "
                                               f"{exc}") from None
@@ -64,7 +67,7 @@ class Client:
         return cls(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"], **kwargs)
 
     def close(self) -> None:
-        self.ws.close()
+        self._context.close()
 
     def __enter__(self) -> "Client":
         return self

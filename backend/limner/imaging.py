@@ -53,10 +53,11 @@ def from_float(array: np.ndarray, sample: str) -> np.ndarray:
     return np.clip(np.rint(array * scale), 0, scale).astype(DTYPES[sample])
 
 
-def selection_box(mask: np.ndarray | None, shape: tuple[int, int], context: float = 0.15,
+def selection_box(mask: np.ndarray | None, shape: tuple[int, int], context: float = 0.5,
                   min_context: int = 32) -> tuple[slice, slice]:
-    """The selection's bounding box plus context padding (models need to see around it),
-    clipped to the layer. The whole layer when there is no mask."""
+    """The selection's bounding box plus context padding, clipped to the layer: a matting
+    model needs to see the person around the selection (with 0.15 the astronaut's matte
+    inside a half-image selection differed by 0.11 on average in its lower part). The whole layer when there is no mask."""
     h, w = shape
     if mask is None:
         return slice(0, h), slice(0, w)

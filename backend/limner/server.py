@@ -17,7 +17,6 @@ import threading
 from http import HTTPStatus
 from pathlib import Path
 
-import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -134,6 +133,10 @@ class Connection:
                         self._on_binary(message)
                 except ProtocolError as exc:
                     self.send(exc.to_message())
+                    # pixels of a refused run may already be on their way: drop them quietly
+                    # until the client's next text message
+                    if isinstance(message, str):
+                        self.skip_binary = True
                     if exc.code == protocol.E_AUTH:
                         await self._drain_then_close(protocol.CLOSE_POLICY, "authentication failed")
                         return
@@ -230,7 +233,6 @@ class Connection:
                 raise ProtocolError(protocol.E_BAD_MESSAGE, "run.offset must be [x, y] integers")
         except ProtocolError as exc:
             exc.job = job_id if isinstance(job_id, str) else None
-            self.skip_binary = True   # its buffers may already be on the way
             raise
         buffers = {spec.id: protocol.BufferAssembler(spec) for spec in (image, mask) if spec}
         self.upload = {"job": job_id, "op": op, "params": params, "image": image,
@@ -255,7 +257,7 @@ class Connection:
         except ProtocolError as exc:
             exc.job = upload["job"]
             self.upload = None
-            self.skip_binary = True
+            self.skip_binary = True   # the rest of this upload's frames
             raise
         if all(b.done for b in upload["buffers"].values()):
             self.upload = None

@@ -77,13 +77,16 @@ class Param:
 
     def parse_text(self, text: str):
         """Turn command-line text into the value `check` expects."""
-        if self.kind == "float":
-            return float(text)
-        if self.kind == "int":
-            return int(text)
+        kinds = {"float": (float, "a number"), "int": (int, "an integer")}
+        if self.kind in kinds:
+            convert, what = kinds[self.kind]
+            try:
+                return convert(text)
+            except ValueError:
+                raise ValueError(f"{self.name} must be {what}, got {text!r}") from None
         if self.kind == "bool":
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"must be true or false, got {text!r}")
+                raise ValueError(f"{self.name} must be true or false, got {text!r}")
             return text.lower() in ("true", "1", "yes")
         return text
 

@@ -1,0 +1,170 @@
+"""Benchmark the backend and print tables (not a test: run it by hand).
+
+    .venv/bin/python tests/benchmarks/bench_backend.py [--repeat 5]
+
+1. Pixel transfer: a layer's round trip through a real `limner serve` process (echo),
+   beside a raw loopback TCP socket moving the same bytes both ways (the physical limit
+   here) and PNG encode + decode of the same buffer (what a PNG-based protocol pays, once
+   per direction).
+2. Operations: latency on a real portrait scaled to each size, and the backend process's
+   peak resident memory during those runs (Linux: VmHWM, reset before each row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from limner import discovery, imaging
+from limner.client import Client
+
+
+def median_time(fn, repeat: int) -> float:
+    fn()  # warm-up (model loading, first-touch allocations)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Backend:
+    """`limner serve` in its own process, so its memory is measured alone."""
+
+    def __init__(self):
+        self.state = tempfile.mkdtemp(prefix="limner-bench-")
+        env = {**os.environ, "LIMNER_STATE_DIR": self.state}
+        self.proc = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0",
+                                      "--log-level", "WARNING"], env=env)
+        deadline = time.time() + 60
+        while discovery.read(Path(self.state)) is None:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("limner serve did not start")
+            time.sleep(0.1)
+        self.client = Client.discover(Path(self.state), name="bench")
+
+    def reset_peak(self) -> None:
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+
+    def peak_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def run(self, op: str, params: dict, image: np.ndarray):
+        spec, data = imaging.to_bytes(image)
+        return self.client.run(op, params, data, spec.width, spec.height, spec.channels,
+                               spec.sample)
+
+    def close(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def raw_socket_round_trip(payload: bytes) -> float:
+    """Send the bytes to a loopback peer that sends them straight back."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    size = len(payload)
+
+    def echo():
+        conn, _ = server.accept()
+        with conn:
+            buf = bytearray(size)
+            view, got = memoryview(buf), 0
+            while got < size:
+                got += conn.recv_into(view[got:])
+            conn.sendall(buf)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(payload)
+        back = bytearray(size)
+        view, got = memoryview(back), 0
+        while got < size:
+            got += client.recv_into(view[got:])
+    elapsed = time.perf_counter() - start
+    thread.join()
+    server.close()
+    return elapsed
+
+
+def png_cost(image: np.ndarray) -> float:
+    bgra = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    start = time.perf_counter()
+    ok, encoded = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    return time.perf_counter() - start
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    print(f"\n{title}")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    from skimage import data
+
+    backend = Backend()
+    try:
+        rng = np.random.default_rng(0)
+        rows = []
+        for side, sample in ((1024, "u8"), (4096, "u8"), (4096, "u16")):
+            dtype = imaging.DTYPES[sample]
+            image = rng.integers(0, np.iinfo(dtype).max, (side, side, 4), dtype=dtype)
+            backend.reset_peak()
+            server = median_time(lambda: backend.run("diagnostics.echo", {}, image), args.repeat)
+            peak = backend.peak_mib()
+            raw = median_time(lambda: raw_socket_round_trip(image.tobytes()), args.repeat)
+            png = median_time(lambda: png_cost(image), max(1, args.repeat // 2))
+            rows.append([f"{side}x{side} RGBA {sample}", f"{image.nbytes / 2**20:.0f} MiB",
+                         f"{server * 1000:.0f} ms", f"{raw * 1000:.0f} ms",
+                         f"{png * 1000:.0f} ms", f"{2 * png * 1000:.0f} ms", f"{peak:.0f} MiB"])
+        table("Pixel transfer (round trip, median)",
+              ["layer", "size", "limner echo", "raw TCP socket", "PNG enc+dec (1 way)",
+               "PNG both ways", "backend peak RSS"], rows)
+
+        portrait = data.astronaut()
+        rows = []
+        for op, params in (("background.remove", {"engine": "rvm"}),
+                           ("background.remove", {"engine": "mediapipe"}),
+                           ("background.replace", {"color": "#3060c0"}),
+                           ("background.blur", {"radius": 24})):
+            for side in (1024, 2048):
+                image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
+                backend.reset_peak()
+                seconds = median_time(lambda: backend.run(op, params, image), args.repeat)
+                rows.append([op, params.get("engine", "rvm"), f"{side}x{side}",
+                             f"{seconds * 1000:.0f} ms", f"{backend.peak_mib():.0f} MiB"])
+        table("Operations (end to end through the server, median)",
+              ["operation", "engine", "size", "latency", "backend peak RSS"], rows)
+    finally:
+        backend.close()
+    print(f"\n{os.cpu_count()} CPUs; repeat={args.repeat}")
+
+
+if __name__ == "__main__":
+    main()

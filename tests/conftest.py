@@ -1,0 +1,66 @@
+"""Shared fixtures: the two real portraits, and a real backend on a real loopback socket."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from limner import imaging, protocol
+from limner.client import Client
+from limner.ora import read_image
+from limner.server import ServerThread
+
+# Points that are plainly subject or plainly background in each portrait (row, column).
+FACE = {"astronaut": (100, 210), "grace_hopper": (250, 260)}
+
+
+@pytest.fixture(scope="session")
+def portraits() -> dict[str, np.ndarray]:
+    from matplotlib import cbook
+    from skimage import data
+
+    return {"astronaut": data.astronaut(),
+            "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
+                                                             asfileobj=False))}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One backend for the session (models load once); tests that need their own limits
+    start their own ServerThread."""
+    with ServerThread(port=0, state_dir=tmp_path_factory.mktemp("state")) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    with Client(server.uri, server.server.token, name="pytest") as c:
+        yield c
+
+
+@pytest.fixture
+def raw(server):
+    """An authenticated raw WebSocket, for sending what a well-behaved client never would."""
+    with connect(server.uri, compression=None, max_size=None) as ws:
+        ws.send(protocol.hello(server.server.token, "pytest-raw"))
+        assert protocol.decode(ws.recv(), protocol.SERVER_TYPES)["type"] == protocol.WELCOME
+        yield ws
+
+
+def run_array(client: Client, op: str, params: dict, image: np.ndarray,
+              mask: np.ndarray | None = None, **kwargs) -> list[tuple[object, np.ndarray]]:
+    """Run a job on an array; returns (ResultLayer, pixels as (H, W, C) array) pairs."""
+    spec, data = imaging.to_bytes(image)
+    layers = client.run(op, params, data, spec.width, spec.height, spec.channels, spec.sample,
+                        mask=None if mask is None else np.ascontiguousarray(mask, np.uint8).tobytes(),
+                        **kwargs)
+    return [(layer, imaging.from_bytes(layer.data, layer.spec)) for layer in layers]
+
+
+def next_text(ws) -> dict:
+    """The next JSON message on a raw connection (skipping result frames)."""
+    while True:
+        message = ws.recv(timeout=30)
+        if isinstance(message, str):
+            return protocol.decode(message, protocol.SERVER_TYPES)

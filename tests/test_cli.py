@@ -1,0 +1,133 @@
+"""The command line as a person runs it: `limner ops`, `limner run`, `limner serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FACE
+
+from limner import discovery
+
+
+def limner(*args, env=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "limner", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def isolated_env(tmp_path):
+    """No backend to discover: `limner run` must start its own."""
+    return {**os.environ, "LIMNER_STATE_DIR": str(tmp_path / "state")}
+
+
+@pytest.fixture
+def astronaut_png(portraits, tmp_path):
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(portraits["astronaut"], cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_ops_lists_operations_parameters_and_engine_licences():
+    out = limner("ops")
+    assert out.returncode == 0, out.stderr
+    for words in ("background.remove", "background.replace", "background.blur", "radius",
+                  "rvm        GPL-3.0", "mediapipe  Apache-2.0"):
+        assert words in out.stdout
+    assert "diagnostics.echo" not in out.stdout
+    caps = json.loads(limner("ops", "--json").stdout)
+    assert {op["id"] for op in caps["operations"]} >= {"background.remove", "diagnostics.echo"}
+
+
+def test_run_writes_pngs_and_an_openraster_stack(astronaut_png, tmp_path, isolated_env):
+    out_dir = tmp_path / "out"
+    result = limner("run", astronaut_png, "--op", "background.remove", "--out", out_dir,
+                    env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    cutout = cv2.imread(str(out_dir / "astronaut-cut-out-ai-rvm.png"), cv2.IMREAD_UNCHANGED)
+    assert cutout.shape == (512, 512, 4)
+    row, col = FACE["astronaut"]
+    assert cutout[row, col, 3] == 255 and cutout[0, 0, 3] == 0
+    matte = cv2.imread(str(out_dir / "astronaut-matte-ai-rvm.png"), cv2.IMREAD_UNCHANGED)
+    assert matte.shape == (512, 512) and np.array_equal(matte, cutout[:, :, 3])
+
+    ora = out_dir / "astronaut-background-remove.ora"
+    with zipfile.ZipFile(ora) as zf:
+        first = zf.infolist()[0]
+        assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
+        assert zf.read("mimetype") == b"image/openraster"
+        stack = ET.fromstring(zf.read("stack.xml"))
+        layers = stack.findall("./stack/layer")
+        names = [layer.get("name") for layer in layers]
+        assert names == ["Cut-out [AI rvm]", "Matte [AI rvm]", "astronaut"]
+        assert [layer.get("visibility") for layer in layers] == ["visible", "hidden", "hidden"]
+        provenance = json.loads(layers[0].get("{urn:limner:1}provenance"))
+        assert provenance["operation"] == "background.remove" and provenance["ai_edited"]
+        for layer in layers:
+            png = np.frombuffer(zf.read(layer.get("src")), np.uint8)
+            assert cv2.imdecode(png, cv2.IMREAD_UNCHANGED).shape[:2] == (512, 512)
+        merged = cv2.imdecode(np.frombuffer(zf.read("mergedimage.png"), np.uint8),
+                              cv2.IMREAD_UNCHANGED)
+        assert merged[0, 0, 3] == 0 and merged[row, col, 3] == 255
+    sidecar = json.loads((out_dir / "astronaut-background-remove.provenance.json").read_text())
+    assert [item["name"] for item in sidecar] == names[:2]
+
+
+def test_run_with_a_mask_and_parameters(astronaut_png, tmp_path, isolated_env):
+    mask = np.zeros((512, 512), np.uint8)
+    mask[:, :256] = 255
+    mask_path = tmp_path / "mask.png"
+    cv2.imwrite(str(mask_path), mask)
+    result = limner("run", astronaut_png, "--op", "background.blur", "--param", "radius=30",
+                    "--param", "engine=mediapipe", "--mask", mask_path, "--out", tmp_path / "o",
+                    env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    out = cv2.imread(str(tmp_path / "o" / "astronaut-background-blur-30-px-ai-mediapipe.png"))
+    original = cv2.imread(str(astronaut_png))
+    assert np.array_equal(out[:, 256:], original[:, 256:])
+    assert not np.array_equal(out[:, :256], original[:, :256])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--param", "radius=abc"], "radius must be an integer, got 'abc'"),
+    (["--param", "sharpness=3"], "no parameter 'sharpness'"),
+    (["--param", "radius=900"], "radius must be between 1 and 200"),
+    (["--mask", "WRONG_MASK"], "must match"),
+])
+def test_run_reports_bad_input_clearly(astronaut_png, tmp_path, isolated_env, args, words):
+    wrong = tmp_path / "wrong.png"
+    cv2.imwrite(str(wrong), np.zeros((10, 10), np.uint8))
+    args = [str(wrong) if a == "WRONG_MASK" else a for a in args]
+    result = limner("run", astronaut_png, "--op", "background.blur", *args, "--out", tmp_path,
+                    env=isolated_env)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+
+
+def test_serve_writes_discovery_serves_run_and_cleans_up(astronaut_png, tmp_path, isolated_env):
+    state = tmp_path / "state"
+    server = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0"],
+                              env=isolated_env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while (info := discovery.read(state)) is None:
+            assert server.poll() is None and time.time() < deadline, server.stderr.read()
+            time.sleep(0.1)
+        assert info["pid"] == server.pid
+        result = limner("run", astronaut_png, "--op", "background.replace", "--out",
+                        tmp_path / "o", env=isolated_env)
+        assert result.returncode == 0, result.stderr
+        assert "starting one" not in result.stderr   # it used the running server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert server.returncode == 0
+    assert not discovery.discovery_path(state).exists()
