@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from websockets.sync.client import connect
-
 from limner import imaging, protocol
 from limner.client import Client
 from limner.ora import read_image
 from limner.server import ServerThread
+from websockets.sync.client import connect
 
 # Points that are plainly subject or plainly background in each portrait (row, column).
 FACE = {"astronaut": (100, 210), "grace_hopper": (250, 260)}

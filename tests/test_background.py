@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FACE, run_array
-
 from limner import imaging, protocol
 from limner.client import BackendError
 

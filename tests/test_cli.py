@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FACE
-
 from limner import discovery
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-
 from limner import operations
 from limner.jobs import Cancelled, Job, JobQueue
 

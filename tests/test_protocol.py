@@ -8,7 +8,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from limner import protocol
 from limner.protocol import BufferAssembler, BufferSpec, ProtocolError
 

@@ -12,13 +12,12 @@ import time
 import numpy as np
 import pytest
 from conftest import FACE, next_text, run_array
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
-
 from limner import discovery, protocol
 from limner.client import BackendError, Client
 from limner.protocol import BufferSpec
 from limner.server import ServerThread
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 SMALL = np.arange(6 * 5 * 4, dtype=np.uint8).reshape(6, 5, 4)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -22,14 +22,9 @@ from . import discovery, protocol
 _buffer_ids = itertools.count(1)
 
 
-class BackendError(Exception):
-    """The backend said no (code is a protocol E_* code), or could not be reached."""
-
-    def __init__(self, code: str, message: str, job: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.job = job
+class BackendError(protocol.ProtocolError):
+    """The backend said no (code: a protocol E_* code), or could not be reached
+    ("unreachable", "not_running", "closed")."""
 
 
 @dataclass
@@ -58,7 +53,7 @@ class Client:
         self.capabilities = welcome["capabilities"]
 
     @classmethod
-    def discover(cls, state_dir: Path | None = None, **kwargs) -> "Client":
+    def discover(cls, state_dir: Path | None = None, **kwargs) -> Client:
         """Connect to the backend named by the discovery file."""
         info = discovery.read(state_dir)
         if info is None:
@@ -69,7 +64,7 @@ class Client:
     def close(self) -> None:
         self._context.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:

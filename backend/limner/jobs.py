@@ -8,9 +8,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
 
 import numpy as np
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 7421
@@ -76,7 +76,7 @@ FLAG_LAST = 1            # the final chunk of its buffer
 
 
 class ProtocolError(Exception):
-    """A peer broke the protocol; `code` is one of the E_* codes above."""
+    """An error a peer reports: `code` is one of the E_* codes above, `message` is for people."""
 
     def __init__(self, code: str, message: str, job: str | None = None):
         super().__init__(message)
@@ -117,7 +117,7 @@ def welcome(server: str, capabilities: dict) -> str:
     return encode(WELCOME, protocol=PROTOCOL_VERSION, server=server, capabilities=capabilities)
 
 
-def run(job: str, op: str, params: dict, image: "BufferSpec", mask: "BufferSpec | None" = None,
+def run(job: str, op: str, params: dict, image: BufferSpec, mask: BufferSpec | None = None,
         offset: tuple[int, int] = (0, 0)) -> str:
     return encode(RUN, job=job, op=op, params=params, image=image.to_json(),
                   mask=mask.to_json() if mask else None, offset=list(offset))
@@ -163,7 +163,7 @@ class BufferSpec:
 
     @classmethod
     def from_json(cls, obj, what: str, max_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
-                  channels: tuple[int, ...] = (1, 2, 3, 4)) -> "BufferSpec":
+                  channels: tuple[int, ...] = (1, 2, 3, 4)) -> BufferSpec:
         """Validate a declared buffer; `what` names it in errors ("image", "mask")."""
         if not isinstance(obj, dict):
             raise ProtocolError(E_BAD_BUFFER, f"{what}: expected an object with id, width, "

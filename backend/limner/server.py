@@ -291,7 +291,7 @@ class Connection:
         except ProtocolError as exc:
             self.send(protocol.error(exc.code, exc.message, job.id))
             return
-        except Exception as exc:  # noqa: BLE001 - a failure must reach the client, not kill us
+        except Exception as exc:
             log.exception("job %s failed", job.id)
             self.send(protocol.error(protocol.E_OPERATION_FAILED, str(exc), job.id))
             return
@@ -324,7 +324,7 @@ class ServerThread:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="limner-server", daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self._thread.start()
         self._started.wait(60)
         if self._error:

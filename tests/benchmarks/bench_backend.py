@@ -25,7 +25,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from limner import discovery, imaging
 from limner.client import Client
 

@@ -8,8 +8,8 @@ register here without any change to the server or the operations' callers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import protocol
 from ..protocol import ProtocolError
@@ -71,4 +71,4 @@ def describe_all() -> dict:
     return {kind: [e.describe() for e in engines.values()] for kind, engines in _ENGINES.items()}
 
 
-from . import matting  # noqa: E402,F401  (registers the matting engines)
+from . import matting  # noqa: F401  (registers the matting engines)
