@@ -10,8 +10,11 @@ from limner.ora import read_image
 from limner.server import ServerThread
 from websockets.sync.client import connect
 
-# Points that are plainly subject or plainly background in each portrait (row, column).
+# A point plainly on each portrait's face (row, column), and the face's box (rows, columns)
+# as the face mesh finds it.
 FACE = {"astronaut": (100, 210), "grace_hopper": (250, 260)}
+FACE_BOX = {"astronaut": (slice(72, 176), slice(180, 270)),
+            "grace_hopper": (slice(132, 332), slice(172, 356))}
 
 
 @pytest.fixture(scope="session")

@@ -213,10 +213,13 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
         path = out / f"{stem}-{_slug(layer.name)}.png"
         path.write_bytes(png_bytes(pixels))
         written.append(path)
-        stack.append(StackLayer(layer.name, pixels, *layer.offset, visible=layer.role != "mask",
-                                attributes={"role": layer.role,
-                                            "provenance": layer.provenance}))
-    stack.append(StackLayer(stem, image, visible=False))
+        stack.append(StackLayer(layer.name, pixels, *layer.offset,
+                                visible=layer.visible and layer.role != "mask",
+                                blend=layer.blend, attributes={"role": layer.role,
+                                                               "provenance": layer.provenance}))
+    # the source stays visible only where the new layers need it beneath them (light layers)
+    covered = any(s.visible and s.blend == "normal" for s in stack)
+    stack.append(StackLayer(stem, image, visible=not covered))
     ora_path = out / f"{stem}-{_slug(op)}.ora"
     write_ora(ora_path, stack, image.shape[1], image.shape[0])
     provenance = out / f"{stem}-{_slug(op)}.provenance.json"

@@ -35,6 +35,8 @@ class ResultLayer:
     spec: protocol.BufferSpec
     data: bytearray            # raw little-endian samples, spec.width x height x channels
     provenance: dict
+    blend: str = "normal"      # normal, multiply or screen
+    visible: bool = True
 
 
 class Client:
@@ -124,7 +126,8 @@ class Client:
                                        "the backend sent a message in the middle of a layer")
                 assembler.add(*protocol.parse_frame(frame))
             layers.append(ResultLayer(item["name"], item["role"], tuple(item["offset"]), spec,
-                                      assembler.data, item.get("provenance", {})))
+                                      assembler.data, item.get("provenance", {}),
+                                      item.get("blend", "normal"), item.get("visible", True)))
         return layers
 
     def _recv(self):

@@ -64,7 +64,11 @@ class StackLayer:
     x: int = 0
     y: int = 0
     visible: bool = True
+    blend: str = "normal"         # normal, multiply or screen
     attributes: dict = field(default_factory=dict)  # written as limner:* attributes
+
+
+_COMPOSITE_OP = {"normal": "svg:src-over", "multiply": "svg:multiply", "screen": "svg:screen"}
 
 
 def _rgba8(pixels: np.ndarray) -> np.ndarray:
@@ -90,8 +94,13 @@ def _flatten(layers: list[StackLayer], width: int, height: int) -> np.ndarray:
             continue
         s = src[y0 - layer.y:y1 - layer.y, x0 - layer.x:x1 - layer.x]
         d = canvas[y0:y1, x0:x1]
+        colour = s[:, :, :3]
+        if layer.blend == "multiply":
+            colour = colour * d[:, :, :3]
+        elif layer.blend == "screen":
+            colour = 1 - (1 - colour) * (1 - d[:, :, :3])
         a = s[:, :, 3:] + d[:, :, 3:] * (1 - s[:, :, 3:])
-        rgb = (s[:, :, :3] * s[:, :, 3:] + d[:, :, :3] * d[:, :, 3:] * (1 - s[:, :, 3:]))
+        rgb = (colour * s[:, :, 3:] + d[:, :, :3] * d[:, :, 3:] * (1 - s[:, :, 3:]))
         d[:, :, :3] = np.where(a > 0, rgb / np.maximum(a, 1e-6), 0)
         d[:, :, 3:] = a
     return np.rint(canvas * 255).astype(np.uint8)
@@ -110,8 +119,8 @@ def write_ora(path, layers: list[StackLayer], width: int, height: int) -> None:
             extra = "".join(f" limner:{k}={quoteattr(v if isinstance(v, str) else json.dumps(v))}"
                             for k, v in layer.attributes.items())
             entries.append(f'    <layer name={quoteattr(layer.name)} src="{src}" x="{layer.x}" '
-                           f'y="{layer.y}" opacity="1.0" visibility='
-                           f'"{"visible" if layer.visible else "hidden"}"{extra}/>')
+                           f'y="{layer.y}" opacity="1.0" composite-op="{_COMPOSITE_OP[layer.blend]}" '
+                           f'visibility="{"visible" if layer.visible else "hidden"}"{extra}/>')
         stack = ('<?xml version="1.0" encoding="UTF-8"?>\n'
                  f'<image version="0.0.5" w="{width}" h="{height}" '
                  'xmlns:limner="urn:limner:1">\n  <stack>\n'

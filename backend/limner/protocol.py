@@ -132,8 +132,8 @@ def progress(job: str, fraction: float, stage: str) -> str:
 
 
 def result(job: str, layers: list[dict]) -> str:
-    """`layers`: [{name, role, offset, buffer: BufferSpec.to_json(), provenance}] in stack
-    order, top first; each layer's frames follow in that order."""
+    """`layers`: [{name, role, blend, visible, offset, buffer: BufferSpec.to_json(),
+    provenance}] in stack order, top first; each layer's frames follow in that order."""
     return encode(RESULT, job=job, layers=layers)
 
 

@@ -303,7 +303,8 @@ class Connection:
             spec = protocol.BufferSpec(self.next_buffer, spec.width, spec.height,
                                        spec.channels, spec.sample)
             self.next_buffer += 1
-            described.append({"name": layer.name, "role": layer.role,
+            described.append({"name": layer.name, "role": layer.role, "blend": layer.blend,
+                              "visible": layer.visible,
                               "offset": [offset[0] + layer.offset[0], offset[1] + layer.offset[1]],
                               "buffer": spec.to_json(), "provenance": layer.provenance})
             buffers.append((spec, data))

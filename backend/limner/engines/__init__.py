@@ -54,6 +54,10 @@ def default(kind: str) -> str:
     return next((e.name for e in engines if e.is_default), engines[0].name)
 
 
+def get_info(kind: str, name: str) -> EngineInfo:
+    return _ENGINES[kind][name]
+
+
 def get(kind: str, name: str):
     """The loaded engine, loading it on first use."""
     info = _ENGINES[kind][name]
@@ -71,4 +75,4 @@ def describe_all() -> dict:
     return {kind: [e.describe() for e in engines.values()] for kind, engines in _ENGINES.items()}
 
 
-from . import matting  # noqa: F401  (registers the matting engines)
+from . import face, matting, relight  # noqa: F401,E402  (they register themselves)

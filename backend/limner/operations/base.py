@@ -95,13 +95,15 @@ class Param:
 @dataclass
 class Layer:
     """A layer an operation made: pixels (H, W, C) in the input's sample type, its place
-    relative to the input layer's origin, and its role ("layer", or "mask" for a matte
-    that a plug-in applies as a layer or transparency mask)."""
+    relative to the input layer's origin, its role ("layer", or "mask" for a matte that a
+    plug-in applies as a layer or transparency mask), blend mode and visibility."""
 
     name: str
     pixels: np.ndarray
     role: str = "layer"
     offset: tuple[int, int] = (0, 0)
+    blend: str = "normal"            # normal, multiply or screen: modes both editors have
+    visible: bool = True
     provenance: dict = field(default_factory=dict)
 
 
