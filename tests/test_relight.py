@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import FACE_BOX, run_array
-
 from limner import imaging
 from limner.engines.relight import kelvin_to_rgb, light_direction
 
@@ -14,8 +13,10 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 def _gain(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Per-pixel brightening in linear light (so the face's own shading cancels out)."""
-    lin = lambda a: imaging.srgb_to_linear(imaging.to_float(a)[:, :, :3]) @ LUMA  # noqa: E731
-    return lin(after) / np.maximum(lin(before), 1e-3)
+    def luminance(a):
+        return imaging.srgb_to_linear(imaging.to_float(a)[:, :, :3]) @ LUMA
+
+    return luminance(after) / np.maximum(luminance(before), 1e-3)
 
 
 def _relit(client, image, **params):

@@ -78,15 +78,21 @@ class Client:
     def run(self, op: str, params: dict, image: bytes, width: int, height: int, channels: int,
             sample: str, mask: bytes | None = None, offset: tuple[int, int] = (0, 0),
             on_progress: Callable[[str, float, str], None] | None = None,
-            job: str | None = None) -> list[ResultLayer]:
+            job: str | None = None,
+            inputs: dict[str, tuple[bytes, int, int, int, str]] | None = None,
+            ) -> list[ResultLayer]:
         """Run one job and return its layers (top first). `mask`: width x height u8 bytes.
-        `on_progress(job, fraction, stage)` is called from this thread."""
+        `inputs`: other layers for image parameters, name -> (bytes, width, height,
+        channels, sample). `on_progress(job, fraction, stage)` is called from this thread."""
         job = job or uuid.uuid4().hex[:12]
         image_spec = protocol.BufferSpec(next(_buffer_ids), width, height, channels, sample)
         mask_spec = (protocol.BufferSpec(next(_buffer_ids), width, height, 1, "u8")
                      if mask is not None else None)
-        self.ws.send(protocol.run(job, op, params, image_spec, mask_spec, offset))
-        for spec, data in ((image_spec, image), (mask_spec, mask)):
+        extra = {name: (protocol.BufferSpec(next(_buffer_ids), *geometry), data)
+                 for name, (data, *geometry) in (inputs or {}).items()}
+        self.ws.send(protocol.run(job, op, params, image_spec, mask_spec, offset,
+                                  {name: spec for name, (spec, _) in extra.items()}))
+        for spec, data in ((image_spec, image), (mask_spec, mask), *extra.values()):
             if spec is not None:
                 for frame in protocol.frames(spec, data):
                     self.ws.send(frame)

@@ -49,10 +49,12 @@ def execute(job: Job) -> list[Layer]:
     engine = job.params.get("engine")
     licence = next((e.licence for e in engines.of_kind(job.op.engine_kind or "")
                     if e.name == engine), None)
+    params = {k: f"layer {v.shape[1]}x{v.shape[0]}" if isinstance(v, np.ndarray) else v
+              for k, v in job.params.items()}
     for layer in layers:
         layer.name = f"{layer.name} [AI {engine or job.op.id}]"
         layer.provenance = {"ai_edited": True, "operation": job.op.id, "engine": engine,
-                            "weights_licence": licence, "params": job.params,
+                            "weights_licence": licence, "params": params,
                             "backend": f"limner {__version__}",
                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return layers

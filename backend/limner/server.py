@@ -225,8 +225,10 @@ class Connection:
                                         f"the mask must be {image.width}x{image.height}x1 u8 like "
                                         f"the image, got {mask.width}x{mask.height}x"
                                         f"{mask.channels} {mask.sample}")
-                if mask.id == image.id:
-                    raise ProtocolError(protocol.E_BAD_BUFFER, "image and mask need distinct ids")
+            inputs = self._declared_inputs(op, msg.get("inputs"), limit)
+            ids = [s.id for s in (image, mask, *inputs.values()) if s is not None]
+            if len(set(ids)) != len(ids):
+                raise ProtocolError(protocol.E_BAD_BUFFER, "every buffer of a run needs its own id")
             offset = msg.get("offset", [0, 0])
             if not (isinstance(offset, list) and len(offset) == 2 and
                     all(isinstance(v, int) and not isinstance(v, bool) for v in offset)):
@@ -234,9 +236,27 @@ class Connection:
         except ProtocolError as exc:
             exc.job = job_id if isinstance(job_id, str) else None
             raise
-        buffers = {spec.id: protocol.BufferAssembler(spec) for spec in (image, mask) if spec}
+        buffers = {spec.id: protocol.BufferAssembler(spec)
+                   for spec in (image, mask, *inputs.values()) if spec}
         self.upload = {"job": job_id, "op": op, "params": params, "image": image,
-                       "mask": mask, "offset": offset, "buffers": buffers}
+                       "mask": mask, "inputs": inputs, "offset": offset, "buffers": buffers}
+
+    @staticmethod
+    def _declared_inputs(op, declared, limit: int) -> dict:
+        """Extra layers for the operation's image parameters, by parameter name."""
+        if not declared:
+            return {}
+        if not isinstance(declared, dict):
+            raise ProtocolError(protocol.E_BAD_MESSAGE, "run.inputs must be an object")
+        kinds = {p.name: p.kind for p in op.all_params()}
+        for name in declared:
+            if kinds.get(name) != "image":
+                takes = [n for n, k in kinds.items() if k == "image"]
+                raise ProtocolError(protocol.E_BAD_PARAMETER,
+                                    f"{op.id}: {name!r} is not an image parameter; it takes "
+                                    f"{', '.join(takes) or 'no extra layers'}")
+        return {name: protocol.BufferSpec.from_json(spec, name, limit, (3, 4))
+                for name, spec in declared.items()}
 
     def _on_binary(self, frame: bytes) -> None:
         if self.skip_binary:
@@ -270,12 +290,15 @@ class Connection:
         if upload["mask"] is not None:
             mask_buf = upload["buffers"][upload["mask"].id]
             mask = imaging.from_bytes(mask_buf.data, upload["mask"])[:, :, 0]
+        params = dict(upload["params"])
+        for name, spec in upload["inputs"].items():
+            params[name] = imaging.from_bytes(upload["buffers"][spec.id].data, spec)
         job_id = upload["job"]
 
         def report(fraction: float, stage: str) -> None:   # called from the worker thread
             self.loop.call_soon_threadsafe(self.send, protocol.progress(job_id, fraction, stage))
 
-        job = Job(job_id, self, upload["op"], upload["params"], image, mask, report,
+        job = Job(job_id, self, upload["op"], params, image, mask, report,
                   self.loop.create_future())
         self.jobs[job_id] = job
         ahead = self.server.jobs.submit(job)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from .. import protocol
 from ..protocol import ProtocolError
-from . import background, diagnostics, relight
+from . import background, diagnostics, relight, style
 from .base import Layer, Operation, Param, Request
 
-OPERATIONS: dict[str, Operation] = {op.id: op for module in (background, relight, diagnostics)
+OPERATIONS: dict[str, Operation] = {op.id: op for module in (background, relight, style, diagnostics)
                                     for op in module.OPERATIONS}
 
 __all__ = ["OPERATIONS", "Layer", "Operation", "Param", "Request", "get", "schemas"]

@@ -19,8 +19,9 @@ _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb") or file (a path
-    on the backend's machine, "" for none)."""
+    """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb"), file (a path
+    on the backend's machine, "" for none) or image (like file, or a layer the client sends
+    as an extra buffer: the run message's `inputs`)."""
 
     name: str
     kind: str
@@ -68,7 +69,7 @@ class Param:
             if not isinstance(value, str) or not _HEX_COLOR.match(value):
                 raise ValueError(f"must be a colour as #rrggbb, got {value!r}")
             return value.lower()
-        if kind == "file":
+        if kind in ("file", "image"):
             if not isinstance(value, str):
                 raise ValueError(f"must be a file path, got {value!r}")
             if value and not os.path.isfile(value):
