@@ -40,7 +40,9 @@ def test_ops_lists_operations_parameters_and_engine_licences():
     out = limner("ops")
     assert out.returncode == 0, out.stderr
     for words in ("background.remove", "background.replace", "background.blur", "radius",
-                  "rvm        GPL-3.0", "mediapipe  Apache-2.0"):
+                  "relight", "style", "pencil sketch",
+                  "Robust Video Matting (best hair detail) (licence: GPL-3.0)",
+                  "mediapipe selfie segmentation (fastest) (licence: Apache-2.0)"):
         assert words in out.stdout
     assert "diagnostics.echo" not in out.stdout
     caps = json.loads(limner("ops", "--json").stdout)

@@ -138,6 +138,8 @@ def _run_msg(**overrides) -> str:
      protocol.E_MASK_SIZE, "mask must be 5x6x1 u8"),
     (_run_msg(mask={"id": 2, "width": 5, "height": 6, "channels": 1, "sample": "u16"}),
      protocol.E_MASK_SIZE, "mask must be 5x6x1 u8"),
+    (_run_msg(mask={"id": 1, "width": 5, "height": 6, "channels": 1, "sample": "u8"}),
+     protocol.E_BAD_BUFFER, "needs its own id"),
     (_run_msg(job=""), protocol.E_BAD_MESSAGE, "run.job"),
     (protocol.cancel("nobody"), protocol.E_UNKNOWN_JOB, "no waiting or running job"),
 ])

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ops", help="list operations and their parameters")
     p.add_argument("--json", action="store_true", help="print the full capabilities as JSON")
 
-    p = sub.add_parser("demo", help="run the background operations on two real portraits")
+    p = sub.add_parser("demo", help="run every operation on two real portraits")
     p.add_argument("--out", type=Path, default=Path("limner-demo"))
 
     args = parser.parse_args(argv)
@@ -99,7 +99,7 @@ def _ops(args) -> int:
         print(f"{kind} engines:")
         for e in engines:
             state = "installed" if e["available"] else "not installed"
-            print(f"    {e['name']:<10} {e['licence']:<11} {state:<14} {e['label']}")
+            print(f"    {e['name']:<10} {state:<14} {e['label']} (licence: {e['licence']})")
     return 0
 
 
@@ -122,7 +122,7 @@ def _run(args) -> int:
 
 
 def _demo(args) -> int:
-    """Background removal, replacement and blur on two portraits that ship in packages."""
+    """Every operation on two portraits that ship in packages."""
     from matplotlib import cbook
     from skimage import data
 
@@ -130,7 +130,9 @@ def _demo(args) -> int:
                  "grace_hopper": _read_image(cbook.get_sample_data("grace_hopper.jpg",
                                                                    asfileobj=False))}
     jobs = [("background.remove", {}), ("background.replace", {"color": "#2f6fb0"}),
-            ("background.blur", {"radius": 12})]
+            ("background.blur", {"radius": 12}),
+            ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}),
+            ("style", {"preset": "oil painting"}), ("style", {"preset": "pencil sketch"})]
     with _connect() as client:
         for name, image in portraits.items():
             for op, params in jobs:
@@ -220,9 +222,10 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     # the source stays visible only where the new layers need it beneath them (light layers)
     covered = any(s.visible and s.blend == "normal" for s in stack)
     stack.append(StackLayer(stem, image, visible=not covered))
-    ora_path = out / f"{stem}-{_slug(op)}.ora"
+    job = _slug(f"{op} {params.get('preset', '')}")   # two style presets: two stacks
+    ora_path = out / f"{stem}-{job}.ora"
     write_ora(ora_path, stack, image.shape[1], image.shape[0])
-    provenance = out / f"{stem}-{_slug(op)}.provenance.json"
+    provenance = out / f"{stem}-{job}.provenance.json"
     provenance.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
                                        "provenance": l.provenance} for l in layers], indent=2))
     return [*written, ora_path, provenance]

@@ -6,8 +6,10 @@
    beside a raw loopback TCP socket moving the same bytes both ways (the physical limit
    here) and PNG encode + decode of the same buffer (what a PNG-based protocol pays, once
    per direction).
-2. Operations: latency on a real portrait scaled to each size, and the backend process's
-   peak resident memory during those runs (Linux: VmHWM, reset before each row).
+2. Operations (background, relight, every style preset): latency on a real portrait
+   scaled to each size, and the backend process's peak resident memory during those runs
+   (Linux: VmHWM, reset to the current size before each row, so the models already loaded
+   count in).
 """
 
 from __future__ import annotations
@@ -148,18 +150,24 @@ def main() -> None:
 
         portrait = data.astronaut()
         rows = []
-        for op, params in (("background.remove", {"engine": "rvm"}),
-                           ("background.remove", {"engine": "mediapipe"}),
-                           ("background.replace", {"color": "#3060c0"}),
-                           ("background.blur", {"radius": 24})):
+        from limner.engines.style import PRESETS
+
+        jobs = [("background.remove", {"engine": "rvm"}),
+                ("background.remove", {"engine": "mediapipe"}),
+                ("background.replace", {"color": "#3060c0"}),
+                ("background.blur", {"radius": 24}),
+                ("relight", {"azimuth": -60, "elevation": 20})]
+        jobs += [("style", {"preset": preset}) for preset in PRESETS]
+        for op, params in jobs:
             for side in (1024, 2048):
                 image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
                 backend.reset_peak()
                 seconds = median_time(lambda: backend.run(op, params, image), args.repeat)
-                rows.append([op, params.get("engine", "rvm"), f"{side}x{side}",
+                rows.append([op, params.get("preset", params.get("engine", "default")),
+                             f"{side}x{side}",
                              f"{seconds * 1000:.0f} ms", f"{backend.peak_mib():.0f} MiB"])
         table("Operations (end to end through the server, median)",
-              ["operation", "engine", "size", "latency", "backend peak RSS"], rows)
+              ["operation", "engine / preset", "size", "latency", "backend peak RSS"], rows)
     finally:
         backend.close()
     print(f"\n{os.cpu_count()} CPUs; repeat={args.repeat}")
