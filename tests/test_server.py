@@ -305,3 +305,23 @@ def test_two_clients_at_once_each_get_their_own_results(server, portraits):
         assert cutout.shape[:2] == portraits[name].shape[:2]
         row, col = FACE[name]   # its own portrait's face, not the other client's
         assert np.abs(cutout[row, col, :3].astype(int) - portraits[name][row, col]).max() <= 2
+
+
+def test_linear_light_layers_are_processed_in_srgb_and_come_back_linear(client, portraits):
+    """Krita's 16-bit and float documents are linear light (g10 profiles)."""
+    from limner import imaging
+
+    srgb = imaging.with_alpha(imaging.from_float(imaging.to_float(portraits["grace_hopper"]),
+                                                 "u16"))
+    linear = imaging.decode_srgb(srgb)
+    mask = np.zeros(srgb.shape[:2], np.uint8)
+    mask[100:400, 100:400] = 255
+    spec, data = imaging.to_bytes(linear)
+    layers = client.run("background.blur", {}, data, spec.width, spec.height, spec.channels,
+                        spec.sample, mask=mask.tobytes(), transfer="linear")
+    out = imaging.from_bytes(layers[0].data, layers[0].spec)
+    assert np.array_equal(out[mask == 0], linear[mask == 0])
+    (_, expected), = run_array(client, "background.blur", {}, srgb, mask)
+    inside = mask == 255
+    diff = imaging.to_float(imaging.encode_srgb(out))[inside] - imaging.to_float(expected)[inside]
+    assert np.abs(diff).mean() < 0.002

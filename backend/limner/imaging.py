@@ -104,3 +104,18 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:
 def linear_to_srgb(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, np.float32)
     return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0) ** (1 / 2.4) - 0.055)
+
+
+def encode_srgb(image: np.ndarray) -> np.ndarray:
+    """Linear-light samples to sRGB-encoded ones, same sample type (alpha untouched)."""
+    return _map_colour(image, linear_to_srgb)
+
+
+def decode_srgb(image: np.ndarray) -> np.ndarray:
+    return _map_colour(image, srgb_to_linear)
+
+
+def _map_colour(image: np.ndarray, curve) -> np.ndarray:
+    values = to_float(image)
+    values[:, :, :3] = curve(values[:, :, :3])
+    return from_float(values, sample_of(image))

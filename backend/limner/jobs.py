@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, engines, operations, protocol
+from . import __version__, engines, imaging, operations, protocol
 from .operations import Layer, Request
 from .protocol import ProtocolError
 
@@ -35,6 +35,7 @@ class Job:
     mask: np.ndarray | None
     report: Callable[[float, str], None]   # thread-safe: forwards progress to the client
     done: asyncio.Future
+    transfer: str = "srgb"                 # "linear": samples are linear light
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, fraction: float, stage: str) -> None:
@@ -45,7 +46,15 @@ class Job:
 
 def execute(job: Job) -> list[Layer]:
     """Run one job's operation and tag what it made (name and provenance) as AI-edited."""
-    layers = job.op.run(Request(job.image, job.mask, job.params, job.progress))
+    linear = job.transfer == "linear"
+    image = imaging.encode_srgb(job.image) if linear else job.image
+    layers = job.op.run(Request(image, job.mask, job.params, job.progress))
+    if linear:   # back to the client's encoding; untouched pixels stay bit-identical
+        for layer in layers:
+            if layer.role == "layer":
+                layer.pixels = imaging.decode_srgb(layer.pixels)
+                if job.mask is not None and layer.pixels.shape == job.image.shape:
+                    layer.pixels = np.where(job.mask[:, :, None] == 0, job.image, layer.pixels)
     engine = job.params.get("engine")
     licence = next((e.licence for e in engines.of_kind(job.op.engine_kind or "")
                     if e.name == engine), None)

@@ -32,7 +32,8 @@ MAX_SIDE = 32768
 # Message types.
 HELLO = "hello"          # client -> server: {protocol, token, client}
 WELCOME = "welcome"      # server -> client: {protocol, server, capabilities}
-RUN = "run"              # client -> server: {job, op, params, image, mask?, inputs?, offset?}
+RUN = "run"              # client -> server: {job, op, params, image, mask?, inputs?, offset?,
+#                          transfer?: "srgb" (default) or "linear" samples}
 CANCEL = "cancel"        # client -> server: {job}
 PROGRESS = "progress"    # server -> client: {job, fraction, stage}
 RESULT = "result"        # server -> client: {job, layers: [...]}, then the layers' frames
@@ -118,11 +119,15 @@ def welcome(server: str, capabilities: dict) -> str:
 
 
 def run(job: str, op: str, params: dict, image: BufferSpec, mask: BufferSpec | None = None,
-        offset: tuple[int, int] = (0, 0), inputs: dict[str, BufferSpec] | None = None) -> str:
-    """`inputs`: extra layers for parameters of kind "image", by parameter name."""
+        offset: tuple[int, int] = (0, 0), inputs: dict[str, BufferSpec] | None = None,
+        transfer: str = "srgb") -> str:
+    """`inputs`: extra layers for parameters of kind "image", by parameter name.
+    `transfer`: "linear" when the samples are linear light (Krita's g10 profiles); the
+    result layers come back in the same encoding."""
     return encode(RUN, job=job, op=op, params=params, image=image.to_json(),
                   mask=mask.to_json() if mask else None, offset=list(offset),
-                  inputs={name: spec.to_json() for name, spec in (inputs or {}).items()})
+                  inputs={name: spec.to_json() for name, spec in (inputs or {}).items()},
+                  transfer=transfer)
 
 
 def cancel(job: str) -> str:

@@ -229,6 +229,10 @@ class Connection:
             ids = [s.id for s in (image, mask, *inputs.values()) if s is not None]
             if len(set(ids)) != len(ids):
                 raise ProtocolError(protocol.E_BAD_BUFFER, "every buffer of a run needs its own id")
+            transfer = msg.get("transfer", "srgb")
+            if transfer not in ("srgb", "linear"):
+                raise ProtocolError(protocol.E_BAD_MESSAGE,
+                                    f'run.transfer must be "srgb" or "linear", got {transfer!r}')
             offset = msg.get("offset", [0, 0])
             if not (isinstance(offset, list) and len(offset) == 2 and
                     all(isinstance(v, int) and not isinstance(v, bool) for v in offset)):
@@ -239,7 +243,8 @@ class Connection:
         buffers = {spec.id: protocol.BufferAssembler(spec)
                    for spec in (image, mask, *inputs.values()) if spec}
         self.upload = {"job": job_id, "op": op, "params": params, "image": image,
-                       "mask": mask, "inputs": inputs, "offset": offset, "buffers": buffers}
+                       "mask": mask, "inputs": inputs, "offset": offset, "transfer": transfer,
+                       "buffers": buffers}
 
     @staticmethod
     def _declared_inputs(op, declared, limit: int) -> dict:
@@ -299,7 +304,7 @@ class Connection:
             self.loop.call_soon_threadsafe(self.send, protocol.progress(job_id, fraction, stage))
 
         job = Job(job_id, self, upload["op"], params, image, mask, report,
-                  self.loop.create_future())
+                  self.loop.create_future(), transfer=upload["transfer"])
         self.jobs[job_id] = job
         ahead = self.server.jobs.submit(job)
         self.send(protocol.progress(job_id, 0.0, f"queued ({ahead} ahead)" if ahead else "started"))
