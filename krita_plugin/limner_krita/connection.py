@@ -1,0 +1,92 @@
+"""The backend connection, off Krita's GUI thread: connecting (and starting the backend
+when none runs) and each job run in a worker thread; results and progress come back as Qt
+signals, which Qt delivers on the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from .qt import QtCore, Signal
+
+
+class Backend(QtCore.QObject):
+    state_changed = Signal(str, str)       # state, message
+    capabilities_ready = Signal(object)    # the welcome's capabilities
+    progress = Signal(float, str)
+    finished = Signal(object, object)      # the request, the result layers
+    failed = Signal(str, str)              # error code, message
+
+    def __init__(self, plugin_dir: str, client_name: str, parent=None):
+        super().__init__(parent)
+        self.plugin_dir = plugin_dir
+        self.client_name = client_name
+        self.client = None
+        self.job: str | None = None
+        self._lock = threading.Lock()
+
+    def connect_async(self) -> None:
+        threading.Thread(target=self._connect_guarded, daemon=True).start()
+
+    def run_async(self, request: dict) -> str:
+        """Start a job; returns its id (for cancel)."""
+        self.job = request["job"] = uuid.uuid4().hex[:12]
+        threading.Thread(target=self._run, args=(request,), daemon=True).start()
+        return self.job
+
+    def cancel(self) -> None:
+        client, job = self.client, self.job
+        if client is not None and job is not None:
+            try:
+                client.cancel(job)
+            except Exception as exc:  # noqa: BLE001 - the connection may be gone already
+                self.failed.emit("closed", str(exc))
+
+    def _connect_guarded(self) -> None:
+        try:
+            self._connect()
+        except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
+            self.state_changed.emit("error", str(exc))
+
+    def _connect(self):
+        from limner import launcher, protocol
+        from limner.client import Client
+
+        with self._lock:
+            if self.client is not None:
+                return self.client
+            self.state_changed.emit("connecting", "")
+
+            def waiting(seconds):
+                self.state_changed.emit("starting", f"{seconds:.0f} s")
+
+            info = launcher.ensure_running(self.plugin_dir, on_wait=waiting)
+            self.client = Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
+                                 name=self.client_name)
+            self.capabilities_ready.emit(self.client.capabilities)
+            self.state_changed.emit("ready", self.client.server)
+            return self.client
+
+    def _run(self, request: dict) -> None:
+        from limner.client import BackendError
+
+        try:
+            client = self._connect()
+            self.state_changed.emit("busy", "")
+            layers = client.run(request["op"], request["params"], request["image"],
+                                request["width"], request["height"], request["channels"],
+                                request["sample"], mask=request["mask"],
+                                offset=request["offset"], inputs=request["inputs"],
+                                transfer=request["transfer"], job=request["job"],
+                                on_progress=lambda job, f, stage: self.progress.emit(f, stage))
+        except BackendError as exc:
+            if exc.code in ("closed", "unreachable"):
+                self.client = None          # reconnect (and restart the backend) next time
+            self.failed.emit(exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
+            self.client = None
+            self.failed.emit("error", f"{type(exc).__name__}: {exc}")
+        else:
+            self.finished.emit(request, layers)
+        finally:
+            self.job = None

@@ -1,0 +1,133 @@
+"""Krita's layers in and out: pixels, selection and result layers (standard library only:
+Krita's bundled Python on Windows and macOS has no numpy).
+
+Krita's `pixelData` is B, G, R, A for 8- and 16-bit integer RGBA and R, G, B, A for float;
+the protocol carries R, G, B, A, so integer layers have red and blue swapped on the way.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+#: Krita colour depth -> (protocol sample type, array typecode, Krita stores BGRA)
+DEPTHS = {"U8": ("u8", "B", True), "U16": ("u16", "H", True), "F32": ("f32", "f", False)}
+SCALE = {"u8": 255, "u16": 65535, "f32": 1.0}
+
+
+class UnsupportedLayer(Exception):
+    """The active node is not something Limner can work on; the message says why."""
+
+
+def _samples(data: bytes, typecode: str) -> array:
+    values = array(typecode)
+    values.frombytes(bytes(data))
+    return values
+
+
+def swap_red_blue(data: bytes, typecode: str) -> bytes:
+    """BGRA <-> RGBA, by strided slices (fast in pure Python)."""
+    values = _samples(data, typecode)
+    values[0::4], values[2::4] = values[2::4], values[0::4]
+    return values.tobytes()
+
+
+def to_rgba(data: bytes, channels: int, sample: str, typecode: str) -> bytes:
+    """Result pixels (1, 3 or 4 channels) as RGBA: grey mattes shown as grey, opaque."""
+    if channels == 4:
+        return bytes(data)
+    values = _samples(data, typecode)
+    count = len(values) // channels
+    out = array(typecode, [0]) * (count * 4)
+    for c in range(3):
+        out[c::4] = values[(c if channels == 3 else 0)::channels]
+    out[3::4] = array(typecode, [SCALE[sample]]) * count
+    return out.tobytes()
+
+
+def to_u8(data: bytes, sample: str) -> bytes:
+    """One-channel samples as 8-bit (Krita's selections and masks are 8-bit)."""
+    if sample == "u8":
+        return bytes(data)
+    if sample == "u16":
+        return bytes(data)[1::2]     # the high byte of each little-endian sample
+    return bytes(min(255, max(0, int(v * 255 + 0.5))) for v in _samples(data, "f"))
+
+
+def layer_format(node) -> tuple[str, str, bool]:
+    model, depth = node.colorModel(), node.colorDepth()
+    if node.type() != "paintlayer":
+        raise UnsupportedLayer(f"select a paint layer (the active node is a {node.type()})")
+    if model != "RGBA" or depth not in DEPTHS:
+        raise UnsupportedLayer(
+            f"Limner works on RGB layers of 8 or 16 bit integer or 32 bit float; this layer "
+            f"is {model} {depth}. Convert it with Image > Convert Image Color Space.")
+    return DEPTHS[depth]
+
+
+def read_layer(doc, node, with_selection: bool = True) -> dict:
+    """The node's pixels within its bounds as protocol RGBA, and the selection as an 8-bit
+    mask in the same rectangle (None when nothing is selected)."""
+    sample, typecode, bgra = layer_format(node)
+    bounds = node.bounds()
+    x, y, w, h = bounds.x(), bounds.y(), bounds.width(), bounds.height()
+    if w <= 0 or h <= 0:
+        raise UnsupportedLayer(f"the layer {node.name()!r} is empty")
+    data = bytes(node.pixelData(x, y, w, h))
+    if bgra:
+        data = swap_red_blue(data, typecode)
+    mask = None
+    selection = doc.selection() if with_selection else None
+    if selection is not None:
+        mask = bytes(selection.pixelData(x, y, w, h))
+        if not any(mask):
+            raise UnsupportedLayer("the selection does not touch this layer")
+    profile = node.colorProfile() or ""
+    linear = "g10" in profile or "linear" in profile.lower()
+    return {"image": data, "width": w, "height": h, "channels": 4, "sample": sample,
+            "mask": mask, "offset": (x, y), "transfer": "linear" if linear else "srgb"}
+
+
+def _paint_layer(doc, name: str, rgba: bytes, layer, typecode: str, bgra: bool):
+    node = doc.createNode(name, "paintlayer")
+    if bgra:
+        rgba = swap_red_blue(rgba, typecode)
+    node.setPixelData(rgba, layer.offset[0], layer.offset[1], layer.spec.width, layer.spec.height)
+    return node
+
+
+def apply_results(doc, source, title: str, layers) -> object:
+    """Add the result layers in a new group above `source` (which stays untouched), top
+    first as the backend lists them. A matte becomes a transparency mask on a copy of the
+    source where this Krita can make one from a script (5.2+), else a hidden grey layer."""
+    sample, typecode, bgra = layer_format(source)
+    group = doc.createNode(title, "grouplayer")
+    source.parentNode().addChildNode(group, source)
+    below = None
+    for layer in reversed(layers):             # bottom first
+        spec = layer.spec
+        if layer.role == "mask" and hasattr(doc, "createTransparencyMask"):
+            from krita import Selection
+
+            node = source.duplicate()
+            node.setName(f"{source.name()} (masked) {layer.name}")
+            selection = Selection()
+            selection.setPixelData(to_u8(layer.data, spec.sample), layer.offset[0],
+                                   layer.offset[1], spec.width, spec.height)
+            mask = doc.createTransparencyMask(layer.name)
+            mask.setSelection(selection)
+            node.addChildNode(mask, None)
+            node.setVisible(False)
+        else:
+            rgba = to_rgba(layer.data, spec.channels, spec.sample, typecode)
+            node = _paint_layer(doc, layer.name, rgba, layer, typecode, bgra)
+            node.setBlendingMode(layer.blend if layer.blend != "normal" else "normal")
+            node.setVisible(layer.visible and layer.role != "mask")
+        group.addChildNode(node, below)
+        below = node
+    if hasattr(doc, "setAnnotation"):   # provenance travels with the .kra
+        provenance = json.dumps([{"name": l.name, "provenance": l.provenance} for l in layers])
+        doc.setAnnotation(f"limner/{title}", "Limner: AI-edited layers and how they were made",
+                          provenance.encode())
+    doc.refreshProjection()
+    return group

@@ -1,0 +1,162 @@
+"""The Krita docker's widgets with PyQt5 offscreen, outside Krita: controls generated from
+the backend's real schemas, progress, cancel and errors through a real backend."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+QtWidgets = pytest.importorskip("PyQt5.QtWidgets")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "krita_plugin"))
+
+from limner import imaging, operations
+from limner.server import Server
+from limner_krita.connection import Backend
+from limner_krita.panel import LimnerPanel
+
+WIDGETS = {"float": "QDoubleSpinBox", "int": "QSpinBox", "bool": "QCheckBox",
+           "choice": "QComboBox", "color": "QPushButton", "file": "QWidget", "image": "QWidget"}
+
+
+@pytest.fixture(scope="module")
+def app():
+    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+
+
+@pytest.fixture
+def capabilities():
+    return Server(write_discovery=False).capabilities()
+
+
+def wait_for(app, condition, seconds=60):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def test_controls_are_generated_from_the_schemas(app, capabilities):
+    panel = LimnerPanel(layers_provider=lambda: ["Background", "Reference"])
+    panel.set_capabilities(capabilities)
+    shown = [panel.operation_box.itemData(i) for i in range(panel.operation_box.count())]
+    assert shown == ["background.remove", "background.replace", "background.blur", "relight",
+                     "style"]                       # the hidden diagnostics op is not offered
+    for op in capabilities["operations"]:
+        if op["hidden"]:
+            continue
+        panel.select_operation(op["id"])
+        assert panel.operation()["id"] == op["id"]
+        for schema in op["params"]:
+            widget = panel.controls[op["id"]][schema["name"]].widget
+            assert type(widget).__name__ == WIDGETS[schema["kind"]], schema["name"]
+            assert widget.toolTip() == schema["help"]
+        # the defaults the widgets show are what the backend accepts as its defaults
+        assert operations.get(op["id"]).validate(panel.values()) == \
+            operations.get(op["id"]).validate({})
+
+
+def test_a_new_operation_appears_without_plugin_changes(app, capabilities):
+    capabilities["operations"].append({
+        "id": "skin.smooth", "label": "Smooth Skin", "description": "new in the backend",
+        "hidden": False, "params": [
+            {"name": "amount", "kind": "float", "default": 0.3, "label": "Amount",
+             "help": "how much", "min": 0, "max": 1, "step": 0.1},
+            {"name": "keep_pores", "kind": "bool", "default": True, "label": "Keep pores",
+             "help": ""}]})
+    panel = LimnerPanel()
+    panel.set_capabilities(capabilities)
+    panel.select_operation("skin.smooth")
+    panel.controls["skin.smooth"]["amount"].widget.setValue(0.7)
+    assert panel.values() == {"amount": 0.7, "keep_pores": True}
+    assert panel.description.text() == "new in the backend"
+
+
+def test_image_parameters_offer_the_documents_layers(app, capabilities):
+    panel = LimnerPanel(layers_provider=lambda: ["Background", "Van Gogh"])
+    panel.set_capabilities(capabilities)
+    panel.select_operation("style")
+    control = panel.controls["style"]["reference"]
+    assert [control.layer.itemText(i) for i in range(control.layer.count())] == \
+        ["(image file)", "Background", "Van Gogh"]
+    control.layer.setCurrentText("Van Gogh")
+    assert panel.values()["reference"] == ("layer", "Van Gogh")
+
+
+def test_states_progress_and_buttons(app, capabilities):
+    panel = LimnerPanel()
+    assert not panel.run_button.isEnabled() and "Connecting" in panel.status.text()
+    panel.set_capabilities(capabilities)
+    panel.set_state("ready", "limner 0.1.0")
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+    panel.set_state("busy")
+    assert not panel.run_button.isEnabled() and panel.cancel_button.isEnabled()
+    panel.set_progress(0.42, "matting")
+    assert panel.progress.value() == 42 and "matting" in panel.progress.format()
+    panel.set_state("error", "the layer is empty")
+    assert panel.status.text() == "Error: the layer is empty"
+    assert "c0392b" in panel.status.styleSheet() and panel.run_button.isEnabled()
+
+
+def _request(image, op, params):
+    spec, data = imaging.to_bytes(image)
+    return {"op": op, "params": params, "image": bytes(data), "width": spec.width,
+            "height": spec.height, "channels": spec.channels, "sample": spec.sample,
+            "mask": None, "offset": (0, 0), "inputs": {}, "transfer": "srgb"}
+
+
+@pytest.fixture
+def connected(app, server, monkeypatch, capabilities):
+    """A panel wired to the plug-in's Backend connection, against the real server."""
+    monkeypatch.setenv("LIMNER_STATE_DIR", str(server.server.state_dir))
+    panel = LimnerPanel()
+    backend = Backend(str(Path(__file__).parent), "pytest-krita-panel")
+    events = {"finished": [], "failed": [], "stages": []}
+    backend.state_changed.connect(panel.set_state)
+    backend.capabilities_ready.connect(panel.set_capabilities)
+    backend.progress.connect(panel.set_progress)
+    backend.progress.connect(lambda f, stage: events["stages"].append(stage))
+    backend.finished.connect(lambda request, layers: events["finished"].append(layers))
+    backend.failed.connect(lambda code, message: (events["failed"].append((code, message)),
+                                                  panel.set_state("error", message)))
+    panel.cancel_clicked.connect(backend.cancel)
+    backend.connect_async()
+    wait_for(app, lambda: panel.state == "ready")
+    return panel, backend, events
+
+
+def test_a_job_runs_off_the_gui_thread_and_reports_progress(app, connected, portraits):
+    panel, backend, events = connected
+    assert panel.operation_box.count() == 5
+    backend.run_async(_request(portraits["astronaut"], "background.remove", {}))
+    wait_for(app, lambda: events["finished"] or events["failed"])
+    assert not events["failed"]
+    assert [l.name for l in events["finished"][0]] == ["Cut-out [AI rvm]", "Matte [AI rvm]"]
+    assert "matting" in events["stages"] and panel.progress.value() >= 85
+
+
+def test_cancel_button_stops_the_job(app, connected, portraits):
+    import cv2
+
+    panel, backend, events = connected
+    big = cv2.resize(portraits["grace_hopper"], (1600, 1800))
+    backend.progress.connect(lambda f, stage: stage == "matting" and panel.cancel_button.click())
+    panel.set_state("busy")
+    backend.run_async(_request(big, "background.remove", {}))
+    wait_for(app, lambda: events["finished"] or events["failed"])
+    assert [code for code, _ in events["failed"]] == ["cancelled"]
+    assert panel.state == "error" and "cancelled" in panel.status.text()
+
+
+def test_backend_errors_are_shown(app, connected, portraits):
+    panel, backend, events = connected
+    backend.run_async(_request(portraits["astronaut"], "background.blur", {"radius": 999}))
+    wait_for(app, lambda: events["failed"])
+    assert events["failed"][0][0] == "bad_parameter"
+    assert "radius must be between 1 and 200" in panel.status.text()
+    assert panel.run_button.isEnabled()
