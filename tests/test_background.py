@@ -87,7 +87,7 @@ def test_replace_with_an_image_file(client, portraits, tmp_path):
     path = tmp_path / "backdrop.png"
     cv2.imwrite(str(path), cv2.cvtColor(backdrop, cv2.COLOR_RGB2BGR))
     image = portraits["astronaut"]
-    (layer, out), = run_array(client, "background.replace", {"image": str(path)}, image)
+    (layer, out), = run_array(client, "background.replace", {"backdrop": str(path)}, image)
     assert layer.name == "Background image [AI rvm]"
     # the backdrop is scaled to cover 512x512 and centred: its top rows land on our top rows
     covered = cv2.resize(backdrop, (512, 600), interpolation=cv2.INTER_AREA)[44:556]

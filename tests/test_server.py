@@ -122,7 +122,7 @@ def _run_msg(**overrides) -> str:
      "engine must be one of rvm, mediapipe"),
     (_run_msg(op="background.replace", params={"color": "blue"}), protocol.E_BAD_PARAMETER,
      "#rrggbb"),
-    (_run_msg(op="background.replace", params={"image": "/no/such/file.png"}),
+    (_run_msg(op="background.replace", params={"backdrop": "/no/such/file.png"}),
      protocol.E_BAD_PARAMETER, "no such file"),
     (_run_msg(image={"id": 1, "width": 0, "height": 6, "channels": 4, "sample": "u8"}),
      protocol.E_BAD_BUFFER, "must be positive"),

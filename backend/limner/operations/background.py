@@ -76,8 +76,8 @@ def replace(req: Request) -> list[Layer]:
 
     box = imaging.selection_box(req.mask, req.image.shape[:2])
     h, w = req.image.shape[:2]
-    if req.params["image"]:
-        picture = imaging.to_float(read_image(req.params["image"]))[:, :, :3]
+    if req.params["backdrop"]:
+        picture = imaging.to_float(read_image(req.params["backdrop"]))[:, :, :3]
         backdrop = _cover(np.clip(picture, 0, 1), h, w)[box]
         name = "Background image"
     else:
@@ -124,7 +124,8 @@ OPERATIONS = [
     Operation("background.replace", "Replace Background",
               "Put a solid colour or a picture behind the subject.",
               [Param("color", "color", "#ffffff", "Colour", "Used when no image is given."),
-               Param("image", "file", "", "Image", "A picture to place behind the subject."),
+               Param("backdrop", "file", "", "Backdrop image",
+                     "A picture to place behind the subject (scaled to cover)."),
                DECONTAMINATE],
               replace, engine_kind="matting"),
     Operation("background.blur", "Blur Background",

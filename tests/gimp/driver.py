@@ -1,0 +1,73 @@
+# Runs inside real GIMP 3 (gimp-console-3.0 --batch-interpreter python-fu-eval): loads a
+# portrait, selects a region, calls the installed Limner procedure non-interactively as a
+# script would, saves the image as XCF and writes what it finds for the test to check.
+# The spec's path comes in LIMNER_GIMP_SPEC:
+#   {"image", "precision" (Gimp.Precision name or null), "selection" [x, y, w, h] or null,
+#    "layer_offset" [x, y], "procedure", "args" {name: value}, "out"}
+import json
+import os
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+from gi.repository import Gegl, Gimp, Gio
+
+spec = json.load(open(os.environ["LIMNER_GIMP_SPEC"]))
+out = spec["out"]
+findings = {}
+try:
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["image"]))
+    if spec.get("precision"):
+        image.convert_precision(getattr(Gimp.Precision, spec["precision"]))
+    babl = {"u8": "u8", "u16": "u16"}.get(image.get_precision().value_nick.split("-")[0],
+                                           "float")
+    source = image.get_layers()[0]
+    source.add_alpha()
+    source.set_offsets(*spec["layer_offset"])
+    w, h = source.get_width(), source.get_height()
+
+    def pixels(drawable, fmt):
+        return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, drawable.get_width(),
+                                                                  drawable.get_height()),
+                                               1.0, fmt, Gegl.AbyssPolicy.CLAMP))
+
+    before = pixels(source, f"R'G'B'A {babl}")
+    if spec["selection"]:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
+    procedure = Gimp.get_pdb().lookup_procedure(spec["procedure"])
+    findings["registered"] = procedure is not None
+    findings["menu"] = list(procedure.get_menu_paths()) if procedure else []
+    findings["label"] = procedure.get_menu_label() if procedure else None
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [source])
+    for name, value in spec["args"].items():
+        if isinstance(value, str) and value.startswith("#"):   # a colour argument
+            value = Gegl.Color.new(value)
+        config.set_property(name, value)
+    result = procedure.run(config)
+    findings["status"] = result.index(0).value_nick
+    if findings["status"] != "success":
+        findings["error"] = str(result.index(1))
+    findings["source_unchanged"] = pixels(source, f"R'G'B'A {babl}") == before
+    findings["sample"] = babl
+    findings["layers"] = []
+    for i, layer in enumerate(image.get_layers()):     # top first
+        _, x, y = layer.get_offsets()
+        entry = {"name": layer.get_name(), "offset": [x, y], "size": [layer.get_width(),
+                                                                      layer.get_height()],
+                 "visible": layer.get_visible(), "mode": layer.get_mode().value_nick,
+                 "pixels": f"{out}/layer{i}.raw", "mask": None}
+        open(entry["pixels"], "wb").write(pixels(layer, f"R'G'B'A {babl}"))
+        if layer.get_mask() is not None:
+            entry["mask"] = f"{out}/mask{i}.raw"
+            open(entry["mask"], "wb").write(pixels(layer.get_mask(), "Y u8"))
+        findings["layers"].append(entry)
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(f"{out}/result.xcf"),
+                   None)
+    findings["saved"] = os.path.exists(f"{out}/result.xcf")
+except Exception as exc:  # noqa: BLE001 - the test reads the failure from the file
+    findings["exception"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+json.dump(findings, open(f"{out}/findings.json", "w"), indent=1)

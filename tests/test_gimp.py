@@ -1,0 +1,142 @@
+"""The GIMP 3 plug-in inside real GIMP 3.0 (Debian 13, in a chroot that .ci/run builds
+under .cache/): the installer puts the plug-in into the chroot's GIMP profile, GIMP
+registers it, and a batch script runs its procedures non-interactively on a real portrait
+with a selection, against a real backend on the host's loopback; the saved image's new
+layers are checked pixel by pixel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FACE, FACE_BOX
+from limner import imaging
+from limner.server import ServerThread
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROOT = Path(os.environ.get("LIMNER_GIMP_CHROOT", ROOT / ".cache" / "gimp-trixie"))
+HOME = "/home/limner"
+pytestmark = pytest.mark.skipif(
+    not (CHROOT / "usr" / "bin" / "gimp-console-3.0").exists()
+    and not os.environ.get("LIMNER_REQUIRE_EDITORS"),
+    reason=f"no GIMP 3 chroot at {CHROOT} (.ci/run builds it with mmdebstrap)")
+
+
+@pytest.fixture(scope="module")
+def gimp_home():
+    """One GIMP profile for the module (only GIMP's first start is slow), the plug-in
+    installed into it, and a backend whose discovery file the chroot can read."""
+    home = CHROOT / HOME.lstrip("/")
+    if home.exists():
+        shutil.rmtree(home)
+    plug_ins = home / ".config" / "GIMP" / "3.0" / "plug-ins"
+    subprocess.run([sys.executable, str(ROOT / "install" / "gimp.py"), "--plug-ins-dir",
+                    str(plug_ins)], check=True, capture_output=True)
+    shutil.copy2(ROOT / "tests" / "gimp" / "driver.py", home / "driver.py")
+    with ServerThread(port=0, state_dir=home / "state"):
+        yield home
+
+
+def run_in_gimp(home, name, portrait, procedure, args, selection=None, precision=None,
+                layer_offset=(0, 0)):
+    run = home / name
+    run.mkdir()
+    cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
+    inside = f"{HOME}/{name}"
+    spec = {"image": f"{inside}/portrait.png", "precision": precision, "selection": selection,
+            "layer_offset": list(layer_offset), "procedure": procedure, "args": args,
+            "out": inside}
+    (run / "spec.json").write_text(json.dumps(spec))
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/state",
+           f"LIMNER_GIMP_SPEC={inside}/spec.json"]
+    result = subprocess.run(["chroot", str(CHROOT), *env, "gimp-console-3.0", "-i", "-n",
+                             "--batch-interpreter", "python-fu-eval", "-b",
+                             f"exec(open('{HOME}/driver.py').read())", "--quit"],
+                            capture_output=True, text=True, timeout=300)
+    findings_path = run / "findings.json"
+    assert findings_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    findings = json.loads(findings_path.read_text())
+    assert "exception" not in findings, findings["exception"] + result.stderr[-2000:]
+    dtype = imaging.DTYPES[{"u8": "u8", "u16": "u16"}.get(findings["sample"], "f32")]
+    for layer in findings["layers"]:
+        w, h = layer["size"]
+        layer["array"] = np.fromfile(run / Path(layer["pixels"]).name, dtype).reshape(h, w, 4)
+        if layer["mask"]:
+            layer["mask_array"] = np.fromfile(run / Path(layer["mask"]).name,
+                                              np.uint8).reshape(h, w)
+    findings["run"] = run
+    return findings
+
+
+@pytest.mark.parametrize("precision", [None, "U16_NON_LINEAR", "FLOAT_LINEAR"])
+def test_remove_background_in_gimp(gimp_home, portraits, precision):
+    image = portraits["astronaut"]
+    name = f"remove-{precision or 'u8'}".lower()
+    findings = run_in_gimp(gimp_home, name, image, "plug-in-limner-background-remove", {},
+                           precision=precision, layer_offset=(16, 8))
+    assert findings["registered"] and findings["menu"] == ["<Image>/Filters/Limner/"]
+    assert findings["label"] == "Remove Background…"
+    assert findings["status"] == "success", findings.get("error")
+    assert findings["source_unchanged"] and findings["saved"]
+    names = [layer["name"] for layer in findings["layers"]]
+    assert names == ["Cut-out [AI rvm]", "Background (masked) Matte [AI rvm]", "Background"]
+    cut, masked, source = findings["layers"]
+    assert cut["offset"] == [16, 8] == source["offset"] and cut["size"] == [512, 512]
+    assert cut["visible"] and not masked["visible"]
+    alpha = imaging.to_float(cut["array"])[:, :, 3]
+    row, col = FACE["astronaut"]
+    assert alpha[row - 5:row + 5, col - 5:col + 5].min() > 0.95
+    assert alpha[:20, :20].max() < 0.05 and alpha[:20, -20:].max() < 0.05
+    matte = masked["mask_array"] / 255
+    assert np.abs(matte - alpha).max() < 0.02, "the layer mask is the matte"
+
+
+def test_relight_a_selection_in_gimp(gimp_home, portraits):
+    image = portraits["grace_hopper"]
+    box = [150, 110, 230, 250]            # x, y, w, h in image coordinates
+    findings = run_in_gimp(gimp_home, "relight", image, "plug-in-limner-relight",
+                           {"azimuth": -90.0, "elevation": 0.0}, selection=box,
+                           layer_offset=(10, 20))
+    assert findings["status"] == "success", findings.get("error")
+    assert findings["source_unchanged"]
+    relit, screen, multiply, source = findings["layers"]
+    assert relit["name"].startswith("Relit -90°/+0°") and relit["visible"]
+    assert (screen["mode"], multiply["mode"]) == ("screen", "multiply")
+    assert not screen["visible"] and not multiply["visible"]
+    pixels = relit["array"]
+    original = imaging.with_alpha(image)
+    # the selection in layer coordinates: shifted by the layer's offset (10, 20)
+    inside = np.zeros(image.shape[:2], bool)
+    inside[box[1] - 20:box[1] - 20 + box[3], box[0] - 10:box[0] - 10 + box[2]] = True
+    assert np.array_equal(pixels[~inside], original[~inside])
+    rows, cols = FACE_BOX["grace_hopper"]       # inside the selection
+    gain = pixels[rows, cols, :3].astype(float) / original[rows, cols, :3].clip(1)
+    half = gain.shape[1] // 2
+    left, right = np.median(gain[:, :half]), np.median(gain[:, half:])
+    assert left > 1.1 * right, (left, right)
+
+
+def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
+    findings = run_in_gimp(gimp_home, "empty-selection", portraits["astronaut"],
+                           "plug-in-limner-background-blur", {"radius": 12},
+                           selection=[0, 0, 4, 4], layer_offset=(600, 600))
+    assert findings["status"] == "execution-error"
+    assert "selection does not touch this layer" in findings["error"]
+    assert [layer["name"] for layer in findings["layers"]] == ["Background"]
+
+
+def test_replace_background_with_a_scripted_colour(gimp_home, portraits):
+    findings = run_in_gimp(gimp_home, "replace", portraits["astronaut"],
+                           "plug-in-limner-background-replace", {"color": "#2060c0"})
+    assert findings["status"] == "success", findings.get("error")
+    replaced = findings["layers"][0]
+    assert replaced["name"] == "Background #2060c0 [AI rvm]"
+    corner = replaced["array"][:20, :20, :3].reshape(-1, 3).astype(int)
+    assert np.abs(corner - [0x20, 0x60, 0xC0]).max() <= 2
