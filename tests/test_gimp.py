@@ -1,5 +1,5 @@
-"""The GIMP 3 plug-in inside real GIMP 3.0 (Debian 13, in a chroot that .ci/run builds
-under .cache/): the installer puts the plug-in into the chroot's GIMP profile, GIMP
+"""The GIMP 3 plug-in inside real GIMP 3.0 (Debian 13, in the chroot that
+install/editors-chroot.sh builds under .cache/): the installer puts the plug-in into the chroot's GIMP profile, GIMP
 registers it, and a batch script runs its procedures non-interactively on a real portrait
 with a selection, against a real backend on the host's loopback; the saved image's new
 layers are checked pixel by pixel."""
@@ -21,12 +21,12 @@ from limner import imaging
 from limner.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROOT = Path(os.environ.get("LIMNER_GIMP_CHROOT", ROOT / ".cache" / "gimp-trixie"))
+CHROOT = Path(os.environ.get("LIMNER_EDITORS_CHROOT", ROOT / ".cache" / "editors-trixie"))
 HOME = "/home/limner"
 pytestmark = pytest.mark.skipif(
     not (CHROOT / "usr" / "bin" / "gimp-console-3.0").exists()
     and not os.environ.get("LIMNER_REQUIRE_EDITORS"),
-    reason=f"no GIMP 3 chroot at {CHROOT} (.ci/run builds it with mmdebstrap)")
+    reason=f"no GIMP 3 chroot at {CHROOT} (install/editors-chroot.sh builds it)")
 
 
 @pytest.fixture(scope="module")

@@ -18,58 +18,74 @@ from limner import imaging
 from limner.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
-KRITARUNNER = shutil.which("kritarunner")
-pytestmark = pytest.mark.skipif(
-    KRITARUNNER is None and not os.environ.get("LIMNER_REQUIRE_EDITORS"),
-    reason="Krita is not installed (apt-get install krita python3-pyqt5; .ci/run does)")
+CHROOT = Path(os.environ.get("LIMNER_EDITORS_CHROOT", ROOT / ".cache" / "editors-trixie"))
+REQUIRED = bool(os.environ.get("LIMNER_REQUIRE_EDITORS"))
+KRITAS = {   # Krita 5.1 from the host's Debian 12, Krita 5.2 from the Debian 13 chroot
+    "host-5.1": shutil.which("kritarunner") is not None,
+    "chroot-5.2": (CHROOT / "usr" / "bin" / "kritarunner").exists(),
+}
 
 
-@pytest.fixture(scope="module")
-def krita_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("krita-home")
+@pytest.fixture(scope="module", params=list(KRITAS))
+def krita(request, tmp_path_factory):
+    """(home as seen here, home as Krita sees it, command prefix), the plug-in installed
+    by the installer, and a backend whose discovery file that Krita can read."""
+    if not KRITAS[request.param] and not REQUIRED:
+        pytest.skip(f"no {request.param} Krita here (.ci/run installs both)")
+    if request.param == "chroot-5.2":
+        inside = "/home/limner-krita"
+        home = CHROOT / inside.lstrip("/")
+        if home.exists():
+            shutil.rmtree(home)
+        prefix = ["chroot", str(CHROOT)]
+    else:
+        home = tmp_path_factory.mktemp("krita-home")
+        inside, prefix = str(home), []
     subprocess.run([sys.executable, str(ROOT / "install" / "krita.py"), "--resource-dir",
                     str(home / ".local/share/krita"), "--kritarc", str(home / ".config/kritarc")],
                    check=True, capture_output=True)
-    return home
+    (home / "driver").mkdir(parents=True)
+    shutil.copy2(ROOT / "tests" / "krita" / "driver.py", home / "driver" / "driver.py")
+    with ServerThread(port=0, state_dir=home / "state"):
+        yield home, inside, prefix
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory):
-    state = tmp_path_factory.mktemp("krita-state")
-    with ServerThread(port=0, state_dir=state) as server:
-        yield state
-
-
-def run_in_krita(home, state, tmp_path, image, depth, op, params, selection=None):
-    raw = tmp_path / "portrait.raw"
-    raw.write_bytes(imaging.to_bytes(image)[1])
-    spec = {"pixels": str(raw), "width": image.shape[1], "height": image.shape[0],
-            "depth": depth, "selection": selection, "op": op, "params": params,
-            "out": str(tmp_path)}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "QT_QPA_PLATFORM": "offscreen",
-           "LIMNER_STATE_DIR": str(state),
-           "PYTHONPATH": f"{home}/.local/share/krita/pykrita:{ROOT / 'tests' / 'krita'}"}
-    result = subprocess.run([KRITARUNNER, "-s", "driver", "-f", "main",
-                             str(tmp_path / "spec.json")], env=env, capture_output=True,
+def run_in_krita(krita, name, image, depth, op, params, selection=None):
+    home, inside, prefix = krita
+    run = home / name
+    if run.exists():
+        shutil.rmtree(run)
+    run.mkdir()
+    (run / "portrait.raw").write_bytes(imaging.to_bytes(image)[1])
+    spec = {"pixels": f"{inside}/{name}/portrait.raw", "width": image.shape[1],
+            "height": image.shape[0], "depth": depth, "selection": selection, "op": op,
+            "params": params, "out": f"{inside}/{name}"}
+    (run / "spec.json").write_text(json.dumps(spec))
+    env = ["PATH=/usr/bin:/bin", f"HOME={inside}", "QT_QPA_PLATFORM=offscreen",
+           f"LIMNER_STATE_DIR={inside}/state",
+           f"PYTHONPATH={inside}/.local/share/krita/pykrita:{inside}/driver"]
+    result = subprocess.run([*prefix, "env", "-i", *env, "kritarunner", "-s", "driver", "-f",
+                             "main", f"{inside}/{name}/spec.json"], capture_output=True,
                             text=True, timeout=300)
-    findings_path = tmp_path / "findings.json"
+    findings_path = run / "findings.json"
     assert findings_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     findings = json.loads(findings_path.read_text())
     assert "error" not in findings, findings.get("trace")
     dtype = imaging.DTYPES[{"U8": "u8", "U16": "u16", "F32": "f32"}[depth]]
     for layer in findings["layers"]:
-        layer["array"] = np.fromfile(layer["pixels"], dtype).reshape(image.shape[0],
-                                                                    image.shape[1], 4)
+        layer["array"] = np.fromfile(run / Path(layer["pixels"]).name, dtype).reshape(
+            image.shape[0], image.shape[1], 4)
+        if layer["mask"]:
+            layer["mask_array"] = np.fromfile(run / Path(layer["mask"]).name, np.uint8).reshape(
+                image.shape[:2])
     return findings
 
 
 @pytest.mark.parametrize("depth", ["U8", "U16", "F32"])
-def test_background_removal_in_krita(krita_home, backend, tmp_path, portraits, depth):
+def test_background_removal_in_krita(krita, portraits, depth):
     image8 = imaging.with_alpha(portraits["astronaut"])
     image = imaging.from_float(imaging.to_float(image8), depth.lower().replace("f32", "f32"))
-    findings = run_in_krita(krita_home, backend, tmp_path, image, depth, "background.remove",
-                            {}, selection=None)
+    findings = run_in_krita(krita, f"remove-{depth}", image, depth, "background.remove", {})
     assert findings["source_unchanged"] and not findings["sent_mask"]
     assert findings["transfer"] == ("srgb" if depth == "U8" else "linear")
     assert findings["top_level"][-2:] == ["Portrait", "Limner: background.remove"]
@@ -85,13 +101,15 @@ def test_background_removal_in_krita(krita_home, backend, tmp_path, portraits, d
         grey = imaging.to_float(matte["array"])[:, :, 0]
         assert np.abs(grey - alpha).max() < 0.01
     else:                                         # a masked copy of the source
-        assert matte["children"] == ["transparencymask"]
+        assert matte["children"] == ["transparencymask"] and not matte["visible"]
+        assert matte["name"] == "Portrait (masked) Matte [AI rvm]"
+        assert np.abs(matte["mask_array"] / 255 - alpha).max() < 0.02, "the mask is the matte"
 
 
-def test_relight_with_a_selection_in_krita(krita_home, backend, tmp_path, portraits):
+def test_relight_with_a_selection_in_krita(krita, portraits):
     image = imaging.with_alpha(portraits["grace_hopper"])
     box = [120, 100, 260, 260]    # x, y, width, height around the face
-    findings = run_in_krita(krita_home, backend, tmp_path, image, "U8", "relight",
+    findings = run_in_krita(krita, "relight", image, "U8", "relight",
                             {"azimuth": -90, "elevation": 0}, selection=box)
     assert findings["source_unchanged"] and findings["sent_mask"]
     names = [layer["name"] for layer in findings["layers"]]

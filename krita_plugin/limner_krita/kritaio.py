@@ -107,16 +107,12 @@ def apply_results(doc, source, title: str, layers) -> object:
     for layer in reversed(layers):             # bottom first
         spec = layer.spec
         if layer.role == "mask" and hasattr(doc, "createTransparencyMask"):
-            from krita import Selection
-
             node = source.duplicate()
             node.setName(f"{source.name()} (masked) {layer.name}")
-            selection = Selection()
-            selection.setPixelData(to_u8(layer.data, spec.sample), layer.offset[0],
-                                   layer.offset[1], spec.width, spec.height)
             mask = doc.createTransparencyMask(layer.name)
-            mask.setSelection(selection)
             node.addChildNode(mask, None)
+            mask.setPixelData(to_u8(layer.data, spec.sample), layer.offset[0],
+                              layer.offset[1], spec.width, spec.height)
             node.setVisible(False)
         else:
             rgba = to_rgba(layer.data, spec.channels, spec.sample, typecode)

@@ -69,10 +69,14 @@ def run(spec, out):
             data = kritaio.swap_red_blue(data, typecode)
         path = out / f"layer{i}.raw"
         path.write_bytes(data)
+        masks = [c for c in node.childNodes() if c.type() == "transparencymask"]
+        if masks:   # 8-bit mask pixels
+            (out / f"mask{i}.raw").write_bytes(bytes(masks[0].pixelData(0, 0, w, h)))
         found["layers"].append({"name": node.name(), "type": node.type(),
                                 "visible": node.visible(), "blend": node.blendingMode(),
                                 "bounds": [b.x(), b.y(), b.width(), b.height()],
                                 "pixels": str(path),
+                                "mask": str(out / f"mask{i}.raw") if masks else None,
                                 "children": [c.type() for c in node.childNodes()]})
     doc.close()
     return found
