@@ -8,8 +8,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${LIMNER_EDITORS_CHROOT:-$root/.cache/editors-trixie}
 [ -x "$target/usr/bin/gimp-console-3.0" ] && [ -x "$target/usr/bin/kritarunner" ] && exit 0
 command -v mmdebstrap >/dev/null || apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
-mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list.d/* /etc/apt/sources.list 2>/dev/null \
-         | head -n1 | awk '{print $2}')
+# the Debian mirror the host's apt uses (deb822 or one-line sources; either may be absent)
+mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list \
+         2>/dev/null | grep -oE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' | head -n1 \
+         | awk '{print $2}' || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 mkdir -p "$(dirname "$target")"
 rm -rf "$target.partial"
