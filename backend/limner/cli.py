@@ -104,7 +104,9 @@ def _ops(args) -> int:
 
 
 def _run(args) -> int:
-    image = _read_image(args.image)
+    from .ora import read_image
+
+    image = read_image(args.image)
     mask = None
     if args.mask:
         mask = cv2.imread(str(args.mask), cv2.IMREAD_GRAYSCALE)
@@ -126,9 +128,11 @@ def _demo(args) -> int:
     from matplotlib import cbook
     from skimage import data
 
+    from .ora import read_image
+
     portraits = {"astronaut": data.astronaut(),
-                 "grace_hopper": _read_image(cbook.get_sample_data("grace_hopper.jpg",
-                                                                   asfileobj=False))}
+                 "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
+                                                                  asfileobj=False))}
     jobs = [("background.remove", {}), ("background.replace", {"color": "#2f6fb0"}),
             ("background.blur", {"radius": 12}),
             ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}),
@@ -142,12 +146,6 @@ def _demo(args) -> int:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _read_image(path) -> np.ndarray:
-    from .ora import read_image
-
-    return read_image(path)
-
 
 @contextlib.contextmanager
 def _connect():

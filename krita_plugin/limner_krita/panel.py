@@ -91,9 +91,7 @@ class ParamControl:
     def value(self):
         """The value to send; an image parameter naming a layer gives ("layer", name)."""
         w = self.widget
-        if self.kind == "float":
-            return w.value()
-        if self.kind == "int":
+        if self.kind in ("float", "int"):
             return w.value()
         if self.kind == "bool":
             return w.isChecked()
