@@ -48,12 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ops", help="list operations and their parameters")
     p.add_argument("--json", action="store_true", help="print the full capabilities as JSON")
 
+    p = sub.add_parser("models", help="the high-quality engines' checkpoints: list, pull, "
+                                      "verify, remove")
+    p.add_argument("action", choices=("list", "pull", "verify", "remove"))
+    p.add_argument("names", nargs="*", help="model names (see `limner models list`)")
+
     p = sub.add_parser("demo", help="run every operation on two real portraits")
     p.add_argument("--out", type=Path, default=Path("limner-demo"))
 
     args = parser.parse_args(argv)
     try:
-        return {"serve": _serve, "run": _run, "ops": _ops, "demo": _demo}[args.command](args)
+        return {"serve": _serve, "run": _run, "ops": _ops, "models": _models,
+                "demo": _demo}[args.command](args)
     except (BackendError, ValueError, OSError) as exc:
         print(f"limner: {exc}", file=sys.stderr)
         return 2
@@ -101,6 +107,40 @@ def _ops(args) -> int:
             state = "installed" if e["available"] else "not installed"
             print(f"    {e['name']:<10} {state:<14} {e['label']} (licence: {e['licence']})")
     return 0
+
+
+def _models(args) -> int:
+    from . import models
+
+    unknown = [n for n in args.names if n not in models.MODELS]
+    if unknown:
+        raise ValueError(f"unknown model {', '.join(unknown)}; known: "
+                         f"{', '.join(models.MODELS)}")
+    if args.action == "list":
+        print(f"{'model':<20} {'size':>8}  {'licence':<22} {'state':<12} engines / what for")
+        for info in models.MODELS.values():
+            path = models.local_path(info.name)
+            print(f"{info.name:<20} {info.size_mb:>5} MB  {info.licence:<22} "
+                  f"{'present' if path else 'not present':<12} "
+                  f"{', '.join(info.engines)}: {info.description}")
+        return 0
+    names = args.names or (list(models.MODELS) if args.action == "verify" else [])
+    if not names:
+        raise ValueError(f"name the models to {args.action}")
+    status = 0
+    for name in names:
+        info = models.MODELS[name]
+        if args.action == "pull":
+            print(f"pulling {name}: {info.repo}, {info.size_mb} MB, licence {info.licence}, "
+                  f"for {', '.join(info.engines)}")
+            print(f"{name}: {models.pull(name)}")
+        elif args.action == "verify":
+            problems = models.verify(name)
+            print(f"{name}: {'ok' if not problems else '; '.join(problems)}")
+            status = status or (1 if problems else 0)
+        else:
+            print(f"{name}: removed, {models.remove(name) / 2**20:.0f} MB freed")
+    return status
 
 
 def _run(args) -> int:

@@ -1,0 +1,122 @@
+"""The model manager: the checkpoints the high-quality engines need, where they live, and
+pulling, verifying and removing them (`limner models list | pull | verify | remove`).
+
+A model is found, in this order, in `$LIMNER_MODELS_DIR/<name>` (a folder a user can
+fill by hand when the hub is blocked) or in the Hugging Face cache, where `pull` puts it
+(resumable downloads, the standard cache, HF_HUB_OFFLINE honoured). Nothing here runs at
+import time, and nothing is downloaded except by `pull`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import protocol
+from .protocol import ProtocolError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    repo: str
+    size_mb: int                       # download size of the files pulled
+    licence: str
+    engines: tuple[str, ...]           # "kind/engine" names that need it
+    description: str
+    allow_patterns: tuple[str, ...] = ("*.json", "*.txt", "*.safetensors")
+    revision: str = "main"
+
+
+_DIFFUSERS_FP16 = ("model_index.json", "*/config.json", "*/*.json", "*/*.txt",
+                   "*/*.fp16.safetensors")
+
+MODELS = {m.name: m for m in [
+    ModelInfo("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", 2130,
+              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "Stable Diffusion 1.5 (fp16): img2img for the diffusion style engine",
+              _DIFFUSERS_FP16),
+    ModelInfo("sd15-inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", 2130,
+              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "Stable Diffusion 1.5 inpainting (fp16): diffusion style within a selection",
+              _DIFFUSERS_FP16),
+    ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
+              ("style/diffusion",), "LCM-LoRA: the few-step mode (4 steps instead of 20+)",
+              ("*.safetensors", "*.json")),
+    ModelInfo("controlnet-lineart", "lllyasviel/control_v11p_sd15_lineart", 1450,
+              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "ControlNet lineart: keeps the portrait's structure under heavy styles",
+              ("*.json", "*.fp16.safetensors")),
+]}
+
+
+def models_dir() -> Path | None:
+    value = os.environ.get("LIMNER_MODELS_DIR")
+    return Path(value) if value else None
+
+
+def local_path(name: str) -> Path | None:
+    """Where the model's files are on this machine, or None."""
+    info = MODELS[name]
+    manual = models_dir()
+    if manual is not None and (manual / name).is_dir():
+        return manual / name
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = Path(snapshot_download(info.repo, revision=info.revision,
+                                      allow_patterns=list(info.allow_patterns),
+                                      local_files_only=True))
+    except Exception:  # noqa: BLE001 - not in the cache (or the hub library is absent)
+        return None
+    return path if any(path.iterdir()) else None
+
+
+def require(name: str) -> Path:
+    """The model's folder, or the error that tells the user how to get it."""
+    path = local_path(name)
+    if path is None:
+        info = MODELS[name]
+        where = f" or place its files in {models_dir() / name}" if models_dir() else ""
+        raise ProtocolError(protocol.E_MODEL_MISSING,
+                            f"the model {name} ({info.description}, {info.size_mb} MB, "
+                            f"{info.licence}) is not on this machine; download it with: "
+                            f"limner models pull {name}{where}")
+    return path
+
+
+def pull(name: str) -> Path:
+    """Download (or finish downloading) a model into the Hugging Face cache."""
+    from huggingface_hub import snapshot_download
+
+    info = MODELS[name]
+    return Path(snapshot_download(info.repo, revision=info.revision,
+                                  allow_patterns=list(info.allow_patterns)))
+
+
+def verify(name: str) -> list[str]:
+    """Problems with a model's local files (empty when it is complete)."""
+    path = local_path(name)
+    if path is None:
+        return ["not downloaded"]
+    problems = []
+    files = [p for p in path.rglob("*") if p.is_file()]
+    if not any(p.suffix == ".safetensors" for p in files):
+        problems.append("no weights (.safetensors) found")
+    problems += [f"empty file {p.relative_to(path)}" for p in files if p.stat().st_size == 0]
+    return problems
+
+
+def remove(name: str) -> int:
+    """Delete a model from the Hugging Face cache; returns the bytes freed."""
+    from huggingface_hub import scan_cache_dir
+
+    cache = scan_cache_dir()
+    revisions = [rev.commit_hash for repo in cache.repos if repo.repo_id == MODELS[name].repo
+                 for rev in repo.revisions]
+    if not revisions:
+        return 0
+    strategy = cache.delete_revisions(*revisions)
+    strategy.execute()
+    return strategy.expected_freed_size

@@ -1,0 +1,137 @@
+"""The diffusion style engine and the model manager, offline: tiny random pipelines with
+the real architectures are saved into a models folder and loaded through the real code,
+then driven through the real server on a real portrait at a small size."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_array
+from limner import models, protocol
+from limner.client import BackendError
+
+pytest.importorskip("diffusers")
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """LIMNER_MODELS_DIR with tiny sd15 and sd15-inpaint; the hub is off meanwhile."""
+    from tiny_diffusion import build
+
+    folder = tmp_path_factory.mktemp("models")
+    build(folder / "sd15")
+    build(folder / "sd15-inpaint", inpaint=True)
+    saved = {k: os.environ.get(k) for k in ("LIMNER_MODELS_DIR", "HF_HUB_OFFLINE")}
+    os.environ.update(LIMNER_MODELS_DIR=str(folder), HF_HUB_OFFLINE="1")
+    yield folder
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def small_portrait(portraits):
+    return cv2.resize(portraits["astronaut"], (128, 128), interpolation=cv2.INTER_AREA)
+
+
+def _diffuse(client, image, mask=None, on_progress=None, **params):
+    params = {"engine": "diffusion", "preset": "oil painting", "steps": 3, "strength": 1.0,
+              "face_detail": 0.0, **params}
+    return run_array(client, "style", params, image, mask, on_progress=on_progress)[0]
+
+
+def test_runs_end_to_end_with_one_progress_event_per_step(tiny_models, client, small_portrait):
+    stages = []
+    layer, out = _diffuse(client, small_portrait, seed=5,
+                          on_progress=lambda job, f, stage: stages.append(stage))
+    assert out.shape == small_portrait.shape and out.dtype == np.uint8
+    assert [s for s in stages if s.startswith("step")] == ["step 1/3", "step 2/3", "step 3/3"]
+    assert layer.name == "Oil painting 100% [AI diffusion]"
+    assert layer.provenance["engine"] == "diffusion"
+    assert layer.provenance["weights_licence"] == "CreativeML OpenRAIL-M (SD 1.5 weights)"
+
+
+def test_lower_strength_runs_fewer_steps(tiny_models, client, small_portrait):
+    stages = []
+    _diffuse(client, small_portrait, steps=4, strength=0.5,
+             on_progress=lambda job, f, stage: stages.append(stage))
+    assert [s for s in stages if s.startswith("step")] == ["step 1/2", "step 2/2"]
+
+
+def test_the_same_seed_gives_the_same_result(tiny_models, client, small_portrait):
+    _, a = _diffuse(client, small_portrait, seed=11)
+    _, b = _diffuse(client, small_portrait, seed=11)
+    _, c = _diffuse(client, small_portrait, seed=12)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_a_selection_inpaints_and_leaves_the_rest_bit_identical(tiny_models, client,
+                                                                small_portrait):
+    mask = np.zeros(small_portrait.shape[:2], np.uint8)
+    mask[30:90, 40:100] = 255
+    _, out = _diffuse(client, small_portrait, mask)
+    assert np.array_equal(out[mask == 0], small_portrait[mask == 0])
+    assert not np.array_equal(out[mask == 255], small_portrait[mask == 255])
+
+
+def test_cancel_stops_within_one_step(tiny_models, client, small_portrait):
+    steps = []
+
+    def progress(job, fraction, stage):
+        if stage.startswith("step"):
+            steps.append(stage)
+            if len(steps) == 1:
+                client.cancel(job)
+
+    with pytest.raises(BackendError) as err:
+        _diffuse(client, small_portrait, steps=20, on_progress=progress)
+    assert err.value.code == protocol.E_CANCELLED
+    assert len(steps) <= 2, steps
+
+
+def test_reference_is_refused_with_a_pointer_to_the_classic_engine(tiny_models, client,
+                                                                   small_portrait, tmp_path):
+    reference = tmp_path / "reference.png"
+    cv2.imwrite(str(reference), small_portrait)
+    with pytest.raises(BackendError) as err:
+        _diffuse(client, small_portrait, preset="reference", reference=str(reference))
+    assert err.value.code == protocol.E_BAD_PARAMETER
+    assert "use the classic engine" in err.value.message
+
+
+def test_missing_weights_name_the_pull_command(client, small_portrait, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    from limner import engines
+
+    monkeypatch.delitem(engines._LOADED, ("style", "diffusion"), raising=False)
+    with pytest.raises(BackendError) as err:
+        _diffuse(client, small_portrait)
+    assert err.value.code == protocol.E_MODEL_MISSING
+    assert "limner models pull sd15" in err.value.message
+
+
+def test_models_list_shows_every_model_with_size_licence_and_state(tiny_models):
+    env = {**os.environ, "HF_HUB_CACHE": str(tiny_models / "empty-hub")}
+    out = subprocess.run([sys.executable, "-m", "limner", "models", "list"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert set(lines) == set(models.MODELS)
+    assert "present" in lines["sd15"] and "not present" not in lines["sd15"]
+    assert "not present" in lines["lcm-lora-sd15"]
+    for name, info in models.MODELS.items():
+        assert f"{info.size_mb} MB" in lines[name] and info.licence in lines[name]
+
+
+def test_verify_reports_complete_and_broken_models(tiny_models):
+    assert models.verify("sd15") == []
+    assert models.verify("controlnet-lineart") == ["not downloaded"]

@@ -1,0 +1,72 @@
+"""Tiny Stable Diffusion pipelines with the real architectures (UNet, VAE, CLIP text
+encoder, byte-level BPE tokenizer), random weights, saved with save_pretrained so the
+engine loads them through the very code path users run. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _bytes_to_unicode() -> list[str]:
+    """CLIP's byte alphabet: every byte as a printable character."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def write_tokenizer(folder: Path) -> int:
+    """vocab.json + merges.txt for a CLIPTokenizer; returns the vocabulary size."""
+    alphabet = _bytes_to_unicode()
+    merges = ["o r", "i n", "t h", "a n", "e r", "or t", "p a", "pa in", "ort r", "ortr a"]
+    tokens = alphabet + [c + "</w>" for c in alphabet]
+    tokens += ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return len(tokens)
+
+
+def build(folder: Path, inpaint: bool = False) -> Path:
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionImg2ImgPipeline,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    vocab = write_tokenizer(folder / "_tokenizer")
+    tokenizer = CLIPTokenizer(str(folder / "_tokenizer" / "vocab.json"),
+                              str(folder / "_tokenizer" / "merges.txt"), model_max_length=77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        vocab_size=vocab, max_position_embeddings=77, projection_dim=32,
+        bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1))
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+        attention_head_dim=8, norm_num_groups=32)
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=32, sample_size=64)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012,
+                              beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionImg2ImgPipeline
+    pipe = cls(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+               scheduler=scheduler, safety_checker=None, feature_extractor=None,
+               requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    return folder
