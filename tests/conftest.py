@@ -28,6 +28,36 @@ def portraits() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """LIMNER_MODELS_DIR holding tiny random SD 1.5 img2img and inpainting pipelines and
+    IC-Light offsets for the tiny UNet; the hub is switched off while it is in use."""
+    pytest.importorskip("diffusers")
+    import os
+
+    from tiny_diffusion import build, build_iclight_offsets
+
+    folder = tmp_path_factory.mktemp("models")
+    build(folder / "sd15")
+    build(folder / "sd15-inpaint", inpaint=True)
+    build_iclight_offsets(folder / "sd15", folder / "ic-light-fc")
+    saved = {k: os.environ.get(k) for k in ("LIMNER_MODELS_DIR", "HF_HUB_OFFLINE")}
+    os.environ.update(LIMNER_MODELS_DIR=str(folder), HF_HUB_OFFLINE="1")
+    yield folder
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def small_portrait(portraits):
+    import cv2
+
+    return cv2.resize(portraits["astronaut"], (128, 128), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One backend for the session (models load once); tests that need their own limits
     start their own ServerThread."""

@@ -18,29 +18,6 @@ from limner.client import BackendError
 pytest.importorskip("diffusers")
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    """LIMNER_MODELS_DIR with tiny sd15 and sd15-inpaint; the hub is off meanwhile."""
-    from tiny_diffusion import build
-
-    folder = tmp_path_factory.mktemp("models")
-    build(folder / "sd15")
-    build(folder / "sd15-inpaint", inpaint=True)
-    saved = {k: os.environ.get(k) for k in ("LIMNER_MODELS_DIR", "HF_HUB_OFFLINE")}
-    os.environ.update(LIMNER_MODELS_DIR=str(folder), HF_HUB_OFFLINE="1")
-    yield folder
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture
-def small_portrait(portraits):
-    return cv2.resize(portraits["astronaut"], (128, 128), interpolation=cv2.INTER_AREA)
-
-
 def _diffuse(client, image, mask=None, on_progress=None, **params):
     params = {"engine": "diffusion", "preset": "oil painting", "steps": 3, "strength": 1.0,
               "face_detail": 0.0, **params}

@@ -41,6 +41,9 @@ MODELS = {m.name: m for m in [
               "CreativeML OpenRAIL-M", ("style/diffusion",),
               "Stable Diffusion 1.5 inpainting (fp16): diffusion style within a selection",
               _DIFFUSERS_FP16),
+    ModelInfo("ic-light-fc", "lllyasviel/ic-light", 1720, "Apache-2.0",
+              ("relight/ic-light",), "IC-Light foreground-conditioned offsets for SD 1.5 "
+              "(needs sd15 too)", ("iclight_sd15_fc.safetensors",)),
     ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
               ("style/diffusion",), "LCM-LoRA: the few-step mode (4 steps instead of 20+)",
               ("*.safetensors", "*.json")),

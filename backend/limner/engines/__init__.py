@@ -75,4 +75,4 @@ def describe_all() -> dict:
     return {kind: [e.describe() for e in engines.values()] for kind, engines in _ENGINES.items()}
 
 
-from . import diffusion, face, matting, relight, style  # noqa: F401  (they register themselves)
+from . import diffusion, face, iclight, matting, relight, style  # noqa: F401  (they register themselves)

@@ -55,6 +55,10 @@ OPERATIONS = [
                      "Light that reaches everywhere; 1 with intensity 0 leaves the image as it "
                      "is.", min=0, max=2, step=0.05),
                Param("keep_colors", "bool", False, "Keep original colours",
-                     "Change brightness only; ignore the light's colour.")],
+                     "Change brightness only; ignore the light's colour."),
+               Param("steps", "int", 25, "Diffusion steps", "Denoising steps (IC-Light only).",
+                     min=1, max=100, step=1),
+               Param("seed", "int", 1, "Seed", "Fixes the IC-Light result (IC-Light only).",
+                     min=0, max=2**31 - 1, step=1)],
               relight, engine_kind="relight"),
 ]

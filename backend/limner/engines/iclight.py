@@ -1,0 +1,180 @@
+"""The IC-Light relighting engine (lllyasviel/IC-Light, Apache-2.0), through diffusers.
+
+IC-Light's foreground-conditioned model is SD 1.5 with the UNet's input widened to 8
+channels (the noisy latent plus the subject's latent) and its weights shipped as offsets
+to SD 1.5's. The light direction enters as the img2img starting picture: a gradient that
+is bright where the light comes from, as the IC-Light reference does. The subject comes
+from our own matte (not RMBG-1.4, whose licence is non-commercial); the whole region is
+processed at its own aspect ratio (no centre crop), and "keep colours" puts the original's
+colour back under the new light, which guards against IC-Light's colour shift.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .. import devices, imaging, models, protocol
+from ..protocol import ProtocolError
+from . import EngineInfo, default, get, register
+from .relight import _LUMA, Lighting, kelvin_to_rgb
+from .style import _resize, _upsample
+
+WORK_SIDE = 768
+OFFSETS_FILE = "iclight_sd15_fc.safetensors"
+
+
+def widen_conv_in(unet, channels: int = 8) -> None:
+    """A conv_in taking `channels` inputs: the old weights for the first ones, zeros for
+    the new ones, so the widened UNet computes exactly what it did before."""
+    import torch
+
+    old = unet.conv_in
+    new = torch.nn.Conv2d(channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+                          device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, :old.in_channels].copy_(old.weight)
+        new.bias.copy_(old.bias)
+    unet.conv_in = new
+    unet.register_to_config(in_channels=channels)
+
+
+def merge_offsets(unet, offsets: dict) -> None:
+    """Every weight becomes base + offset; the offsets must cover exactly the UNet's."""
+    state = unet.state_dict()
+    missing, extra = sorted(set(state) - set(offsets)), sorted(set(offsets) - set(state))
+    if missing or extra:
+        raise ValueError(f"IC-Light offsets do not match the UNet: {len(missing)} missing "
+                         f"(e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})")
+    for key, value in offsets.items():
+        if value.shape != state[key].shape:
+            raise ValueError(f"IC-Light offset {key} has shape {tuple(value.shape)}, the UNet "
+                             f"{tuple(state[key].shape)}")
+    unet.load_state_dict({k: state[k] + offsets[k].to(state[k].dtype) for k in state})
+
+
+def concat_forward(unet) -> None:
+    """Make the UNet append the subject's latent (cross_attention_kwargs["concat"]) to its
+    input, as IC-Light's pipeline does, so a stock diffusers pipeline can drive it."""
+    import torch
+
+    forward = unet.forward
+
+    def with_subject(sample, timestep, encoder_hidden_states, **kwargs):
+        extra = dict(kwargs.get("cross_attention_kwargs") or {})
+        subject = extra.pop("concat").to(sample)
+        subject = subject.repeat(sample.shape[0] // subject.shape[0], 1, 1, 1)  # CFG batch
+        kwargs["cross_attention_kwargs"] = extra or None
+        return forward(torch.cat([sample, subject], dim=1), timestep, encoder_hidden_states,
+                       **kwargs)
+
+    unet.forward = with_subject
+
+
+def light_gradient(width: int, height: int, azimuth: float, elevation: float,
+                   colour: np.ndarray) -> np.ndarray:
+    """The starting picture: bright on the side the light comes from (in the image plane),
+    dark on the other, in the light's colour; an even grey for light from the camera."""
+    az, el = np.radians(azimuth), np.radians(elevation)
+    direction = np.array([np.cos(el) * np.sin(az), -np.sin(el)])   # x right, y down
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    u = (xx / max(width - 1, 1) - 0.5) * direction[0] + (yy / max(height - 1, 1) - 0.5) * \
+        direction[1]
+    span = max(np.abs(u).max(), 1e-6)
+    ramp = 0.5 + 0.5 * u / span * min(1.0, np.linalg.norm(direction) * 1.5)
+    return np.clip(ramp[:, :, None] * colour / colour.max(), 0, 1)
+
+
+class ICLight:
+    def __init__(self):
+        self.pipelines = devices.PipelineCache(size=1)
+
+    def pipeline(self):
+        base, light = models.require("sd15"), models.require("ic-light-fc")
+        device, dtype = devices.pick()
+
+        def load():
+            import safetensors.torch
+            from diffusers import StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+
+            fp16 = any(p.name.endswith(".fp16.safetensors") for p in base.rglob("*"))
+            variant = "fp16" if fp16 else None
+            unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", variant=variant,
+                                                        local_files_only=True)
+            widen_conv_in(unet)
+            merge_offsets(unet, safetensors.torch.load_file(str(light / OFFSETS_FILE)))
+            concat_forward(unet)
+            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+                base, unet=unet, variant=variant, local_files_only=True, safety_checker=None,
+                requires_safety_checker=False)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe.to(device=device, dtype=dtype)
+
+        return self.pipelines.get(f"ic-light:{device}:{dtype}", load)
+
+    def render(self, rgb: np.ndarray, params: dict, progress) -> Lighting:
+        import torch
+        from PIL import Image
+
+        h, w = rgb.shape[:2]
+        scale = min(1.0, WORK_SIDE / max(h, w))
+        tw, th = (max(64, round(v * scale / 64) * 64) for v in (w, h))
+        small = _resize(np.clip(rgb, 0, 1), tw, th)
+        progress(0.05, "finding the subject")
+        alpha = get("matting", default("matting")).matte(small)[:, :, None]
+        subject = small * alpha + 0.5 * (1 - alpha)        # IC-Light's grey backdrop
+        progress(0.1, "loading IC-Light")
+        pipe = self.pipeline()
+        with torch.no_grad():
+            pixels = torch.from_numpy(subject.transpose(2, 0, 1)[None] * 2 - 1)
+            pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
+            concat = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
+        tint = np.array([int(params["color"][i:i + 2], 16) / 255 for i in (1, 3, 5)])
+        colour = kelvin_to_rgb(params["temperature"]) * imaging.srgb_to_linear(tint)
+        start = light_gradient(tw, th, params["azimuth"], params["elevation"],
+                               imaging.linear_to_srgb(colour))
+        steps, strength = params["steps"], 0.9
+        runs = max(1, int(steps * strength))
+
+        def on_step(_pipe, index, _timestep, tensors):
+            progress(0.12 + 0.78 * (index + 1) / runs, f"step {index + 1}/{runs}")
+            return tensors
+
+        words = ["soft" if params["softness"] > 0.5 else "hard",
+                 "warm" if params["temperature"] < 4500 else
+                 "cool" if params["temperature"] > 7000 else "neutral"]
+        try:
+            out = pipe(prompt=f"portrait photo, detailed face, {words[0]} {words[1]} light",
+                       negative_prompt="lowres, bad anatomy, worst quality",
+                       image=Image.fromarray((start * 255 + 0.5).astype(np.uint8)),
+                       strength=strength, num_inference_steps=steps, guidance_scale=2.0,
+                       generator=torch.Generator("cpu").manual_seed(params["seed"]),
+                       cross_attention_kwargs={"concat": concat}, callback_on_step_end=on_step,
+                       output_type="np").images[0].astype(np.float32)
+        except RuntimeError as exc:
+            if not devices.is_out_of_memory(exc):
+                raise
+            self.pipelines.clear()
+            raise ProtocolError(protocol.E_OPERATION_FAILED,
+                                f"out of device memory at {tw}x{th}; relight a smaller "
+                                "selection") from None
+        progress(0.92, "restoring full resolution")
+        relit = np.clip(_upsample(out, np.clip(rgb, 0, 1)), 0, 1)
+        before, after = imaging.srgb_to_linear(rgb), imaging.srgb_to_linear(relit)
+        if params["keep_colors"]:   # the original's colour under the new light's brightness
+            ratio = (after @ _LUMA) / np.maximum(before @ _LUMA, 1e-5)
+            after = before * ratio[:, :, None]
+            relit = imaging.linear_to_srgb(after)
+        gain = after / np.maximum(before, 1e-4)
+        smooth = cv2.GaussianBlur(gain, (0, 0), max(2.0, max(h, w) / 200))
+        return Lighting(relit, imaging.linear_to_srgb(np.clip(smooth, 0, 1)),
+                        imaging.linear_to_srgb(np.clip(smooth - 1, 0, 1)))
+
+
+register(EngineInfo(
+    kind="relight", name="ic-light", label="IC-Light (SD 1.5, foreground-conditioned; GPU)",
+    licence="Apache-2.0 (IC-Light offsets) + CreativeML OpenRAIL-M (SD 1.5)",
+    weights="limner models pull sd15 ic-light-fc",
+    load=ICLight, find_weights=lambda: models.local_path("ic-light-fc"),
+    install_hint="limner models pull sd15 ic-light-fc"))
