@@ -104,11 +104,15 @@ def test_models_list_shows_every_model_with_size_licence_and_state(tiny_models):
     lines = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
     assert set(lines) == set(models.MODELS)
     assert "present" in lines["sd15"] and "not present" not in lines["sd15"]
-    assert "not present" in lines["lcm-lora-sd15"]
     for name, info in models.MODELS.items():
         assert f"{info.size_mb} MB" in lines[name] and info.licence in lines[name]
 
 
-def test_verify_reports_complete_and_broken_models(tiny_models):
+def test_verify_reports_complete_and_broken_models(tiny_models, tmp_path, monkeypatch):
     assert models.verify("sd15") == []
-    assert models.verify("controlnet-lineart") == ["not downloaded"]
+    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "sd15" / "unet").mkdir(parents=True)
+    (tmp_path / "sd15" / "unet" / "diffusion_pytorch_model.safetensors").touch()
+    assert models.verify("sd15") == ["empty file unet/diffusion_pytorch_model.safetensors"]
+    assert models.verify("sd15-inpaint") == ["not downloaded"]

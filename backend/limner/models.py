@@ -44,13 +44,6 @@ MODELS = {m.name: m for m in [
     ModelInfo("ic-light-fc", "lllyasviel/ic-light", 1720, "Apache-2.0",
               ("relight/ic-light",), "IC-Light foreground-conditioned offsets for SD 1.5 "
               "(needs sd15 too)", ("iclight_sd15_fc.safetensors",)),
-    ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
-              ("style/diffusion",), "LCM-LoRA: the few-step mode (4 steps instead of 20+)",
-              ("*.safetensors", "*.json")),
-    ModelInfo("controlnet-lineart", "lllyasviel/control_v11p_sd15_lineart", 1450,
-              "CreativeML OpenRAIL-M", ("style/diffusion",),
-              "ControlNet lineart: keeps the portrait's structure under heavy styles",
-              ("*.json", "*.fp16.safetensors")),
 ]}
 
 

@@ -63,7 +63,7 @@ OPERATIONS = [
                Param("reference", "image", "", "Reference",
                      "A layer or an image file whose style to copy (preset 'reference')."),
                Param("steps", "int", 20, "Diffusion steps",
-                     "Denoising steps of the diffusion engine (4 with the few-step LoRA).",
+                     "Denoising steps (diffusion engine only).",
                      min=1, max=100, step=1)],
               style, engine_kind="style"),
 ]
