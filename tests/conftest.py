@@ -51,6 +51,19 @@ def tiny_models(tmp_path_factory):
 
 
 @pytest.fixture
+def without_models(tmp_path, monkeypatch):
+    """No model anywhere: an empty models folder and hub cache, the hub off, and the
+    diffusion engines forgotten so they look for their weights again."""
+    from limner import engines
+
+    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    for key in (("style", "diffusion"), ("relight", "ic-light")):
+        monkeypatch.delitem(engines._LOADED, key, raising=False)
+
+
+@pytest.fixture
 def small_portrait(portraits):
     import cv2
 

@@ -83,13 +83,7 @@ def test_reference_is_refused_with_a_pointer_to_the_classic_engine(tiny_models, 
     assert "use the classic engine" in err.value.message
 
 
-def test_missing_weights_name_the_pull_command(client, small_portrait, tmp_path, monkeypatch):
-    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    from limner import engines
-
-    monkeypatch.delitem(engines._LOADED, ("style", "diffusion"), raising=False)
+def test_missing_weights_name_the_pull_command(without_models, client, small_portrait):
     with pytest.raises(BackendError) as err:
         _diffuse(client, small_portrait)
     assert err.value.code == protocol.E_MODEL_MISSING

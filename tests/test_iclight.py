@@ -122,14 +122,8 @@ def test_ic_light_cancel_stops_within_one_step(tiny_models, client, small_portra
     assert err.value.code == protocol.E_CANCELLED and len(steps) <= 2
 
 
-def test_missing_ic_light_weights_name_the_pull_command(client, small_portrait, tmp_path,
-                                                        monkeypatch):
-    from limner import engines
-
-    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delitem(engines._LOADED, ("relight", "ic-light"), raising=False)
+def test_missing_ic_light_weights_name_the_pull_command(without_models, client,
+                                                        small_portrait):
     with pytest.raises(BackendError) as err:
         _relight(client, small_portrait)
     assert err.value.code == protocol.E_MODEL_MISSING

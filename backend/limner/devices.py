@@ -8,6 +8,10 @@ import gc
 import os
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import contextmanager
+
+from . import protocol
+from .protocol import ProtocolError
 
 
 def pick():
@@ -34,6 +38,31 @@ def save_memory(pipe, side: int) -> None:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower()
+
+
+@contextmanager
+def out_of_memory_as_error(cache: PipelineCache, what: str):
+    """Running out of device memory empties the pipeline cache and becomes an error the
+    user can act on, instead of a crash."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        cache.clear()
+        raise ProtocolError(protocol.E_OPERATION_FAILED,
+                            f"out of device memory for {what}; work on a smaller selection "
+                            "or close other programs that use the GPU") from None
+
+
+def step_callback(progress, runs: int, start: float, end: float):
+    """A diffusers step-end callback that reports each denoising step as progress (a
+    cancelled job raises out of it, so a cancel stops within one step)."""
+    def on_step(_pipe, index, _timestep, tensors):
+        progress(start + (end - start) * (index + 1) / runs, f"step {index + 1}/{runs}")
+        return tensors
+
+    return on_step
 
 
 class PipelineCache:

@@ -114,15 +114,11 @@ def main() -> None:
             rows.append([kind, f"{side}x{side}", args.steps,
                          f"{statistics.median(gaps) * 1000:.0f} ms", f"{total:.1f} s",
                          f"{peak_memory_mib(device):.0f} MiB", f"{built:.0f} s"])
-    header = ["pipeline", "size", "steps", "per step (CFG)", "end to end", "peak memory",
-              "build"]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    print(f"\nSD 1.5 architecture, random weights, {device} {str(dtype).split('.')[-1]}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+    from bench_backend import table  # same folder: one table printer for both
 
+    table(f"SD 1.5 architecture, random weights, {device} {str(dtype).split('.')[-1]}",
+          ["pipeline", "size", "steps", "per step (CFG)", "end to end", "peak memory", "build"],
+          rows)
 
 if __name__ == "__main__":
     main()

@@ -71,28 +71,17 @@ class DiffusionStyle:
         progress(0.08, "loading the diffusion model")
         pipe = self.pipeline(kind)
         runs = max(1, min(steps, int(steps * strength)))   # img2img skips the first steps
-
-        def on_step(_pipe, index, _timestep, tensors):
-            progress(0.1 + 0.8 * (index + 1) / runs, f"step {index + 1}/{runs}")
-            return tensors
-
         args = dict(prompt=PROMPTS[params["preset"]], negative_prompt=NEGATIVE,
                     image=Image.fromarray((small * 255 + 0.5).astype(np.uint8)),
                     strength=strength, num_inference_steps=steps, guidance_scale=7.0,
                     generator=torch.Generator("cpu").manual_seed(params["seed"]),
-                    callback_on_step_end=on_step, output_type="np")
+                    callback_on_step_end=devices.step_callback(progress, runs, 0.1, 0.9),
+                    output_type="np")
         if kind == "inpaint":
             args.update(mask_image=Image.fromarray(cv2.resize(mask, (tw, th))), height=th,
                         width=tw)
-        try:
+        with devices.out_of_memory_as_error(self.pipelines, f"{tw}x{th}"):
             out = pipe(**args).images[0].astype(np.float32)
-        except RuntimeError as exc:
-            if not devices.is_out_of_memory(exc):
-                raise
-            self.pipelines.clear()
-            raise ProtocolError(protocol.E_OPERATION_FAILED,
-                                f"out of device memory at {tw}x{th}; select a smaller region "
-                                "or close other GPU programs") from None
         if params["face_detail"] > 0:   # a little of the photo on faces keeps the likeness
             faces = get("face", "mediapipe").faces(small)
             weight = 0.4 * params["face_detail"] * face_mask(small.shape[:2], faces)[:, :, None]

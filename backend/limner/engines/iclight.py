@@ -14,8 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import devices, imaging, models, protocol
-from ..protocol import ProtocolError
+from .. import devices, imaging, models
 from . import EngineInfo, default, get, register
 from .relight import _LUMA, Lighting, kelvin_to_rgb
 from .style import _resize, _upsample
@@ -136,29 +135,18 @@ class ICLight:
                                imaging.linear_to_srgb(colour))
         steps, strength = params["steps"], 0.9
         runs = max(1, int(steps * strength))
-
-        def on_step(_pipe, index, _timestep, tensors):
-            progress(0.12 + 0.78 * (index + 1) / runs, f"step {index + 1}/{runs}")
-            return tensors
-
         words = ["soft" if params["softness"] > 0.5 else "hard",
                  "warm" if params["temperature"] < 4500 else
                  "cool" if params["temperature"] > 7000 else "neutral"]
-        try:
+        with devices.out_of_memory_as_error(self.pipelines, f"{tw}x{th}"):
             out = pipe(prompt=f"portrait photo, detailed face, {words[0]} {words[1]} light",
                        negative_prompt="lowres, bad anatomy, worst quality",
                        image=Image.fromarray((start * 255 + 0.5).astype(np.uint8)),
                        strength=strength, num_inference_steps=steps, guidance_scale=2.0,
                        generator=torch.Generator("cpu").manual_seed(params["seed"]),
-                       cross_attention_kwargs={"concat": concat}, callback_on_step_end=on_step,
+                       cross_attention_kwargs={"concat": concat},
+                       callback_on_step_end=devices.step_callback(progress, runs, 0.12, 0.9),
                        output_type="np").images[0].astype(np.float32)
-        except RuntimeError as exc:
-            if not devices.is_out_of_memory(exc):
-                raise
-            self.pipelines.clear()
-            raise ProtocolError(protocol.E_OPERATION_FAILED,
-                                f"out of device memory at {tw}x{th}; relight a smaller "
-                                "selection") from None
         progress(0.92, "restoring full resolution")
         relit = np.clip(_upsample(out, np.clip(rgb, 0, 1)), 0, 1)
         before, after = imaging.srgb_to_linear(rgb), imaging.srgb_to_linear(relit)
