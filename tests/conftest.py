@@ -103,6 +103,22 @@ def run_array(client: Client, op: str, params: dict, image: np.ndarray,
     return [(layer, imaging.from_bytes(layer.data, layer.spec)) for layer in layers]
 
 
+def cancel_at_first_step(client: Client, run) -> tuple[list[str], Exception]:
+    """Call `run(on_progress)`, cancelling the job at its first denoising step; returns
+    the steps reported and the error the run ended with."""
+    steps = []
+
+    def progress(job, fraction, stage):
+        if stage.startswith("step"):
+            steps.append(stage)
+            if len(steps) == 1:
+                client.cancel(job)
+
+    with pytest.raises(Exception) as err:
+        run(progress)
+    return steps, err.value
+
+
 def next_text(ws) -> dict:
     """The next JSON message on a raw connection (skipping result frames)."""
     while True:

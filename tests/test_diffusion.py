@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import run_array
+from conftest import cancel_at_first_step, run_array
 from limner import models, protocol
 from limner.client import BackendError
 
@@ -59,18 +59,9 @@ def test_a_selection_inpaints_and_leaves_the_rest_bit_identical(tiny_models, cli
 
 
 def test_cancel_stops_within_one_step(tiny_models, client, small_portrait):
-    steps = []
-
-    def progress(job, fraction, stage):
-        if stage.startswith("step"):
-            steps.append(stage)
-            if len(steps) == 1:
-                client.cancel(job)
-
-    with pytest.raises(BackendError) as err:
-        _diffuse(client, small_portrait, steps=20, on_progress=progress)
-    assert err.value.code == protocol.E_CANCELLED
-    assert len(steps) <= 2, steps
+    steps, error = cancel_at_first_step(client, lambda progress: _diffuse(
+        client, small_portrait, steps=20, on_progress=progress))
+    assert error.code == protocol.E_CANCELLED and len(steps) <= 2, steps
 
 
 def test_reference_is_refused_with_a_pointer_to_the_classic_engine(tiny_models, client,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_array
+from conftest import cancel_at_first_step, run_array
 from limner import protocol
 from limner.client import BackendError
 
@@ -109,17 +109,9 @@ def test_ic_light_keep_colours_keeps_the_photos_colour(tiny_models, client, smal
 
 
 def test_ic_light_cancel_stops_within_one_step(tiny_models, client, small_portrait):
-    steps = []
-
-    def progress(job, fraction, stage):
-        if stage.startswith("step"):
-            steps.append(stage)
-            if len(steps) == 1:
-                client.cancel(job)
-
-    with pytest.raises(BackendError) as err:
-        _relight(client, small_portrait, steps=20, on_progress=progress)
-    assert err.value.code == protocol.E_CANCELLED and len(steps) <= 2
+    steps, error = cancel_at_first_step(client, lambda progress: _relight(
+        client, small_portrait, steps=20, on_progress=progress))
+    assert error.code == protocol.E_CANCELLED and len(steps) <= 2, steps
 
 
 def test_missing_ic_light_weights_name_the_pull_command(without_models, client,
