@@ -207,7 +207,7 @@ def _connect():
 
 
 def _parse_params(client: Client, op_id: str, pairs: list[str]) -> dict:
-    schema = next((op for op in client.capabilities["operations"] if op["id"] == op_id), None)
+    schema = client.operation(op_id)
     if schema is None:
         return {}  # the backend names the operations it has
     known = {p["name"]: p for p in schema["params"]}

@@ -72,8 +72,9 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def operation(self, op_id: str) -> dict:
-        return next(op for op in self.capabilities["operations"] if op["id"] == op_id)
+    def operation(self, op_id: str) -> dict | None:
+        """The backend's schema of one operation, or None if it has no such operation."""
+        return next((op for op in self.capabilities["operations"] if op["id"] == op_id), None)
 
     def run(self, op: str, params: dict, image: bytes, width: int, height: int, channels: int,
             sample: str, mask: bytes | None = None, offset: tuple[int, int] = (0, 0),
