@@ -70,6 +70,7 @@ class DiffusionStyle:
         kind = "img2img" if mask is None else "inpaint"
         progress(0.08, "loading the diffusion model")
         pipe = self.pipeline(kind)
+        devices.save_memory(pipe, max(tw, th))
         runs = max(1, min(steps, int(steps * strength)))   # img2img skips the first steps
         args = dict(prompt=PROMPTS[params["preset"]], negative_prompt=NEGATIVE,
                     image=Image.fromarray((small * 255 + 0.5).astype(np.uint8)),

@@ -125,6 +125,7 @@ class ICLight:
         subject = small * alpha + 0.5 * (1 - alpha)        # IC-Light's grey backdrop
         progress(0.1, "loading IC-Light")
         pipe = self.pipeline()
+        devices.save_memory(pipe, max(tw, th))
         with torch.no_grad():
             pixels = torch.from_numpy(subject.transpose(2, 0, 1)[None] * 2 - 1)
             pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
