@@ -15,8 +15,8 @@ DECONTAMINATE = Param("decontaminate", "bool", True, "Clean edge colours",
                       "Remove the old background's colour from semi-transparent edges (hair).")
 
 
-def _subject(req: Request, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(foreground RGB, subject alpha, layer alpha) in float32 over the working box."""
+def _subject(req: Request, box) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(layer RGB, foreground RGB, subject alpha, layer alpha) in float32 over the box."""
     image = imaging.to_float(req.image[box])
     rgb = image[:, :, :3]
     layer_alpha = image[:, :, 3] if image.shape[2] == 4 else np.ones(rgb.shape[:2], np.float32)
@@ -32,12 +32,12 @@ def _subject(req: Request, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         foreground = estimate_foreground_ml(rgb.astype(np.float64), alpha.astype(np.float64))
         foreground = foreground.astype(np.float32)
     req.progress(0.85, "compositing")
-    return foreground, alpha, layer_alpha
+    return rgb, foreground, alpha, layer_alpha
 
 
 def remove(req: Request) -> list[Layer]:
     box = imaging.selection_box(req.mask, req.image.shape[:2])
-    foreground, alpha, layer_alpha = _subject(req, box)
+    _, foreground, alpha, layer_alpha = _subject(req, box)
     layers = []
     if req.params["output"] in ("cut-out and matte", "cut-out"):
         cutout = np.dstack([foreground, alpha * layer_alpha])
@@ -85,16 +85,15 @@ def replace(req: Request) -> list[Layer]:
         rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
         backdrop = np.broadcast_to(np.array(rgb, np.float32), (h, w, 3))[box]
         name = f"Background {colour}"
-    foreground, alpha, layer_alpha = _subject(req, box)
+    _, foreground, alpha, layer_alpha = _subject(req, box)
     edited = _composite(req, box, foreground, alpha, layer_alpha, backdrop)
     return [Layer(name, imaging.blend_into(req.image, edited, box, req.mask))]
 
 
 def blur(req: Request) -> list[Layer]:
     box = imaging.selection_box(req.mask, req.image.shape[:2])
-    foreground, alpha, layer_alpha = _subject(req, box)
+    rgb, foreground, alpha, layer_alpha = _subject(req, box)
     radius = req.params["radius"]
-    rgb = imaging.to_float(req.image[box])[:, :, :3]
     req.progress(0.9, "blurring the background")
     # Blur in linear light (bright spots bloom as a lens does) with the subject's own pixels
     # weighted out, so the blurred background carries no halo of the subject's colours.
