@@ -101,3 +101,58 @@ def test_verify_reports_complete_and_broken_models(tiny_models, tmp_path, monkey
     (tmp_path / "sd15" / "unet" / "diffusion_pytorch_model.safetensors").touch()
     assert models.verify("sd15") == ["empty file unet/diffusion_pytorch_model.safetensors"]
     assert models.verify("sd15-inpaint") == ["not downloaded"]
+
+
+def test_controlnet_keeps_structure_when_its_weights_are_present(tiny_models, client,
+                                                                 small_portrait):
+    kept, with_lines = _diffuse(client, small_portrait, seed=4, structure=1.0)
+    free, without = _diffuse(client, small_portrait, seed=4, structure=0.0)
+    assert kept.provenance["models"] == ["sd15", "controlnet-lineart"]
+    assert free.provenance["models"] == ["sd15"]
+    assert np.abs(with_lines.astype(int) - without).mean() > 1
+
+
+def test_without_controlnet_weights_it_still_runs(tiny_models, client, small_portrait,
+                                                  tmp_path, monkeypatch):
+    (tmp_path / "sd15").symlink_to(tiny_models / "sd15")
+    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
+    layer, out = _diffuse(client, small_portrait, structure=1.0)
+    assert layer.provenance["models"] == ["sd15"] and out.shape == small_portrait.shape
+
+
+def test_fast_mode_runs_lcm_in_a_few_steps(tiny_models, client, small_portrait):
+    stages = []
+    layer, fast = _diffuse(client, small_portrait, seed=6, fast=True, steps=30, strength=0.5,
+                           on_progress=lambda job, f, stage: stages.append(stage))
+    assert [s for s in stages if s.startswith("step")] == [f"step {i}/4" for i in (1, 2, 3, 4)]
+    assert layer.provenance["models"] == ["sd15", "controlnet-lineart", "lcm-lora-sd15"]
+    _, again = _diffuse(client, small_portrait, seed=6, fast=True, steps=30, strength=0.5)
+    _, slow = _diffuse(client, small_portrait, seed=6, steps=8, strength=0.5)
+    assert np.array_equal(fast, again) and not np.array_equal(fast, slow)
+
+
+def test_fast_inpainting_with_structure_keeps_the_outside(tiny_models, client, small_portrait):
+    mask = np.zeros(small_portrait.shape[:2], np.uint8)
+    mask[20:100, 30:90] = 255
+    layer, out = _diffuse(client, small_portrait, mask, fast=True, steps=4)
+    assert layer.provenance["models"] == ["sd15-inpaint", "controlnet-lineart", "lcm-lora-sd15"]
+    assert np.array_equal(out[mask == 0], small_portrait[mask == 0])
+    assert not np.array_equal(out[mask == 255], small_portrait[mask == 255])
+
+
+def test_fast_mode_without_lcm_names_its_pull_command(tiny_models, client, small_portrait,
+                                                      tmp_path, monkeypatch):
+    (tmp_path / "sd15").symlink_to(tiny_models / "sd15")
+    monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
+    with pytest.raises(BackendError) as err:
+        _diffuse(client, small_portrait, fast=True)
+    assert err.value.code == protocol.E_MODEL_MISSING
+    assert "limner models pull lcm-lora-sd15" in err.value.message
+
+
+def test_lineart_condition_is_white_lines_on_black(small_portrait):
+    from limner.engines.diffusion import lineart
+
+    lines = lineart(small_portrait.astype(np.float32) / 255)
+    assert lines.shape == small_portrait.shape and lines.dtype == np.uint8
+    assert np.median(lines) < 40 and (lines > 128).mean() > 0.02

@@ -88,3 +88,39 @@ def build_iclight_offsets(sd15: Path, folder: Path, scale: float = 0.01) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(offsets, str(folder / OFFSETS_FILE))
     return folder
+
+
+def build_controlnet(sd15: Path, folder: Path) -> Path:
+    """A ControlNet made from the tiny UNet (diffusers' own from_unet), with random
+    zero-convolutions so it really changes the result."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    torch.manual_seed(2)
+    controlnet = ControlNetModel.from_unet(
+        UNet2DConditionModel.from_pretrained(sd15, subfolder="unet"),
+        conditioning_embedding_out_channels=(16, 32))   # the tiny VAE halves, not eighths
+    with torch.no_grad():
+        for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+            block.weight.normal_(0, 0.05)
+    controlnet.save_pretrained(folder)
+    return folder
+
+
+def build_lcm_lora(sd15: Path, folder: Path) -> Path:
+    """A random LoRA on the tiny UNet's attention, saved as LCM-LoRA's file."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from limner.engines.diffusion import LCM_FILE
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(3)
+    unet = UNet2DConditionModel.from_pretrained(sd15, subfolder="unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers,
+                                              weight_name=LCM_FILE, safe_serialization=True)
+    return folder

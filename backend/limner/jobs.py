@@ -65,7 +65,8 @@ def execute(job: Job) -> list[Layer]:
         layer.provenance = {"ai_edited": True, "operation": job.op.id, "engine": engine,
                             "weights_licence": licence, "params": params,
                             "backend": f"limner {__version__}",
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            **layer.provenance}   # what the operation adds (models used)
     return layers
 
 

@@ -41,6 +41,13 @@ MODELS = {m.name: m for m in [
               "CreativeML OpenRAIL-M", ("style/diffusion",),
               "Stable Diffusion 1.5 inpainting (fp16): diffusion style within a selection",
               _DIFFUSERS_FP16),
+    ModelInfo("controlnet-lineart", "lllyasviel/control_v11p_sd15_lineart", 723,
+              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "ControlNet 1.1 lineart (fp16): keeps the photo's lines under the diffusion style",
+              ("config.json", "diffusion_pytorch_model.fp16.safetensors")),
+    ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
+              ("style/diffusion",), "LCM-LoRA for SD 1.5: the diffusion style's few-step mode",
+              ("pytorch_lora_weights.safetensors",)),
     ModelInfo("ic-light-fc", "lllyasviel/ic-light", 1720, "Apache-2.0",
               ("relight/ic-light",), "IC-Light foreground-conditioned offsets for SD 1.5 "
               "(needs sd15 too)", ("iclight_sd15_fc.safetensors",)),

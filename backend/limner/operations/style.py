@@ -40,8 +40,10 @@ def style(req: Request) -> list[Layer]:
     if image.shape[2] == 4:
         out = np.dstack([out, image[:, :, 3]])
     label = "Reference style" if p["preset"] == "reference" else PRESETS[p["preset"]].label
-    return [Layer(f"{label} {p['strength']:.0%}", imaging.blend_into(req.image, out, box,
-                                                                     req.mask))]
+    plan = getattr(engine, "plan", None)        # the diffusion engine names its models
+    used = {"models": plan(p, mask is not None)} if plan else {}
+    return [Layer(f"{label} {p['strength']:.0%}",
+                  imaging.blend_into(req.image, out, box, req.mask), provenance=used)]
 
 
 OPERATIONS = [
@@ -63,7 +65,14 @@ OPERATIONS = [
                Param("reference", "image", "", "Reference",
                      "A layer or an image file whose style to copy (preset 'reference')."),
                Param("steps", "int", 20, "Diffusion steps",
-                     "Denoising steps (diffusion engine only).",
-                     min=1, max=100, step=1)],
+                     "Denoising steps (diffusion engine only; at most 8 in fast mode).",
+                     min=1, max=100, step=1),
+               Param("structure", "float", 0.7, "Keep structure",
+                     "How closely the painting follows the photo's lines (diffusion engine, "
+                     "with the controlnet-lineart model pulled; 0 turns it off).",
+                     min=0, max=2, step=0.05),
+               Param("fast", "bool", False, "Fast mode",
+                     "A few steps with LCM-LoRA instead of many (diffusion engine; needs the "
+                     "lcm-lora-sd15 model).")],
               style, engine_kind="style"),
 ]
