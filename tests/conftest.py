@@ -30,7 +30,7 @@ def portraits() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """LIMNER_MODELS_DIR holding tiny random SD 1.5 img2img and inpainting pipelines, a
-    ControlNet, an LCM-LoRA and IC-Light offsets for the tiny UNet; the hub is switched off
+    ControlNet, an LCM-LoRA and both IC-Light offsets for the tiny UNet; the hub is switched off
     while it is in use."""
     pytest.importorskip("diffusers")
     import os
@@ -43,6 +43,7 @@ def tiny_models(tmp_path_factory):
     build_controlnet(folder / "sd15", folder / "controlnet-lineart")
     build_lcm_lora(folder / "sd15", folder / "lcm-lora-sd15")
     build_iclight_offsets(folder / "sd15", folder / "ic-light-fc")
+    build_iclight_offsets(folder / "sd15", folder / "ic-light-fbc", "fbc")
     saved = {k: os.environ.get(k) for k in ("LIMNER_MODELS_DIR", "HF_HUB_OFFLINE")}
     os.environ.update(LIMNER_MODELS_DIR=str(folder), HF_HUB_OFFLINE="1")
     yield folder

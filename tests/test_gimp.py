@@ -140,3 +140,21 @@ def test_replace_background_with_a_scripted_colour(gimp_home, portraits):
     assert replaced["name"] == "Background #2060c0 [AI rvm]"
     corner = replaced["array"][:20, :20, :3].reshape(-1, 3).astype(int)
     assert np.abs(corner - [0x20, 0x60, 0xC0]).max() <= 2
+
+
+def test_generate_a_background_from_a_typed_prompt(gimp_home, portraits, tiny_models):
+    """A text parameter as a GIMP string argument, through to the diffusion inpainting
+    (tiny random models, so the new background is noise, but the plumbing is real)."""
+    image = cv2.resize(portraits["astronaut"], (128, 128), interpolation=cv2.INTER_AREA)
+    findings = run_in_gimp(gimp_home, "generate", image, "plug-in-limner-background-generate",
+                           {"prompt": "a red brick wall", "steps": 2, "match-light": False})
+    assert findings["status"] == "success", findings.get("error")
+    assert findings["label"] == "Generate Background…" and findings["source_unchanged"]
+    generated = findings["layers"][0]
+    assert generated["name"] == "Generated background [AI rvm]"
+    corner = generated["array"][:20, :20, :3].astype(int)
+    assert np.abs(corner - image[:20, :20]).mean() > 20
+    refused = run_in_gimp(gimp_home, "generate-blank", image,
+                          "plug-in-limner-background-generate", {"prompt": "  "})
+    assert refused["status"] == "execution-error"
+    assert "describe the new background" in refused["error"]

@@ -77,7 +77,8 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
             os.kill(info["pid"], signal.SIGTERM)
     assert "error" not in findings, findings
     assert findings["operations"] == ["Remove Background", "Replace Background",
-                                      "Blur Background", "Relight", "Stylize"]
+                                      "Blur Background", "Generate Background", "Relight",
+                                      "Stylize"]
     assert findings["source_unchanged"]
     assert findings["group"] == "Limner: Relight (geometric)"
     assert [l["blend"] for l in findings["layers"]] == ["normal", "screen", "multiply"]

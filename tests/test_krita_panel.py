@@ -20,7 +20,8 @@ from limner_krita.connection import Backend
 from limner_krita.panel import LimnerPanel
 
 WIDGETS = {"float": "QDoubleSpinBox", "int": "QSpinBox", "bool": "QCheckBox",
-           "choice": "QComboBox", "color": "QPushButton", "file": "QWidget", "image": "QWidget"}
+           "choice": "QComboBox", "color": "QPushButton", "text": "QLineEdit", "file": "QWidget",
+           "image": "QWidget"}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,8 @@ def test_controls_are_generated_from_the_schemas(app, capabilities):
     panel = LimnerPanel(layers_provider=lambda: ["Background", "Reference"])
     panel.set_capabilities(capabilities)
     shown = [panel.operation_box.itemData(i) for i in range(panel.operation_box.count())]
-    assert shown == ["background.remove", "background.replace", "background.blur", "relight",
+    assert shown == ["background.remove", "background.replace", "background.blur",
+                     "background.generate", "relight",
                      "style"]                       # the hidden diagnostics op is not offered
     for op in capabilities["operations"]:
         if op["hidden"]:
@@ -132,7 +134,7 @@ def connected(app, server, monkeypatch, capabilities):
 
 def test_a_job_runs_off_the_gui_thread_and_reports_progress(app, connected, portraits):
     panel, backend, events = connected
-    assert panel.operation_box.count() == 5
+    assert panel.operation_box.count() == 6
     backend.run_async(_request(portraits["astronaut"], "background.remove", {}))
     wait_for(app, lambda: events["finished"] or events["failed"])
     assert not events["failed"]

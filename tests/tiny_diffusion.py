@@ -72,21 +72,23 @@ def build(folder: Path, inpaint: bool = False) -> Path:
     return folder
 
 
-def build_iclight_offsets(sd15: Path, folder: Path, scale: float = 0.01) -> Path:
-    """Small random offsets with the shapes of the tiny UNet widened to 8 input channels,
-    saved under IC-Light's file name."""
+def build_iclight_offsets(sd15: Path, folder: Path, variant: str = "fc",
+                          scale: float = 0.01) -> Path:
+    """Small random offsets with the shapes of the tiny UNet widened as IC-Light's
+    variant is (8 or 12 input channels), saved under IC-Light's file name."""
     import safetensors.torch
     import torch
     from diffusers import UNet2DConditionModel
-    from limner.engines.iclight import OFFSETS_FILE, widen_conv_in
+    from limner.engines.iclight import VARIANTS, widen_conv_in
 
+    _, file_name, channels = VARIANTS[variant]
     unet = UNet2DConditionModel.from_pretrained(sd15, subfolder="unet")
-    widen_conv_in(unet)
+    widen_conv_in(unet, channels)
     generator = torch.Generator().manual_seed(1)
     offsets = {k: scale * torch.randn(v.shape, generator=generator)
                for k, v in unet.state_dict().items()}
     folder.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(offsets, str(folder / OFFSETS_FILE))
+    safetensors.torch.save_file(offsets, str(folder / file_name))
     return folder
 
 

@@ -139,7 +139,9 @@ def _models(args) -> int:
             print(f"{name}: {'ok' if not problems else '; '.join(problems)}")
             status = status or (1 if problems else 0)
         else:
-            print(f"{name}: removed, {models.remove(name) / 2**20:.0f} MB freed")
+            shared = [n for n in models.sharing_repository(name) if models.local_path(n)]
+            print(f"{name}: removed, {models.remove(name) / 2**20:.0f} MB freed" +
+                  (f" (with {', '.join(shared)}, from the same repository)" if shared else ""))
     return status
 
 

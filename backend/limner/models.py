@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 from . import protocol
@@ -51,6 +52,10 @@ MODELS = {m.name: m for m in [
     ModelInfo("ic-light-fc", "lllyasviel/ic-light", 1720, "Apache-2.0",
               ("relight/ic-light",), "IC-Light foreground-conditioned offsets for SD 1.5 "
               "(needs sd15 too)", ("iclight_sd15_fc.safetensors",)),
+    ModelInfo("ic-light-fbc", "lllyasviel/ic-light", 1720, "Apache-2.0",
+              ("background/generate",), "IC-Light background-conditioned offsets: relights "
+              "the subject to match a generated background (needs sd15 too)",
+              ("iclight_sd15_fbc.safetensors",)),
 ]}
 
 
@@ -73,7 +78,21 @@ def local_path(name: str) -> Path | None:
                                       local_files_only=True))
     except Exception:  # noqa: BLE001 - not in the cache (or the hub library is absent)
         return None
-    return path if any(path.iterdir()) else None
+    return path if _has_weights(path, info) else None
+
+
+def _has_weights(path: Path, info: ModelInfo) -> bool:
+    """Whether the model's own weight files are in a snapshot (two models can share a
+    repository, and a snapshot holds what either pulled)."""
+    weights = [p for p in info.allow_patterns if p.endswith(".safetensors")]
+    files = [f.relative_to(path).as_posix() for f in path.rglob("*.safetensors")]
+    return any(fnmatch(f, p) for f in files for p in weights)
+
+
+def sharing_repository(name: str) -> list[str]:
+    """The other models pulled from the same repository (removing one removes them)."""
+    repo = MODELS[name].repo
+    return [m.name for m in MODELS.values() if m.repo == repo and m.name != name]
 
 
 def require(name: str) -> Path:
@@ -112,7 +131,8 @@ def verify(name: str) -> list[str]:
 
 
 def remove(name: str) -> int:
-    """Delete a model from the Hugging Face cache; returns the bytes freed."""
+    """Delete a model's repository from the Hugging Face cache (with any model that
+    shares it: `sharing_repository`); returns the bytes freed."""
     from huggingface_hub import scan_cache_dir
 
     cache = scan_cache_dir()

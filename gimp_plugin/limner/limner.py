@@ -79,6 +79,8 @@ def add_argument(procedure, schema):
         # GIMP 3.0.4 hands colour arguments to a new config as transparent black whatever
         # default is given here; run() puts the schema's default back (fill_colour_defaults).
         procedure.add_color_argument(name, label, blurb, False, Gegl.Color.new(default), flags)
+    elif kind == "text":
+        procedure.add_string_argument(name, label, blurb, default, flags)
     elif kind == "file":
         procedure.add_string_argument(name, label, blurb + " (a file path)", default, flags)
     elif kind == "image":
@@ -227,7 +229,7 @@ class Limner(Gimp.PlugIn):
                 value = {choice_nick(c): c for c in schema["choices"]}[value]
             elif kind == "color":
                 value = colour_hex(value)
-            elif kind == "file":
+            elif kind in ("file", "text"):
                 value = value or ""          # an unset string argument arrives as None
             elif kind == "image":
                 if value is None:

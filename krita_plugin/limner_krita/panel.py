@@ -42,6 +42,9 @@ class ParamControl:
             w.clicked.connect(self._pick_colour)
             self._colour = default
             self._paint_colour(w)
+        elif kind == "text":
+            w = QtWidgets.QLineEdit(default)
+            w.setClearButtonEnabled(True)
         elif kind in ("file", "image"):
             w = QtWidgets.QWidget()
             row = QtWidgets.QHBoxLayout(w)
@@ -100,6 +103,8 @@ class ParamControl:
             return choices[w.currentIndex()]
         if self.kind == "color":
             return self._colour
+        if self.kind == "text":
+            return w.text()
         if self.kind == "image" and self.layer.currentIndex() > 0:
             return ("layer", self.layer.currentText())
         return self.path.text()

@@ -80,10 +80,10 @@ class StableDiffusion:
             if control:
                 extra["controlnet"] = diffusers.ControlNetModel.from_pretrained(
                     paths["controlnet-lineart"], torch_dtype=dtype, local_files_only=True,
-                    variant=_variant(paths["controlnet-lineart"]))
+                    variant=weights_variant(paths["controlnet-lineart"]))
             base = paths[names[0]]
             pipe = cls.from_pretrained(base, torch_dtype=dtype, local_files_only=True,
-                                       variant=_variant(base), safety_checker=None,
+                                       variant=weights_variant(base), safety_checker=None,
                                        requires_safety_checker=False, **extra)
             if "lcm-lora-sd15" in names:
                 pipe.load_lora_weights(paths["lcm-lora-sd15"], weight_name=LCM_FILE)
@@ -95,9 +95,11 @@ class StableDiffusion:
         return self.pipelines.get(f"{'+'.join(names)}:{device}:{dtype}", load)
 
     def diffuse(self, rgb: np.ndarray, mask, prompt: str, params: dict, strength: float,
-                progress, start: float = 0.1, end: float = 0.9) -> np.ndarray:
+                progress, span: tuple[float, float] = (0.1, 0.9),
+                keep_detail: bool = True) -> np.ndarray:
         """One img2img (mask None) or inpainting run at the working size; `mask` marks
-        what may change (u8, 255 = repaint). Returns RGB float at rgb's size."""
+        what may change (u8, 255 = repaint). Returns RGB float at rgb's size, with the
+        photo's finer detail put back (keep_detail) or plainly scaled."""
         import torch
         from PIL import Image
 
@@ -105,7 +107,7 @@ class StableDiffusion:
         tw, th = work_size(w, h)
         small = _resize(rgb, tw, th)
         names = self.plan(params, mask is not None)
-        progress(start, "loading " + " + ".join(names))
+        progress(span[0], "loading " + " + ".join(names))
         pipe = self.pipeline(names)
         devices.save_memory(pipe, max(tw, th))
         fast = params.get("fast", False)
@@ -114,7 +116,7 @@ class StableDiffusion:
         args = dict(prompt=prompt, image=Image.fromarray(_u8(small)), strength=strength,
                     num_inference_steps=steps,
                     generator=torch.Generator("cpu").manual_seed(params["seed"]),
-                    callback_on_step_end=devices.step_callback(progress, runs, start, end),
+                    callback_on_step_end=devices.step_callback(progress, runs, *span),
                     output_type="np")
         # LCM is distilled without classifier-free guidance: a negative prompt does nothing
         args.update(guidance_scale=1.0) if fast else \
@@ -127,7 +129,7 @@ class StableDiffusion:
             args["controlnet_conditioning_scale"] = float(params["structure"])
         with devices.out_of_memory_as_error(self.pipelines, f"{tw}x{th}"):
             out = pipe(**args).images[0].astype(np.float32)
-        return _upsample(out, rgb)
+        return _upsample(out, rgb) if keep_detail else _resize(out, w, h)
 
     def stylize(self, rgb: np.ndarray, mask, params: dict, reference, progress) -> np.ndarray:
         if params["preset"] == "reference":
@@ -145,7 +147,7 @@ class StableDiffusion:
         return np.clip(out, 0, 1)
 
 
-def _variant(path) -> str | None:
+def weights_variant(path) -> str | None:
     """"fp16" where only the half-precision files were pulled (what `models pull` takes)."""
     return "fp16" if any(p.name.endswith(".fp16.safetensors") for p in path.rglob("*")) \
         else None
@@ -156,5 +158,6 @@ register(EngineInfo(
     licence="CreativeML OpenRAIL-M (SD 1.5 weights)",
     weights="limner models pull sd15 (sd15-inpaint for selections; controlnet-lineart to "
             "keep structure; lcm-lora-sd15 for fast mode)",
-    load=StableDiffusion, find_weights=lambda: models.local_path("sd15"),
+    load=StableDiffusion,
+    find_weights=lambda: models.local_path("sd15") or models.local_path("sd15-inpaint"),
     install_hint="limner models pull sd15"))

@@ -7,6 +7,9 @@ is bright where the light comes from, as the IC-Light reference does. The subjec
 from our own matte (not RMBG-1.4, whose licence is non-commercial); the whole region is
 processed at its own aspect ratio (no centre crop), and "keep colours" puts the original's
 colour back under the new light, which guards against IC-Light's colour shift.
+
+The background-conditioned model (12 input channels: latent, subject, background) relights
+a subject to match a new background; background.generate uses it when it is pulled.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import numpy as np
 from .. import devices, imaging, models
 from . import EngineInfo, default, get, register
 from .relight import _LUMA, Lighting, kelvin_to_rgb
+from .diffusion import weights_variant, work_size
 from .style import _resize, _upsample
 
 WORK_SIDE = 768
-OFFSETS_FILE = "iclight_sd15_fc.safetensors"
+#: variant: (model name, offsets file, UNet input channels)
+VARIANTS = {"fc": ("ic-light-fc", "iclight_sd15_fc.safetensors", 8),
+            "fbc": ("ic-light-fbc", "iclight_sd15_fbc.safetensors", 12)}
 
 
 def widen_conv_in(unet, channels: int = 8) -> None:
@@ -89,20 +95,20 @@ class ICLight:
     def __init__(self):
         self.pipelines = devices.PipelineCache(size=1)
 
-    def pipeline(self):
-        base, light = models.require("sd15"), models.require("ic-light-fc")
+    def pipeline(self, variant: str = "fc"):
+        name, offsets, channels = VARIANTS[variant]
+        base, light = models.require("sd15"), models.require(name)
         device, dtype = devices.pick()
 
         def load():
             import safetensors.torch
             from diffusers import StableDiffusionImg2ImgPipeline, UNet2DConditionModel
 
-            fp16 = any(p.name.endswith(".fp16.safetensors") for p in base.rglob("*"))
-            variant = "fp16" if fp16 else None
+            variant = weights_variant(base)
             unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", variant=variant,
                                                         local_files_only=True)
-            widen_conv_in(unet)
-            merge_offsets(unet, safetensors.torch.load_file(str(light / OFFSETS_FILE)))
+            widen_conv_in(unet, channels)
+            merge_offsets(unet, safetensors.torch.load_file(str(light / offsets)))
             concat_forward(unet)
             pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
                 base, unet=unet, variant=variant, local_files_only=True, safety_checker=None,
@@ -110,15 +116,58 @@ class ICLight:
             pipe.set_progress_bar_config(disable=True)
             return pipe.to(device=device, dtype=dtype)
 
-        return self.pipelines.get(f"ic-light:{device}:{dtype}", load)
+        return self.pipelines.get(f"{name}:{device}:{dtype}", load)
 
-    def render(self, rgb: np.ndarray, params: dict, progress) -> Lighting:
+    @staticmethod
+    def _latent(pipe, rgb: np.ndarray):
+        import torch
+
+        with torch.no_grad():
+            pixels = torch.from_numpy(rgb.transpose(2, 0, 1)[None] * 2 - 1)
+            pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
+            return pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
+
+    def _diffuse(self, pipe, start: np.ndarray, concat, prompt: str, strength: float,
+                 params: dict, progress, span: tuple[float, float]) -> np.ndarray:
+        """img2img from `start` with the conditions appended to the UNet's input."""
         import torch
         from PIL import Image
 
+        steps = params["steps"]
+        runs = max(1, int(steps * strength))
+        h, w = start.shape[:2]
+        with devices.out_of_memory_as_error(self.pipelines, f"{w}x{h}"):
+            return pipe(prompt=prompt, negative_prompt="lowres, bad anatomy, worst quality",
+                        image=Image.fromarray((start * 255 + 0.5).astype(np.uint8)),
+                        strength=strength, num_inference_steps=steps, guidance_scale=2.0,
+                        generator=torch.Generator("cpu").manual_seed(params["seed"]),
+                        cross_attention_kwargs={"concat": concat},
+                        callback_on_step_end=devices.step_callback(progress, runs, *span),
+                        output_type="np").images[0].astype(np.float32)
+
+    def match_background(self, composite: np.ndarray, alpha: np.ndarray,
+                         background: np.ndarray, params: dict, progress) -> np.ndarray:
+        """The subject (alpha) of `composite` relit by the background-conditioned model to
+        sit in `background`; RGB float at composite's size (only the subject is meant to be
+        used)."""
+        import torch
+
+        h, w = composite.shape[:2]
+        tw, th = work_size(w, h, 64)
+        small, matte = _resize(composite, tw, th), cv2.resize(alpha, (tw, th))[:, :, None]
+        progress(0.6, "loading IC-Light (background-conditioned)")
+        pipe = self.pipeline("fbc")
+        devices.save_memory(pipe, max(tw, th))
+        subject = small * matte + 0.5 * (1 - matte)
+        concat = torch.cat([self._latent(pipe, subject),
+                            self._latent(pipe, _resize(background, tw, th))], dim=1)
+        out = self._diffuse(pipe, small, concat, "portrait photo, detailed face, " +
+                            params["prompt"], 0.7, params, progress, (0.62, 0.9))
+        return np.clip(_upsample(out, composite), 0, 1)
+
+    def render(self, rgb: np.ndarray, params: dict, progress) -> Lighting:
         h, w = rgb.shape[:2]
-        scale = min(1.0, WORK_SIDE / max(h, w))
-        tw, th = (max(64, round(v * scale / 64) * 64) for v in (w, h))
+        tw, th = work_size(w, h, 64)
         small = _resize(np.clip(rgb, 0, 1), tw, th)
         progress(0.05, "finding the subject")
         alpha = get("matting", default("matting")).matte(small)[:, :, None]
@@ -126,28 +175,16 @@ class ICLight:
         progress(0.1, "loading IC-Light")
         pipe = self.pipeline()
         devices.save_memory(pipe, max(tw, th))
-        with torch.no_grad():
-            pixels = torch.from_numpy(subject.transpose(2, 0, 1)[None] * 2 - 1)
-            pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
-            concat = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
         tint = np.array([int(params["color"][i:i + 2], 16) / 255 for i in (1, 3, 5)])
         colour = kelvin_to_rgb(params["temperature"]) * imaging.srgb_to_linear(tint)
         start = light_gradient(tw, th, params["azimuth"], params["elevation"],
                                imaging.linear_to_srgb(colour))
-        steps, strength = params["steps"], 0.9
-        runs = max(1, int(steps * strength))
         words = ["soft" if params["softness"] > 0.5 else "hard",
                  "warm" if params["temperature"] < 4500 else
                  "cool" if params["temperature"] > 7000 else "neutral"]
-        with devices.out_of_memory_as_error(self.pipelines, f"{tw}x{th}"):
-            out = pipe(prompt=f"portrait photo, detailed face, {words[0]} {words[1]} light",
-                       negative_prompt="lowres, bad anatomy, worst quality",
-                       image=Image.fromarray((start * 255 + 0.5).astype(np.uint8)),
-                       strength=strength, num_inference_steps=steps, guidance_scale=2.0,
-                       generator=torch.Generator("cpu").manual_seed(params["seed"]),
-                       cross_attention_kwargs={"concat": concat},
-                       callback_on_step_end=devices.step_callback(progress, runs, 0.12, 0.9),
-                       output_type="np").images[0].astype(np.float32)
+        out = self._diffuse(pipe, start, self._latent(pipe, subject),
+                            f"portrait photo, detailed face, {words[0]} {words[1]} light", 0.9,
+                            params, progress, (0.12, 0.9))
         progress(0.92, "restoring full resolution")
         relit = np.clip(_upsample(out, np.clip(rgb, 0, 1)), 0, 1)
         before, after = imaging.srgb_to_linear(rgb), imaging.srgb_to_linear(relit)
@@ -164,6 +201,7 @@ class ICLight:
 register(EngineInfo(
     kind="relight", name="ic-light", label="IC-Light (SD 1.5, foreground-conditioned; GPU)",
     licence="Apache-2.0 (IC-Light offsets) + CreativeML OpenRAIL-M (SD 1.5)",
-    weights="limner models pull sd15 ic-light-fc",
+    weights="limner models pull sd15 ic-light-fc (ic-light-fbc: background.generate "
+            "relights the subject to match)",
     load=ICLight, find_weights=lambda: models.local_path("ic-light-fc"),
     install_hint="limner models pull sd15 ic-light-fc"))

@@ -1,14 +1,16 @@
-"""Background: remove (cut-out + matte), replace (colour or image under the cut-out) and
-blur (portrait bokeh). All three share one matte: the engine's soft alpha, with the
-subject's edge colours decontaminated (pymatting's multi-level foreground estimation) so no
-old background fringes the hair."""
+"""Background: remove (cut-out + matte), replace (colour or image under the cut-out), blur
+(portrait bokeh) and generate (a new background painted from a prompt by SD 1.5
+inpainting). All share one matte: the engine's soft alpha, with the subject's edge colours
+decontaminated (pymatting's multi-level foreground estimation) so no old background fringes
+the hair."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from .. import engines, imaging
+from .. import engines, imaging, models, protocol
+from ..protocol import ProtocolError
 from .base import Layer, Operation, Param, Request
 
 DECONTAMINATE = Param("decontaminate", "bool", True, "Clean edge colours",
@@ -113,6 +115,41 @@ def blur(req: Request) -> list[Layer]:
                                                                      req.mask))]
 
 
+def generate(req: Request) -> list[Layer]:
+    p = req.params
+    if not p["prompt"]:
+        raise ProtocolError(protocol.E_BAD_PARAMETER, "background.generate: describe the new "
+                                                      "background in the prompt")
+    relight = p["match_light"] and models.local_path("ic-light-fbc") is not None
+    models.require("sd15-inpaint")
+    if relight:
+        models.require("sd15")          # IC-Light's offsets apply to SD 1.5's UNet
+    box = imaging.selection_box(req.mask, req.image.shape[:2])
+    rgb, foreground, alpha, layer_alpha = _subject(req, box)
+    # Repaint all but the solid subject: the new background reaches under the soft edge,
+    # so no old background shows through semi-transparent hair.
+    margin = max(1, round(max(alpha.shape) / 200))
+    solid = cv2.erode((alpha > 0.5).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+    diffusion = engines.get("style", "diffusion")
+    settings = {"steps": p["steps"], "seed": p["seed"], "fast": p["fast"], "structure": 0}
+    used = diffusion.plan(settings, inpaint=True)
+    backdrop = diffusion.diffuse(rgb, (1 - solid) * 255, p["prompt"], settings, 1.0,
+                                 req.progress, (0.2, 0.6 if relight else 0.9),
+                                 keep_detail=False)
+    backdrop = np.clip(backdrop, 0, 1)
+    edited = _composite(req, box, foreground, alpha, layer_alpha, backdrop)
+    if relight:
+        relit = engines.get("relight", "ic-light").match_background(
+            edited[:, :, :3], alpha, backdrop, p, req.progress)
+        a = (alpha * layer_alpha)[:, :, None]
+        edited[:, :, :3] = relit * a + backdrop * (1 - a)
+        used += ["sd15", "ic-light-fbc"]
+    req.progress(0.95, "compositing")
+    return [Layer("Generated background", imaging.blend_into(req.image, edited, box, req.mask),
+                  provenance={"models": used})]
+
+
 OPERATIONS = [
     Operation("background.remove", "Remove Background",
               "Cut the subject out with a soft, hair-preserving matte.",
@@ -132,4 +169,20 @@ OPERATIONS = [
               [Param("radius", "int", 24, "Blur radius", "Lens blur radius in pixels.",
                      min=1, max=200, step=1), DECONTAMINATE],
               blur, engine_kind="matting"),
+    Operation("background.generate", "Generate Background",
+              "Paint a new background from a description around the subject, and relight "
+              "the subject to match (Stable Diffusion 1.5 inpainting; GPU).",
+              [Param("prompt", "text", "a softly lit photo studio, warm grey backdrop, "
+                     "shallow depth of field", "Prompt", "What the new background shows."),
+               Param("match_light", "bool", True, "Match the light",
+                     "Relight the subject to sit in the new background (with the "
+                     "ic-light-fbc model pulled)."),
+               Param("steps", "int", 25, "Diffusion steps",
+                     "Denoising steps (at most 8 in fast mode).", min=1, max=100, step=1),
+               Param("seed", "int", 1, "Seed", "The same seed gives the same background.",
+                     min=0, max=2**31 - 1, step=1),
+               Param("fast", "bool", False, "Fast mode",
+                     "A few steps with LCM-LoRA (needs the lcm-lora-sd15 model)."),
+               DECONTAMINATE],
+              generate, engine_kind="matting"),
 ]

@@ -15,13 +15,15 @@ from .. import protocol
 from ..protocol import ProtocolError
 
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+TEXT_LIMIT = 500         # characters; SD's text encoder reads 77 tokens (about 300 chars)
 
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb"), file (a path
-    on the backend's machine, "" for none) or image (like file, or a layer the client sends
-    as an extra buffer: the run message's `inputs`)."""
+    """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb"), text (one
+    line, at most TEXT_LIMIT characters: a prompt), file (a path on the backend's machine,
+    "" for none) or image (like file, or a layer the client sends as an extra buffer: the
+    run message's `inputs`)."""
 
     name: str
     kind: str
@@ -69,6 +71,12 @@ class Param:
             if not isinstance(value, str) or not _HEX_COLOR.match(value):
                 raise ValueError(f"must be a colour as #rrggbb, got {value!r}")
             return value.lower()
+        if kind == "text":
+            if not isinstance(value, str):
+                raise ValueError(f"must be text, got {value!r}")
+            if len(value) > TEXT_LIMIT:
+                raise ValueError(f"must be at most {TEXT_LIMIT} characters, got {len(value)}")
+            return " ".join(value.split())
         if kind in ("file", "image"):
             if not isinstance(value, str):
                 raise ValueError(f"must be a file path, got {value!r}")
