@@ -30,11 +30,13 @@ def portraits() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """LIMNER_MODELS_DIR holding tiny random SD 1.5 img2img and inpainting pipelines, a
-    ControlNet, an LCM-LoRA and both IC-Light offsets for the tiny UNet; the hub is switched off
+    ControlNet, an LCM-LoRA, both IC-Light offsets for the tiny UNet and a tiny model in
+    BiRefNet's packaging; the hub is switched off
     while it is in use."""
     pytest.importorskip("diffusers")
     import os
 
+    import tiny_birefnet
     from tiny_diffusion import build, build_controlnet, build_iclight_offsets, build_lcm_lora
 
     folder = tmp_path_factory.mktemp("models")
@@ -44,6 +46,7 @@ def tiny_models(tmp_path_factory):
     build_lcm_lora(folder / "sd15", folder / "lcm-lora-sd15")
     build_iclight_offsets(folder / "sd15", folder / "ic-light-fc")
     build_iclight_offsets(folder / "sd15", folder / "ic-light-fbc", "fbc")
+    tiny_birefnet.build(folder / "birefnet-matting")
     saved = {k: os.environ.get(k) for k in ("LIMNER_MODELS_DIR", "HF_HUB_OFFLINE")}
     os.environ.update(LIMNER_MODELS_DIR=str(folder), HF_HUB_OFFLINE="1")
     yield folder
@@ -63,7 +66,7 @@ def without_models(tmp_path, monkeypatch):
     monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    for key in (("style", "diffusion"), ("relight", "ic-light")):
+    for key in (("style", "diffusion"), ("relight", "ic-light"), ("matting", "birefnet")):
         monkeypatch.delitem(engines._LOADED, key, raising=False)
 
 

@@ -49,6 +49,11 @@ MODELS = {m.name: m for m in [
     ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
               ("style/diffusion",), "LCM-LoRA for SD 1.5: the diffusion style's few-step mode",
               ("pytorch_lora_weights.safetensors",)),
+    # its code runs as transformers remote code, so the revision is pinned, not "main"
+    ModelInfo("birefnet-matting", "ZhengPeng7/BiRefNet-matting", 885, "MIT",
+              ("matting/birefnet",), "BiRefNet matting (Swin-L, 1024 px, soft alpha for "
+              "hair); its model code comes with it", ("config.json", "*.py", "model.safetensors"),
+              revision="eccde0a8cbdce7ac5fecfeb06340fe7b949e85d9"),
     ModelInfo("ic-light-fc", "lllyasviel/ic-light", 1720, "Apache-2.0",
               ("relight/ic-light",), "IC-Light foreground-conditioned offsets for SD 1.5 "
               "(needs sd15 too)", ("iclight_sd15_fc.safetensors",)),

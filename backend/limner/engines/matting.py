@@ -1,8 +1,9 @@
-"""Person-matting engines whose weights ship inside PyPI wheels, so they work offline.
+"""Person-matting engines: two whose weights ship inside PyPI wheels, so they work
+offline anywhere, and BiRefNet from the model manager for the finest edges on a GPU.
 
 Each engine turns an RGB image (float32, 0..1, H x W x 3) into a soft alpha matte
-(float32, 0..1, H x W). Weights are found in the installed packages at run time and never
-copied into this repository.
+(float32, 0..1, H x W). Weights are found in the installed packages (or the model
+manager's folders) at run time and never copied into this repository.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import cv2
 import numpy as np
 
+from .. import devices, models, protocol
+from ..protocol import ProtocolError
 from . import EngineInfo, register
 
 
@@ -86,3 +89,53 @@ register(EngineInfo(
     licence="Apache-2.0", weights="mediapipe==0.10.21 wheel: selfie_segmentation.tflite",
     load=SelfieSegmentation, find_weights=_selfie_weights,
     install_hint="pip install --no-deps mediapipe==0.10.21"))
+
+
+class BiRefNet:
+    """BiRefNet (MIT) through transformers: the architecture's code ships in the model's
+    repository and is loaded as remote code from the pulled folder, offline. Its class
+    predates transformers 5 (no post_init, so from_pretrained fails with
+    "no attribute 'all_tied_weights_keys'"), so it is built from its config here and the
+    safetensors loaded into it. It sees the picture at 1024 x 1024, as trained."""
+
+    SIDE = 1024
+    MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+    def __init__(self):
+        import safetensors.torch
+        from transformers import AutoConfig
+        from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+        path = models.require("birefnet-matting")
+        self.device, self.dtype = devices.pick()
+        try:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=True,
+                                                local_files_only=True)
+            cls = get_class_from_dynamic_module(
+                config.auto_map["AutoModelForImageSegmentation"], path, local_files_only=True)
+        except ImportError as exc:     # its code imports packages this machine lacks
+            raise ProtocolError(protocol.E_MODEL_MISSING,
+                                f"BiRefNet's code cannot run here: {exc}") from None
+        model = cls(bb_pretrained=False, config=config)   # no backbone download
+        model.load_state_dict(safetensors.torch.load_file(str(path / "model.safetensors")))
+        self.model = model.to(self.device, self.dtype).eval()
+
+    def matte(self, rgb: np.ndarray) -> np.ndarray:
+        import torch
+
+        h, w = rgb.shape[:2]
+        x = (cv2.resize(rgb, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA
+                        if max(h, w) > self.SIDE else cv2.INTER_LINEAR) - self.MEAN) / self.STD
+        x = torch.from_numpy(x.transpose(2, 0, 1)[None].astype(np.float32))
+        with torch.inference_mode():
+            logits = self.model(x.to(self.device, self.dtype))[-1]
+        alpha = logits.float().sigmoid()[0, 0].cpu().numpy()
+        return np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+register(EngineInfo(
+    kind="matting", name="birefnet", label="BiRefNet matting (finest hair; GPU)",
+    licence="MIT", weights="limner models pull birefnet-matting (its code needs torchvision, "
+                          "timm, kornia and einops)",
+    load=BiRefNet, find_weights=lambda: models.local_path("birefnet-matting"),
+    install_hint="limner models pull birefnet-matting"))
