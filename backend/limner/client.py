@@ -107,8 +107,24 @@ class Client:
             elif msg["type"] == protocol.RESULT:
                 return self._receive_layers(msg["layers"])
 
+    def pull(self, model: str, on_progress: Callable[[str, float, str], None] | None = None,
+             job: str | None = None) -> str:
+        """Have the backend download a model (capabilities["models"] says which exist, their
+        size and licence); returns where it now is. Cancel with `cancel(job)`."""
+        job = job or uuid.uuid4().hex[:12]
+        self.ws.send(protocol.pull(job, model))
+        while True:
+            msg = self._receive_text()
+            if msg.get("job") != job:
+                continue
+            if msg["type"] == protocol.PROGRESS and on_progress:
+                on_progress(job, msg["fraction"], msg["stage"])
+            elif msg["type"] == protocol.PULLED:
+                return msg["path"]
+
     def cancel(self, job: str) -> None:
-        """Ask the backend to stop a job; its `run` then raises BackendError('cancelled')."""
+        """Ask the backend to stop a job or a pull; its call then raises
+        BackendError('cancelled')."""
         self.ws.send(protocol.cancel(job))
 
     def _receive_text(self) -> dict:

@@ -10,6 +10,7 @@ import time, and nothing is downloaded except by `pull`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -113,13 +114,49 @@ def require(name: str) -> Path:
     return path
 
 
-def pull(name: str) -> Path:
-    """Download (or finish downloading) a model into the Hugging Face cache."""
+def describe_all() -> list[dict]:
+    """Every model as the capabilities show it: what it is, its cost, and whether it is here."""
+    return [{"name": m.name, "size_mb": m.size_mb, "licence": m.licence,
+             "engines": list(m.engines), "description": m.description,
+             "present": local_path(m.name) is not None} for m in MODELS.values()]
+
+
+def pull(name: str, on_bytes: Callable[[int, int], None] | None = None) -> Path:
+    """Download (or finish downloading) a model into the Hugging Face cache. Without
+    `on_bytes` the hub's own progress bars go to the terminal; with it, on_bytes(done,
+    total) is called as bytes arrive, and may raise to stop the download (what arrived is
+    kept, and the next pull resumes)."""
     from huggingface_hub import snapshot_download
 
     info = MODELS[name]
+    extra = {"tqdm_class": _reporting_bars(on_bytes)} if on_bytes else {}
     return Path(snapshot_download(info.repo, revision=info.revision,
-                                  allow_patterns=list(info.allow_patterns)))
+                                  allow_patterns=list(info.allow_patterns), **extra))
+
+
+def _reporting_bars(on_bytes: Callable[[int, int], None]):
+    """A silent tqdm class for snapshot_download whose byte bars (network and disk, each
+    over every file) report the furthest of them to on_bytes."""
+    import io
+
+    from tqdm import tqdm
+
+    byte_bars: list = []
+
+    class Reporting(tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "file": io.StringIO(), "mininterval": 0})
+            if self.unit == "B":
+                byte_bars.append(self)
+
+        def update(self, n=1):
+            shown = super().update(n)
+            if self.unit == "B":
+                on_bytes(int(max(b.n for b in byte_bars)),
+                         int(max(b.total or 0 for b in byte_bars)))
+            return shown
+
+    return Reporting
 
 
 def verify(name: str) -> list[str]:

@@ -34,12 +34,14 @@ HELLO = "hello"          # client -> server: {protocol, token, client}
 WELCOME = "welcome"      # server -> client: {protocol, server, capabilities}
 RUN = "run"              # client -> server: {job, op, params, image, mask?, inputs?, offset?,
 #                          transfer?: "srgb" (default) or "linear" samples}
-CANCEL = "cancel"        # client -> server: {job}
+CANCEL = "cancel"        # client -> server: {job} (a run or a pull)
+PULL = "pull"            # client -> server: {job, model}: download a model, with progress
+PULLED = "pulled"        # server -> client: {job, model, path}: the pull finished
 PROGRESS = "progress"    # server -> client: {job, fraction, stage}
 RESULT = "result"        # server -> client: {job, layers: [...]}, then the layers' frames
 ERROR = "error"          # server -> client: {code, message, job?}
-CLIENT_TYPES = (HELLO, RUN, CANCEL)
-SERVER_TYPES = (WELCOME, PROGRESS, RESULT, ERROR)
+CLIENT_TYPES = (HELLO, RUN, CANCEL, PULL)
+SERVER_TYPES = (WELCOME, PROGRESS, RESULT, PULLED, ERROR)
 
 # Error codes: a client can branch on these; the message is for people.
 E_BAD_JSON = "bad_json"
@@ -132,6 +134,15 @@ def run(job: str, op: str, params: dict, image: BufferSpec, mask: BufferSpec | N
 
 def cancel(job: str) -> str:
     return encode(CANCEL, job=job)
+
+
+def pull(job: str, model: str) -> str:
+    """Download one of capabilities["models"]; progress messages carry the bytes so far."""
+    return encode(PULL, job=job, model=model)
+
+
+def pulled(job: str, model: str, path: str) -> str:
+    return encode(PULLED, job=job, model=model, path=path)
 
 
 def progress(job: str, fraction: float, stage: str) -> str:

@@ -14,13 +14,14 @@ import logging
 import os
 import secrets
 import threading
+import time
 from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from . import __version__, discovery, engines, imaging, operations, protocol
+from . import __version__, discovery, engines, imaging, models, operations, protocol
 from .jobs import Cancelled, Job, JobQueue
 from .protocol import ProtocolError
 
@@ -45,6 +46,7 @@ class Server:
 
     def capabilities(self) -> dict:
         return {"operations": operations.schemas(), "engines": engines.describe_all(),
+                "models": models.describe_all(),
                 "samples": list(protocol.SAMPLE_TYPES), "chunk_bytes": protocol.CHUNK_BYTES,
                 "max_message_bytes": self.max_message_bytes,
                 "max_buffer_bytes": self.max_buffer_bytes}
@@ -117,6 +119,7 @@ class Connection:
         self.upload: dict | None = None          # the run whose buffers are arriving
         self.skip_binary = False                 # frames of a refused run: drop quietly
         self.jobs: dict[str, Job] = {}
+        self.pulls: dict[str, threading.Event] = {}   # downloads in progress: their stop flag
         self.next_buffer = 1
         self.outbox: asyncio.Queue = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
@@ -144,6 +147,8 @@ class Connection:
             pass
         finally:
             self.server.jobs.drop_client(self)
+            for stop in self.pulls.values():
+                stop.set()
             sender.cancel()
 
     # ---------------------------------------------------------------- outgoing
@@ -187,9 +192,13 @@ class Connection:
         msg = protocol.decode(text, protocol.CLIENT_TYPES)
         if msg["type"] == protocol.RUN:
             self._on_run(msg)
+        elif msg["type"] == protocol.PULL:
+            self._on_pull(msg)
         elif msg["type"] == protocol.CANCEL:
             job_id = msg.get("job")
-            if not self.server.jobs.cancel(self, job_id):
+            if job_id in self.pulls:
+                self.pulls[job_id].set()
+            elif not self.server.jobs.cancel(self, job_id):
                 raise ProtocolError(protocol.E_UNKNOWN_JOB, f"no waiting or running job {job_id!r}",
                                     job_id if isinstance(job_id, str) else None)
         else:
@@ -201,17 +210,60 @@ class Connection:
         except ProtocolError as exc:
             raise ProtocolError(protocol.E_AUTH, f"{hint}: {exc.message}") from None
 
+    def _new_job_id(self, msg: dict) -> str:
+        job_id = msg.get("job")
+        if not isinstance(job_id, str) or not 0 < len(job_id) <= 64:
+            raise ProtocolError(protocol.E_BAD_MESSAGE, f"{msg['type']}.job must be a string id "
+                                                        "of 1 to 64 characters")
+        if job_id in self.jobs or job_id in self.pulls:
+            raise ProtocolError(protocol.E_BAD_MESSAGE, f"job id {job_id!r} is already in use",
+                                job_id)
+        return job_id
+
+    def _on_pull(self, msg: dict) -> None:
+        job_id, name = self._new_job_id(msg), msg.get("model")
+        if name not in models.MODELS:
+            raise ProtocolError(protocol.E_BAD_PARAMETER, f"unknown model {name!r}; known: "
+                                f"{', '.join(models.MODELS)}", job_id)
+        self.pulls[job_id] = threading.Event()
+        asyncio.create_task(self._pull(job_id, name))
+
+    async def _pull(self, job_id: str, name: str) -> None:
+        """Download on a thread of its own (jobs keep running meanwhile), reporting the
+        bytes at most every 1 % or half second; a cancel stops it at the next chunk."""
+        info, stop, last = models.MODELS[name], self.pulls[job_id], [0.0, -1.0]
+        self.send(protocol.progress(job_id, 0.0, f"downloading {name} ({info.size_mb} MB, "
+                                                 f"{info.licence})"))
+
+        def on_bytes(done: int, total: int) -> None:       # called from the download threads
+            if stop.is_set():
+                raise Cancelled()
+            fraction, now = done / total if total else 0.0, time.monotonic()
+            if fraction - last[1] >= 0.01 or now - last[0] >= 0.5 or done == total:
+                last[:] = now, fraction
+                self.loop.call_soon_threadsafe(self.send, protocol.progress(
+                    job_id, fraction, f"{name}: {done / 2**20:.0f} of {total / 2**20:.0f} MB"))
+
+        try:
+            path = await self.loop.run_in_executor(None, models.pull, name, on_bytes)
+        except Cancelled:
+            self.send(protocol.error(protocol.E_CANCELLED, f"downloading {name} was cancelled; "
+                                     "pull it again to resume", job_id))
+        except Exception as exc:  # noqa: BLE001 - the hub's many errors all reach the user
+            self.send(protocol.error(protocol.E_OPERATION_FAILED,
+                                     f"downloading {name} failed: {exc}", job_id))
+        else:
+            self.send(protocol.pulled(job_id, name, str(path)))
+        finally:
+            del self.pulls[job_id]
+
     def _on_run(self, msg: dict) -> None:
         job_id = msg.get("job")
         try:
-            if not isinstance(job_id, str) or not 0 < len(job_id) <= 64:
-                raise ProtocolError(protocol.E_BAD_MESSAGE, "run.job must be a string id of "
-                                                            "1 to 64 characters")
+            job_id = self._new_job_id(msg)
             if self.upload is not None:
                 raise ProtocolError(protocol.E_BUSY, f"job {self.upload['job']!r} is still "
                                                      "uploading; send its buffers first")
-            if job_id in self.jobs:
-                raise ProtocolError(protocol.E_BAD_MESSAGE, f"job id {job_id!r} is already in use")
             op = operations.get(msg.get("op"))
             params = op.validate(msg.get("params"))
             limit = self.server.max_buffer_bytes
