@@ -126,6 +126,16 @@ def cancel_at_first_step(client: Client, run) -> tuple[list[str], Exception]:
     return steps, err.value
 
 
+def assert_asks_to_install(run, command: str) -> None:
+    """`run()` fails with model_missing, and the message says what to run to fix it."""
+    from limner.client import BackendError
+
+    with pytest.raises(BackendError) as err:
+        run()
+    assert err.value.code == protocol.E_MODEL_MISSING
+    assert command in err.value.message, err.value.message
+
+
 def next_text(ws) -> dict:
     """The next JSON message on a raw connection (skipping result frames)."""
     while True:

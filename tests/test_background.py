@@ -5,9 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import FACE, run_array
-from limner import imaging, protocol
-from limner.client import BackendError
+from conftest import FACE, assert_asks_to_install, run_array
+from limner import imaging
 
 PORTRAITS = ["astronaut", "grace_hopper"]
 CORNER = 24  # the top corners of both portraits are plainly background
@@ -176,7 +175,7 @@ def test_missing_weights_name_the_install_command(client, portraits, monkeypatch
     monkeypatch.setitem(engines._ENGINES["matting"], "mediapipe",
                         type(info)(**{**info.__dict__, "find_weights": lambda: None}))
     monkeypatch.delitem(engines._LOADED, ("matting", "mediapipe"), raising=False)
-    with pytest.raises(BackendError) as err:
-        run_array(client, "background.remove", {"engine": "mediapipe"}, portraits["astronaut"])
-    assert err.value.code == protocol.E_MODEL_MISSING
-    assert "pip install --no-deps mediapipe==0.10.21" in err.value.message
+    assert_asks_to_install(
+        lambda: run_array(client, "background.remove", {"engine": "mediapipe"},
+                          portraits["astronaut"]),
+        "pip install --no-deps mediapipe==0.10.21")

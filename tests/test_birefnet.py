@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_array
-from limner import imaging, protocol
-from limner.client import BackendError
+from conftest import assert_asks_to_install, run_array
+from limner import imaging
 from tiny_birefnet import LUMA
 
 pytest.importorskip("transformers")
@@ -53,7 +52,7 @@ def test_selection_and_sixteen_bit(tiny_models, client, portraits):
 
 
 def test_missing_weights_name_the_pull_command(without_models, client, portraits):
-    with pytest.raises(BackendError) as err:
-        run_array(client, "background.remove", {"engine": "birefnet"}, portraits["astronaut"])
-    assert err.value.code == protocol.E_MODEL_MISSING
-    assert "limner models pull birefnet-matting" in err.value.message
+    assert_asks_to_install(
+        lambda: run_array(client, "background.remove", {"engine": "birefnet"},
+                          portraits["astronaut"]),
+        "limner models pull birefnet-matting")

@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import cancel_at_first_step, run_array
+from conftest import assert_asks_to_install, cancel_at_first_step, run_array
 from limner import models, protocol
 from limner.client import BackendError
 
@@ -75,10 +75,7 @@ def test_reference_is_refused_with_a_pointer_to_the_classic_engine(tiny_models, 
 
 
 def test_missing_weights_name_the_pull_command(without_models, client, small_portrait):
-    with pytest.raises(BackendError) as err:
-        _diffuse(client, small_portrait)
-    assert err.value.code == protocol.E_MODEL_MISSING
-    assert "limner models pull sd15" in err.value.message
+    assert_asks_to_install(lambda: _diffuse(client, small_portrait), "limner models pull sd15")
 
 
 def test_models_list_shows_every_model_with_size_licence_and_state(tiny_models):
@@ -144,10 +141,8 @@ def test_fast_mode_without_lcm_names_its_pull_command(tiny_models, client, small
                                                       tmp_path, monkeypatch):
     (tmp_path / "sd15").symlink_to(tiny_models / "sd15")
     monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path))
-    with pytest.raises(BackendError) as err:
-        _diffuse(client, small_portrait, fast=True)
-    assert err.value.code == protocol.E_MODEL_MISSING
-    assert "limner models pull lcm-lora-sd15" in err.value.message
+    assert_asks_to_install(lambda: _diffuse(client, small_portrait, fast=True),
+                           "limner models pull lcm-lora-sd15")
 
 
 def test_lineart_condition_is_white_lines_on_black(small_portrait):

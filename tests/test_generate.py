@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FACE_BOX, cancel_at_first_step, run_array
+from conftest import FACE_BOX, assert_asks_to_install, cancel_at_first_step, run_array
 from limner import protocol
 from limner.client import BackendError
 
@@ -81,7 +81,5 @@ def test_an_empty_prompt_is_refused(tiny_models, client, small_portrait):
 
 def test_missing_inpainting_model_names_the_pull_command(without_models, client,
                                                          small_portrait):
-    with pytest.raises(BackendError) as err:
-        _generate(client, small_portrait)
-    assert err.value.code == protocol.E_MODEL_MISSING
-    assert "limner models pull sd15-inpaint" in err.value.message
+    assert_asks_to_install(lambda: _generate(client, small_portrait),
+                           "limner models pull sd15-inpaint")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cancel_at_first_step, run_array
+from conftest import assert_asks_to_install, cancel_at_first_step, run_array
 from limner import protocol
-from limner.client import BackendError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -116,7 +115,5 @@ def test_ic_light_cancel_stops_within_one_step(tiny_models, client, small_portra
 
 def test_missing_ic_light_weights_name_the_pull_command(without_models, client,
                                                         small_portrait):
-    with pytest.raises(BackendError) as err:
-        _relight(client, small_portrait)
-    assert err.value.code == protocol.E_MODEL_MISSING
-    assert "limner models pull sd15 ic-light-fc" in err.value.message
+    assert_asks_to_install(lambda: _relight(client, small_portrait),
+                           "limner models pull sd15 ic-light-fc")

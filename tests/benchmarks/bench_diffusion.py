@@ -1,124 +1,231 @@
-"""Time the diffusion engine's pipelines with the real, full-size SD 1.5 architecture and
-random weights (the arithmetic is the same as with real weights; nothing is downloaded),
-and print a table (not a test):
+"""Time every diffusion engine through its real code, on the real full-size architectures
+with random weights (the arithmetic is the same as with real weights; nothing is
+downloaded), and the BiRefNet matting engine when its model is pulled. Prints a table; it
+is not a test.
 
-    .venv/bin/python tests/benchmarks/bench_diffusion.py                  # GPU: 512 768 1024
-    .venv/bin/python tests/benchmarks/bench_diffusion.py --sizes 256 --steps 2   # a CPU
+    .venv/bin/python tests/benchmarks/bench_diffusion.py              # GPU: 512 768 1024
+    .venv/bin/python tests/benchmarks/bench_diffusion.py --sizes 256 512 --steps 4   # CPU
 
-Per-step latency is the median gap between step callbacks; end to end includes the text
-encoder, VAE encode/decode and the image conversions; peak memory is the device's
-(torch.cuda.max_memory_allocated) or, on a CPU, the process's peak resident size.
+The full-size models (SD 1.5 img2img and inpainting, ControlNet, LCM-LoRA, IC-Light fc and
+fbc offsets: about 16 GB in fp32) are saved once into --models (default
+.cache/bench-models) and loaded by the engines from there through LIMNER_MODELS_DIR, as a
+user's pulled models are. Per step is the median gap between the engine's step progress
+events; end to end is the whole operation on a portrait (matting, text encoder, VAE,
+conversions; the model already loaded); peak memory is the device's
+(torch.cuda.max_memory_allocated, reset per row) or, on a CPU, the process's peak
+resident size (VmHWM, reset per row).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-def build_full_size(kind: str, device, dtype):
-    """SD 1.5's UNet, VAE and CLIP ViT-L/14 text encoder shapes, random weights."""
-    import sys
 
+def build_models(folder: Path) -> None:
+    """SD 1.5's UNet, VAE and CLIP ViT-L/14 text encoder shapes, random weights, saved as
+    the model manager's folders (skipped where already built)."""
+    import safetensors.torch
+    import torch
     from diffusers import (
         AutoencoderKL,
+        ControlNetModel,
         DDIMScheduler,
         StableDiffusionImg2ImgPipeline,
         StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
         UNet2DConditionModel,
     )
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from limner.engines.diffusion import LCM_FILE
+    from limner.engines.iclight import VARIANTS, widen_conv_in
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from tiny_diffusion import write_tokenizer
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import tempfile
+    def pipeline(name: str, inpaint: bool) -> None:
+        if (folder / name / "model_index.json").exists():
+            return
+        vocab = write_tokenizer(folder / "_tokenizer")
+        tokenizer = CLIPTokenizer(str(folder / "_tokenizer" / "vocab.json"),
+                                  str(folder / "_tokenizer" / "merges.txt"), model_max_length=77)
+        text = CLIPTextModel(CLIPTextConfig(
+            hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+            num_hidden_layers=12, vocab_size=max(vocab, 49408), max_position_embeddings=77,
+            bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1))
+        unet = UNet2DConditionModel(sample_size=64, in_channels=9 if inpaint else 4,
+                                    out_channels=4, cross_attention_dim=768)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512),
+                            down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
+                            layers_per_block=2, sample_size=512)
+        cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionImg2ImgPipeline
+        cls(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+            scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
+                                    beta_end=0.012, clip_sample=False, steps_offset=1),
+            safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False).save_pretrained(folder / name)
 
-    from tiny_diffusion import write_tokenizer
-    folder = Path(tempfile.mkdtemp())
-    vocab = write_tokenizer(folder)
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                              model_max_length=77)
-    text = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072,
-                                        num_attention_heads=12, num_hidden_layers=12,
-                                        vocab_size=max(vocab, 49408),
-                                        max_position_embeddings=77, bos_token_id=vocab - 2,
-                                        eos_token_id=vocab - 1, pad_token_id=vocab - 1))
-    unet = UNet2DConditionModel(sample_size=64, in_channels=9 if kind == "inpaint" else 4,
-                                out_channels=4, cross_attention_dim=768)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512),
-                        down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
-                        layers_per_block=2, sample_size=512)
-    cls = StableDiffusionInpaintPipeline if kind == "inpaint" else StableDiffusionImg2ImgPipeline
-    pipe = cls(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-               scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
-                                       beta_end=0.012, clip_sample=False),
-               safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device=device, dtype=dtype)
+    pipeline("sd15", inpaint=False)
+    pipeline("sd15-inpaint", inpaint=True)
+    base = folder / "sd15"
+    if not (folder / "controlnet-lineart" / "config.json").exists():
+        ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+                                  ).save_pretrained(folder / "controlnet-lineart")
+    if not (folder / "lcm-lora-sd15" / LCM_FILE).exists():   # LCM-LoRA's rank and targets
+        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+        unet.add_adapter(LoraConfig(r=64, lora_alpha=64, init_lora_weights=False,
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0",
+                                                    "proj_in", "proj_out", "ff.net.0.proj",
+                                                    "ff.net.2", "conv1", "conv2",
+                                                    "conv_shortcut", "time_emb_proj"]))
+        StableDiffusionPipeline.save_lora_weights(
+            folder / "lcm-lora-sd15", weight_name=LCM_FILE,
+            unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
+    for variant, (name, file_name, channels) in VARIANTS.items():
+        if (folder / name / file_name).exists():
+            continue
+        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+        widen_conv_in(unet, channels)
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file({k: 0.001 * torch.randn_like(v)
+                                     for k, v in unet.state_dict().items()},
+                                    str(folder / name / file_name))
 
 
-def peak_memory_mib(device) -> float:
-    import torch
+class Peak:
+    """Peak memory of the device (CUDA) or of this process (CPU), reset per row."""
 
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    def __init__(self, device):
+        self.device = device
+
+    def reset(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            Path("/proc/self/clear_refs").write_text("5")
+
+    def mib(self) -> float:
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated() / 2**20
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+SCENARIOS = {   # name: (operation, params, with a selection)
+    "style img2img": ("style", {"engine": "diffusion", "structure": 0}, False),
+    "style img2img + ControlNet": ("style", {"engine": "diffusion", "structure": 0.7}, False),
+    "style inpaint (selection)": ("style", {"engine": "diffusion", "structure": 0}, True),
+    "style fast (LCM-LoRA)": ("style", {"engine": "diffusion", "structure": 0, "fast": True},
+                              False),
+    "relight ic-light (fc)": ("relight", {"engine": "ic-light"}, False),
+    "background.generate + fbc": ("background.generate", {"match_light": True}, False),
+}
+
+
+def portrait(side: int) -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    return cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
+
+
+def run_scenario(name: str, side: int, steps: int, peak: Peak) -> list[str]:
+    from limner import operations
+    from limner.operations.base import Request
+
+    op_id, params, selection = SCENARIOS[name]
+    op = operations.get(op_id)
+    params = op.validate({**params, "steps": steps, "face_detail": 0.0}
+                         if op_id == "style" else {**params, "steps": steps})
+    image = portrait(side)
+    mask = None
+    if selection:
+        mask = np.zeros(image.shape[:2], np.uint8)
+        mask[side // 8:-side // 8, side // 8:-side // 8] = 255
+    stamps: list[float] = []
+
+    def progress(_fraction, stage):
+        if stage.startswith("step"):
+            stamps.append(time.perf_counter())
+
+    op.run(Request(image, mask, params, progress))            # load and warm up
+    peak.reset()
+    stamps.clear()
+    start = time.perf_counter()
+    op.run(Request(image, mask, params, progress))
+    total = time.perf_counter() - start
+    gaps = np.diff(stamps) if len(stamps) > 1 else [total]
+    return [name, f"{side}x{side}", str(len(stamps)),
+            f"{statistics.median(gaps) * 1000:.0f} ms", f"{total:.1f} s",
+            f"{peak.mib():.0f} MiB"]
+
+
+def run_birefnet(sides: list[int], peak: Peak) -> list[list[str]]:
+    from limner import engines, models
+
+    if models.local_path("birefnet-matting") is None:
+        return [["matting birefnet", "-", "-", "-", "not pulled: limner models pull "
+                 "birefnet-matting", "-"]]
+    engine = engines.get("matting", "birefnet")
+    rows = []
+    for side in sides:
+        rgb = portrait(side).astype(np.float32) / 255
+        engine.matte(rgb)
+        peak.reset()
+        start = time.perf_counter()
+        engine.matte(rgb)
+        rows.append(["matting birefnet", f"{side}x{side}", "1", "-",
+                     f"{time.perf_counter() - start:.2f} s", f"{peak.mib():.0f} MiB"])
+    return rows
 
 
 def main() -> None:
-    import torch
-    from limner import devices
-    from PIL import Image
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 768, 1024])
+    parser.add_argument("--matting-sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--kinds", nargs="+", default=["img2img", "inpaint"])
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS),
+                        choices=list(SCENARIOS))
+    parser.add_argument("--models", type=Path, default=ROOT / ".cache" / "bench-models")
     args = parser.parse_args()
-    device, dtype = devices.pick()
-    rows = []
-    for kind in args.kinds:
-        started = time.perf_counter()
-        pipe = build_full_size(kind, device, dtype)
-        built = time.perf_counter() - started
-        for side in args.sizes:
-            devices.save_memory(pipe, side)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3),
-                                                                      dtype=np.uint8))
-            extra = {"mask_image": Image.new("L", (side, side), 255), "height": side,
-                     "width": side} if kind == "inpaint" else {}
-            stamps = []
-
-            def on_step(_p, _i, _t, tensors):
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                stamps.append(time.perf_counter())
-                return tensors
-
-            start = time.perf_counter()
-            pipe(prompt="an oil painting portrait", image=image, strength=1.0,
-                 num_inference_steps=args.steps, guidance_scale=7.0,
-                 generator=torch.Generator("cpu").manual_seed(0), callback_on_step_end=on_step,
-                 output_type="np", **extra)
-            total = time.perf_counter() - start
-            gaps = np.diff(stamps) if len(stamps) > 1 else [stamps[0] - start]
-            rows.append([kind, f"{side}x{side}", args.steps,
-                         f"{statistics.median(gaps) * 1000:.0f} ms", f"{total:.1f} s",
-                         f"{peak_memory_mib(device):.0f} MiB", f"{built:.0f} s"])
+    started = time.perf_counter()
+    build_models(args.models)
+    print(f"full-size random models in {args.models} ({time.perf_counter() - started:.0f} s)")
+    users_models = os.environ.get("LIMNER_MODELS_DIR")
+    os.environ.update(LIMNER_MODELS_DIR=str(args.models), HF_HUB_OFFLINE="1")
     from bench_backend import table  # same folder: one table printer for both
+    from limner import devices
 
-    table(f"SD 1.5 architecture, random weights, {device} {str(dtype).split('.')[-1]}",
-          ["pipeline", "size", "steps", "per step (CFG)", "end to end", "peak memory", "build"],
-          rows)
+    device, dtype = devices.pick()
+    peak = Peak(device)
+    rows = [run_scenario(name, side, args.steps, peak)
+            for name in args.scenarios for side in args.sizes]
+    os.environ.pop("LIMNER_MODELS_DIR")       # BiRefNet only where really pulled
+    if users_models:
+        os.environ["LIMNER_MODELS_DIR"] = users_models
+    rows += run_birefnet(args.matting_sizes, peak)
+    table(f"Limner diffusion engines, full-size architectures with random weights, {device} "
+          f"{str(dtype).split('.')[-1]}, {args.steps} steps asked",
+          ["engine", "size", "steps run", "per step", "end to end", "peak memory"], rows)
+
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import devices, imaging, models
 from . import EngineInfo, default, get, register
-from .relight import _LUMA, Lighting, kelvin_to_rgb
 from .diffusion import weights_variant, work_size
+from .relight import _LUMA, Lighting, kelvin_to_rgb
 from .style import _resize, _upsample
 
 WORK_SIDE = 768
