@@ -36,11 +36,12 @@ _DIFFUSERS_FP16 = ("model_index.json", "*/config.json", "*/*.json", "*/*.txt",
 
 MODELS = {m.name: m for m in [
     ModelInfo("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", 2130,
-              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "CreativeML OpenRAIL-M", ("style/diffusion", "relight/ic-light",
+                                        "background/generate"),
               "Stable Diffusion 1.5 (fp16): img2img for the diffusion style engine",
               _DIFFUSERS_FP16),
     ModelInfo("sd15-inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", 2130,
-              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "CreativeML OpenRAIL-M", ("style/diffusion", "background/generate"),
               "Stable Diffusion 1.5 inpainting (fp16): diffusion style within a selection",
               _DIFFUSERS_FP16),
     ModelInfo("controlnet-lineart", "lllyasviel/control_v11p_sd15_lineart", 723,
@@ -48,7 +49,7 @@ MODELS = {m.name: m for m in [
               "ControlNet 1.1 lineart (fp16): keeps the photo's lines under the diffusion style",
               ("config.json", "diffusion_pytorch_model.fp16.safetensors")),
     ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
-              ("style/diffusion",), "LCM-LoRA for SD 1.5: the diffusion style's few-step mode",
+              ("style/diffusion", "background/generate"), "LCM-LoRA for SD 1.5: the diffusion style's few-step mode",
               ("pytorch_lora_weights.safetensors",)),
     # its code runs as transformers remote code, so the revision is pinned, not "main"
     ModelInfo("birefnet-matting", "ZhengPeng7/BiRefNet-matting", 885, "MIT",
