@@ -33,7 +33,29 @@ def write_tokenizer(folder: Path) -> int:
     return len(tokens)
 
 
-def build(folder: Path, inpaint: bool = False) -> Path:
+#: the architectures' sizes: tiny for the tests, SD 1.5's own for the benchmark
+TINY = {
+    "text": dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                 num_hidden_layers=2, projection_dim=32),
+    "unet": dict(sample_size=16, layers_per_block=1, block_out_channels=(32, 64),
+                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                 attention_head_dim=8, norm_num_groups=32),
+    "vae": dict(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
+                up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=32, sample_size=64),
+    "min_vocab": 0, "steps_offset": 0}
+SD15 = {
+    "text": dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                 num_hidden_layers=12),
+    "unet": dict(sample_size=64, cross_attention_dim=768),
+    "vae": dict(block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, sample_size=512),
+    "min_vocab": 49408, "steps_offset": 1}
+
+
+def build(folder: Path, inpaint: bool = False, shapes: dict = TINY) -> Path:
+    """An img2img or inpainting pipeline of the given sizes, random weights, saved."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -49,21 +71,15 @@ def build(folder: Path, inpaint: bool = False) -> Path:
     tokenizer = CLIPTokenizer(str(folder / "_tokenizer" / "vocab.json"),
                               str(folder / "_tokenizer" / "merges.txt"), model_max_length=77)
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-        vocab_size=vocab, max_position_embeddings=77, projection_dim=32,
-        bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1))
-    unet = UNet2DConditionModel(
-        sample_size=16, in_channels=9 if inpaint else 4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8, norm_num_groups=32)
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=32, sample_size=64)
+        **shapes["text"], vocab_size=max(vocab, shapes["min_vocab"]),
+        max_position_embeddings=77, bos_token_id=vocab - 2, eos_token_id=vocab - 1,
+        pad_token_id=vocab - 1))
+    unet = UNet2DConditionModel(**shapes["unet"], in_channels=9 if inpaint else 4,
+                                out_channels=4)
+    vae = AutoencoderKL(**shapes["vae"], in_channels=3, out_channels=3, latent_channels=4)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012,
                               beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False)
+                              set_alpha_to_one=False, steps_offset=shapes["steps_offset"])
     cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionImg2ImgPipeline
     pipe = cls(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                scheduler=scheduler, safety_checker=None, feature_extractor=None,
@@ -74,7 +90,7 @@ def build(folder: Path, inpaint: bool = False) -> Path:
 
 def build_iclight_offsets(sd15: Path, folder: Path, variant: str = "fc",
                           scale: float = 0.01) -> Path:
-    """Small random offsets with the shapes of the tiny UNet widened as IC-Light's
+    """Small random offsets with the shapes of the pipeline's UNet widened as IC-Light's
     variant is (8 or 12 input channels), saved under IC-Light's file name."""
     import safetensors.torch
     import torch
@@ -92,16 +108,19 @@ def build_iclight_offsets(sd15: Path, folder: Path, variant: str = "fc",
     return folder
 
 
-def build_controlnet(sd15: Path, folder: Path) -> Path:
-    """A ControlNet made from the tiny UNet (diffusers' own from_unet), with random
-    zero-convolutions so it really changes the result."""
+def build_controlnet(sd15: Path, folder: Path,
+                     conditioning_channels: tuple[int, ...] = (16, 32)) -> Path:
+    """A ControlNet made from the pipeline's UNet (diffusers' own from_unet), with random
+    zero-convolutions so it really changes the result. The conditioning embedding
+    downsamples as the VAE does: the tiny VAE halves (16, 32), SD 1.5's eighths
+    (16, 32, 96, 256)."""
     import torch
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     torch.manual_seed(2)
     controlnet = ControlNetModel.from_unet(
         UNet2DConditionModel.from_pretrained(sd15, subfolder="unet"),
-        conditioning_embedding_out_channels=(16, 32))   # the tiny VAE halves, not eighths
+        conditioning_embedding_out_channels=conditioning_channels)
     with torch.no_grad():
         for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
             block.weight.normal_(0, 0.05)
@@ -109,8 +128,13 @@ def build_controlnet(sd15: Path, folder: Path) -> Path:
     return folder
 
 
-def build_lcm_lora(sd15: Path, folder: Path) -> Path:
-    """A random LoRA on the tiny UNet's attention, saved as LCM-LoRA's file."""
+ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+def build_lcm_lora(sd15: Path, folder: Path, rank: int = 4,
+                   targets: tuple[str, ...] = ATTENTION) -> Path:
+    """A random LoRA on the pipeline's UNet (its attention by default), saved as
+    LCM-LoRA's file."""
     import torch
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -120,8 +144,8 @@ def build_lcm_lora(sd15: Path, folder: Path) -> Path:
 
     torch.manual_seed(3)
     unet = UNet2DConditionModel.from_pretrained(sd15, subfolder="unet")
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                                target_modules=list(targets)))
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers,
                                               weight_name=LCM_FILE, safe_serialization=True)

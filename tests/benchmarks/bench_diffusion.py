@@ -35,74 +35,30 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 def build_models(folder: Path) -> None:
     """SD 1.5's UNet, VAE and CLIP ViT-L/14 text encoder shapes, random weights, saved as
     the model manager's folders (skipped where already built)."""
-    import safetensors.torch
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        ControlNetModel,
-        DDIMScheduler,
-        StableDiffusionImg2ImgPipeline,
-        StableDiffusionInpaintPipeline,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from diffusers.utils import convert_state_dict_to_diffusers
     from limner.engines.diffusion import LCM_FILE
-    from limner.engines.iclight import VARIANTS, widen_conv_in
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-    from tiny_diffusion import write_tokenizer
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from limner.engines.iclight import VARIANTS
+    from tiny_diffusion import (
+        ATTENTION,
+        SD15,
+        build,
+        build_controlnet,
+        build_iclight_offsets,
+        build_lcm_lora,
+    )
 
-    def pipeline(name: str, inpaint: bool) -> None:
-        if (folder / name / "model_index.json").exists():
-            return
-        vocab = write_tokenizer(folder / "_tokenizer")
-        tokenizer = CLIPTokenizer(str(folder / "_tokenizer" / "vocab.json"),
-                                  str(folder / "_tokenizer" / "merges.txt"), model_max_length=77)
-        text = CLIPTextModel(CLIPTextConfig(
-            hidden_size=768, intermediate_size=3072, num_attention_heads=12,
-            num_hidden_layers=12, vocab_size=max(vocab, 49408), max_position_embeddings=77,
-            bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1))
-        unet = UNet2DConditionModel(sample_size=64, in_channels=9 if inpaint else 4,
-                                    out_channels=4, cross_attention_dim=768)
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512),
-                            down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
-                            layers_per_block=2, sample_size=512)
-        cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionImg2ImgPipeline
-        cls(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-            scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
-                                    beta_end=0.012, clip_sample=False, steps_offset=1),
-            safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False).save_pretrained(folder / name)
-
-    pipeline("sd15", inpaint=False)
-    pipeline("sd15-inpaint", inpaint=True)
+    for name, inpaint in (("sd15", False), ("sd15-inpaint", True)):
+        if not (folder / name / "model_index.json").exists():
+            build(folder / name, inpaint, SD15)
     base = folder / "sd15"
     if not (folder / "controlnet-lineart" / "config.json").exists():
-        ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-                                  ).save_pretrained(folder / "controlnet-lineart")
+        build_controlnet(base, folder / "controlnet-lineart", (16, 32, 96, 256))
     if not (folder / "lcm-lora-sd15" / LCM_FILE).exists():   # LCM-LoRA's rank and targets
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-        unet.add_adapter(LoraConfig(r=64, lora_alpha=64, init_lora_weights=False,
-                                    target_modules=["to_q", "to_k", "to_v", "to_out.0",
-                                                    "proj_in", "proj_out", "ff.net.0.proj",
-                                                    "ff.net.2", "conv1", "conv2",
-                                                    "conv_shortcut", "time_emb_proj"]))
-        StableDiffusionPipeline.save_lora_weights(
-            folder / "lcm-lora-sd15", weight_name=LCM_FILE,
-            unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
-    for variant, (name, file_name, channels) in VARIANTS.items():
-        if (folder / name / file_name).exists():
-            continue
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-        widen_conv_in(unet, channels)
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        safetensors.torch.save_file({k: 0.001 * torch.randn_like(v)
-                                     for k, v in unet.state_dict().items()},
-                                    str(folder / name / file_name))
-
+        build_lcm_lora(base, folder / "lcm-lora-sd15", 64,
+                       (*ATTENTION, "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1",
+                        "conv2", "conv_shortcut", "time_emb_proj"))
+    for variant, (name, file_name, _) in VARIANTS.items():
+        if not (folder / name / file_name).exists():
+            build_iclight_offsets(base, folder / name, variant, scale=0.001)
 
 class Peak:
     """Peak memory of the device (CUDA) or of this process (CPU), reset per row."""

@@ -118,8 +118,9 @@ class StableDiffusion:
                     generator=torch.Generator("cpu").manual_seed(params["seed"]),
                     callback_on_step_end=devices.step_callback(progress, runs, *span),
                     output_type="np")
-        # LCM is distilled without classifier-free guidance: a negative prompt does nothing
-        args.update(guidance_scale=1.0) if fast else \
+        if fast:   # LCM is distilled without classifier-free guidance: no negative prompt
+            args["guidance_scale"] = 1.0
+        else:
             args.update(guidance_scale=7.0, negative_prompt=NEGATIVE)
         if mask is not None:
             args.update(mask_image=Image.fromarray(cv2.resize(mask, (tw, th))), height=th,
