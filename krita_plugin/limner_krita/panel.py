@@ -45,6 +45,7 @@ class ParamControl:
         elif kind == "text":
             w = QtWidgets.QLineEdit(default)
             w.setClearButtonEnabled(True)
+            w.setCursorPosition(0)             # show a long prompt from its start
         elif kind in ("file", "image"):
             w = QtWidgets.QWidget()
             row = QtWidgets.QHBoxLayout(w)
