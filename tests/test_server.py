@@ -141,6 +141,9 @@ def _run_msg(**overrides) -> str:
     (_run_msg(mask={"id": 1, "width": 5, "height": 6, "channels": 1, "sample": "u8"}),
      protocol.E_BAD_BUFFER, "needs its own id"),
     (_run_msg(job=""), protocol.E_BAD_MESSAGE, "run.job"),
+    (_run_msg(preview_side=5), protocol.E_BAD_MESSAGE, "preview_side must be an integer"),
+    (_run_msg(preview_side="small"), protocol.E_BAD_MESSAGE, "preview_side must be"),
+    (_run_msg(preview_side=True), protocol.E_BAD_MESSAGE, "preview_side must be"),
     (protocol.cancel("nobody"), protocol.E_UNKNOWN_JOB, "no waiting or running job"),
 ])
 def test_bad_messages_get_clear_errors_and_the_connection_survives(raw, text, code, words):

@@ -81,10 +81,11 @@ class Client:
             on_progress: Callable[[str, float, str], None] | None = None,
             job: str | None = None,
             inputs: dict[str, tuple[bytes, int, int, int, str]] | None = None,
-            transfer: str = "srgb") -> list[ResultLayer]:
+            transfer: str = "srgb", preview_side: int | None = None) -> list[ResultLayer]:
         """Run one job and return its layers (top first). `mask`: width x height u8 bytes.
         `inputs`: other layers for image parameters, name -> (bytes, width, height,
-        channels, sample). `transfer`: "linear" for linear-light samples.
+        channels, sample). `transfer`: "linear" for linear-light samples. `preview_side`:
+        a quick preview at that long side (the main layer only, at that size).
         `on_progress(job, fraction, stage)` is called from this thread."""
         job = job or uuid.uuid4().hex[:12]
         image_spec = protocol.BufferSpec(next(_buffer_ids), width, height, channels, sample)
@@ -93,7 +94,8 @@ class Client:
         extra = {name: (protocol.BufferSpec(next(_buffer_ids), *geometry), data)
                  for name, (data, *geometry) in (inputs or {}).items()}
         self.ws.send(protocol.run(job, op, params, image_spec, mask_spec, offset,
-                                  {name: spec for name, (spec, _) in extra.items()}, transfer))
+                                  {name: spec for name, (spec, _) in extra.items()}, transfer,
+                                  preview_side))
         for spec, data in ((image_spec, image), (mask_spec, mask), *extra.values()):
             if spec is not None:
                 for frame in protocol.frames(spec, data):

@@ -9,6 +9,9 @@ context, then blend through the mask so pixels outside it are bit-identical to t
 
 from __future__ import annotations
 
+import functools
+
+import cv2
 import numpy as np
 
 from . import protocol
@@ -87,6 +90,18 @@ def blend_into(base: np.ndarray, edited: np.ndarray, box: tuple[slice, slice],
     return out
 
 
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """`image` (H, W[, C]) scaled down (area average) so its long side is at most `side`;
+    itself when it already is."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return small.reshape(small.shape[:2] + image.shape[2:])
+
+
 def with_alpha(image: np.ndarray) -> np.ndarray:
     """RGBA version of an RGB or RGBA array (opaque alpha added), same sample type."""
     if image.shape[2] == 4:
@@ -104,6 +119,62 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:
 def linear_to_srgb(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, np.float32)
     return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0) ** (1 / 2.4) - 0.055)
+
+
+@functools.cache
+def _decode_table(sample: str) -> np.ndarray:
+    """Linear light of every integer sample value."""
+    top = int(_SCALE[sample])
+    return srgb_to_linear(np.arange(top + 1, dtype=np.float32) / top).astype(np.float32)
+
+
+@functools.cache
+def _encode_table_u8() -> np.ndarray:
+    """u8 sRGB samples of linear values quantised to 16 bits (finer than one u8 step
+    everywhere, the darkest included)."""
+    return from_float(linear_to_srgb(np.arange(65536, dtype=np.float32) / 65535), "u8")
+
+
+def to_linear(samples: np.ndarray) -> np.ndarray:
+    """Linear-light float32 of sRGB-encoded samples (every channel given): a table look-up
+    for integer samples, which is several times faster than the curve on a large layer."""
+    sample = sample_of(samples)
+    if sample == "f32":
+        return srgb_to_linear(samples)
+    return _decode_table(sample)[samples]
+
+
+def from_linear(values: np.ndarray, sample: str) -> np.ndarray:
+    """sRGB-encoded samples of linear-light float values (clipped to 0..1 for integer
+    samples)."""
+    if sample == "u8":
+        index = np.multiply(values, np.float32(65535), dtype=np.float32)
+        np.add(index, np.float32(0.5), out=index)
+        np.clip(index, 0, 65535, out=index)
+        return _encode_table_u8()[index.astype(np.uint16)]
+    return from_float(linear_to_srgb(values), sample)
+
+
+def guided_upsample(guide_small: np.ndarray, target: np.ndarray, guide: np.ndarray,
+                    radius: int = 4, eps: float = 1e-3) -> np.ndarray:
+    """`target` (small, H x W x C) brought up to `guide`'s size so that its edges follow
+    the full-size guide's (a grey image): the fast guided filter (He and Sun 2015), whose
+    linear coefficients are worked out small and only applied at full size."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    g = guide_small[:, :, None]
+    mean_g = cv2.blur(guide_small, size)[:, :, None]
+    var_g = cv2.blur(guide_small * guide_small, size)[:, :, None] - mean_g ** 2
+    mean_t = cv2.blur(target, size).reshape(target.shape)
+    cov = cv2.blur(g * target, size).reshape(target.shape) - mean_g * mean_t
+    a = cov / (var_g + eps)
+    b = mean_t - a * mean_g
+    a = cv2.blur(a, size).reshape(target.shape)
+    b = cv2.blur(b, size).reshape(target.shape)
+    h, w = guide.shape
+    out = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    np.multiply(out, guide[:, :, None], out=out)           # in place: large layers
+    out += cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    return out
 
 
 def encode_srgb(image: np.ndarray) -> np.ndarray:

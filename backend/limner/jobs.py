@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, engines, imaging, operations, protocol
+from . import __version__, cache, engines, imaging, operations, protocol
 from .operations import Layer, Request
 from .protocol import ProtocolError
 
@@ -36,6 +36,7 @@ class Job:
     report: Callable[[float, str], None]   # thread-safe: forwards progress to the client
     done: asyncio.Future
     transfer: str = "srgb"                 # "linear": samples are linear light
+    preview_side: int | None = None        # a preview: work on the image this size
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, fraction: float, stage: str) -> None:
@@ -46,15 +47,20 @@ class Job:
 
 def execute(job: Job) -> list[Layer]:
     """Run one job's operation and tag what it made (name and provenance) as AI-edited."""
+    source, mask = job.image, job.mask
+    if job.preview_side is not None:
+        source, mask = imaging.shrink(source, job.preview_side), \
+            None if mask is None else imaging.shrink(mask, job.preview_side)
     linear = job.transfer == "linear"
-    image = imaging.encode_srgb(job.image) if linear else job.image
-    layers = job.op.run(Request(image, job.mask, job.params, job.progress))
+    image = imaging.encode_srgb(source) if linear else source
+    layers = job.op.run(Request(image, mask, job.params, job.progress, owner=job.client,
+                                preview=job.preview_side is not None))
     if linear:   # back to the client's encoding; untouched pixels stay bit-identical
         for layer in layers:
             if layer.role == "layer":
                 layer.pixels = imaging.decode_srgb(layer.pixels)
-                if job.mask is not None and layer.pixels.shape == job.image.shape:
-                    layer.pixels = np.where(job.mask[:, :, None] == 0, job.image, layer.pixels)
+                if mask is not None and layer.pixels.shape == source.shape:
+                    layer.pixels = np.where(mask[:, :, None] == 0, source, layer.pixels)
     engine = job.params.get("engine")
     licence = next((e.licence for e in engines.of_kind(job.op.engine_kind or "")
                     if e.name == engine), None)
@@ -78,6 +84,7 @@ class JobQueue:
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="limner-worker")
         self.running: Job | None = None
+        self._gone: Hashable | None = None     # the running job's client, disconnected
         self.finished: deque[tuple[str, str]] = deque(maxlen=64)  # (job id, outcome)
 
     def submit(self, job: Job) -> int:
@@ -102,13 +109,16 @@ class JobQueue:
         return False
 
     def drop_client(self, client: Hashable) -> None:
-        """A client went away: cancel everything it asked for."""
+        """A client went away: cancel everything it asked for, forget what was cached for
+        it."""
+        cache.LAYERS.release(client)
         for job in self._waiting.pop(client, ()):
             self._finish(job, exc=Cancelled())
         if client in self._turns:
             self._turns.remove(client)
         if self.running and self.running.client == client:
             self.running.cancelled.set()
+            self._gone = client          # what its last job caches is forgotten too
 
     def _next(self) -> Job | None:
         while self._turns:
@@ -152,6 +162,9 @@ class JobQueue:
                 self._finish(job, layers)
             finally:
                 self.running = None
+                if self._gone is not None:
+                    cache.LAYERS.release(self._gone)
+                    self._gone = None
             log.info("job %s %s: %s in %.2f s", job.id, job.op.id, self.finished[-1][1],
                      time.perf_counter() - started)
 

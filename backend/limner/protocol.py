@@ -28,12 +28,17 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 << 20
 DEFAULT_MAX_BUFFER_BYTES = 1 << 30
 #: Largest side of an image, in pixels.
 MAX_SIDE = 32768
+#: The range of a run's preview_side, in pixels.
+PREVIEW_SIDES = (16, 4096)
 
 # Message types.
 HELLO = "hello"          # client -> server: {protocol, token, client}
 WELCOME = "welcome"      # server -> client: {protocol, server, capabilities}
 RUN = "run"              # client -> server: {job, op, params, image, mask?, inputs?, offset?,
-#                          transfer?: "srgb" (default) or "linear" samples}
+#                          transfer?: "srgb" (default) or "linear" samples,
+#                          preview_side?: answer a quick preview, the image scaled down to
+#                          this long side first (PREVIEW_SIDES); the result's layers come
+#                          at that size, the main layer only}
 CANCEL = "cancel"        # client -> server: {job} (a run or a pull)
 PULL = "pull"            # client -> server: {job, model}: download a model, with progress
 PULLED = "pulled"        # server -> client: {job, model, path}: the pull finished
@@ -122,14 +127,17 @@ def welcome(server: str, capabilities: dict) -> str:
 
 def run(job: str, op: str, params: dict, image: BufferSpec, mask: BufferSpec | None = None,
         offset: tuple[int, int] = (0, 0), inputs: dict[str, BufferSpec] | None = None,
-        transfer: str = "srgb") -> str:
+        transfer: str = "srgb", preview_side: int | None = None) -> str:
     """`inputs`: extra layers for parameters of kind "image", by parameter name.
     `transfer`: "linear" when the samples are linear light (Krita's g10 profiles); the
-    result layers come back in the same encoding."""
+    result layers come back in the same encoding. `preview_side`: a preview, worked out
+    on the image scaled down to this long side (what a dragged light control asks for:
+    work the backend can keep about the layer, such as relight's geometry, is reused
+    between previews of the same pixels)."""
     return encode(RUN, job=job, op=op, params=params, image=image.to_json(),
                   mask=mask.to_json() if mask else None, offset=list(offset),
                   inputs={name: spec.to_json() for name, spec in (inputs or {}).items()},
-                  transfer=transfer)
+                  transfer=transfer, preview_side=preview_side)
 
 
 def cancel(job: str) -> str:

@@ -285,6 +285,14 @@ class Connection:
             if transfer not in ("srgb", "linear"):
                 raise ProtocolError(protocol.E_BAD_MESSAGE,
                                     f'run.transfer must be "srgb" or "linear", got {transfer!r}')
+            preview_side = msg.get("preview_side")
+            low, high = protocol.PREVIEW_SIDES
+            if preview_side is not None and (not isinstance(preview_side, int) or
+                                             isinstance(preview_side, bool) or
+                                             not low <= preview_side <= high):
+                raise ProtocolError(protocol.E_BAD_MESSAGE,
+                                    f"run.preview_side must be an integer from {low} to "
+                                    f"{high}, or null")
             offset = msg.get("offset", [0, 0])
             if not (isinstance(offset, list) and len(offset) == 2 and
                     all(isinstance(v, int) and not isinstance(v, bool) for v in offset)):
@@ -296,7 +304,7 @@ class Connection:
                    for spec in (image, mask, *inputs.values()) if spec}
         self.upload = {"job": job_id, "op": op, "params": params, "image": image,
                        "mask": mask, "inputs": inputs, "offset": offset, "transfer": transfer,
-                       "buffers": buffers}
+                       "preview_side": preview_side, "buffers": buffers}
 
     @staticmethod
     def _declared_inputs(op, declared, limit: int) -> dict:
@@ -356,7 +364,8 @@ class Connection:
             self.loop.call_soon_threadsafe(self.send, protocol.progress(job_id, fraction, stage))
 
         job = Job(job_id, self, upload["op"], params, image, mask, report,
-                  self.loop.create_future(), transfer=upload["transfer"])
+                  self.loop.create_future(), transfer=upload["transfer"],
+                  preview_side=upload["preview_side"])
         self.jobs[job_id] = job
         ahead = self.server.jobs.submit(job)
         self.send(protocol.progress(job_id, 0.0, f"queued ({ahead} ahead)" if ahead else "started"))

@@ -1,11 +1,14 @@
 """Face geometry from mediapipe's face detector and face mesh (weights in the mediapipe
-wheel, Apache-2.0): every face's 468 landmarks in pixel units, depth included.
+wheel, Apache-2.0): every face's 468 landmarks in pixel units, depth included, the mesh's
+triangles, where the face looks, and which of it is bare skin.
 
 The face mesh alone finds one face in a wide picture and misses the rest, so the
 full-range detector finds the faces first and the mesh runs on a crop around each.
 """
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import numpy as np
@@ -69,10 +72,113 @@ def face_mask(shape: tuple[int, int], faces: list[np.ndarray],
         oval = np.round(points[FACE_OVAL, :2]).astype(np.int32)
         one = np.zeros(shape, np.uint8)
         cv2.fillPoly(one, [oval], 1)
-        size = max(np.ptp(points[:, 0]), np.ptp(points[:, 1]))
-        sigma = max(1.0, feather * size)
+        sigma = max(1.0, feather * face_size(points))
         mask = np.maximum(mask, cv2.GaussianBlur(one.astype(np.float32), (0, 0), sigma))
     return mask
+
+
+def closed_mesh(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices, triangles) of a face's mesh with its eyes and mouth closed: the
+    landmarks plus one vertex in the middle of each hole (the mean of its rim)."""
+    surface, holes = _topology()
+    centres = np.array([points[rim].mean(0) for rim in holes], points.dtype)
+    return np.concatenate([points[:468], centres]), surface
+
+
+@functools.cache
+def _topology() -> tuple[np.ndarray, tuple[list[int], ...]]:
+    """(T, 3) vertex indices of triangles covering the whole face, and the rims of its
+    holes. mediapipe ships the tessellation as edges; its triangles are the edge graph's
+    3-cycles. That surface is open where the eyes and the mouth are: each hole's rim
+    (edges of one triangle only, but for the outline's) is fanned from a vertex of its
+    own in the middle (468, 469, ...), so depth is interpolated across it like everywhere
+    else, without sliver triangles."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    found = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    uses: dict[tuple[int, int], int] = {}
+    for a, b, c in found:
+        for edge in ((a, b), (a, c), (b, c)):
+            uses[edge] = uses.get(edge, 0) + 1
+    outline = set(FACE_OVAL)
+    rims: dict[int, list[int]] = {}
+    for (a, b), count in uses.items():
+        if count == 1 and not (a in outline and b in outline):
+            rims.setdefault(a, []).append(b)
+            rims.setdefault(b, []).append(a)
+    fans, holes = [], []
+    while rims:                                  # walk each hole's rim
+        start = next(iter(rims))
+        loop, previous, current = [start], None, start
+        while True:
+            step = next((n for n in rims[current] if n != previous), None)
+            if step is None or step == start:
+                break
+            loop.append(step)
+            previous, current = current, step
+        for point in loop:
+            rims.pop(point, None)
+        centre = 468 + len(holes)
+        fans += [(centre, a, b) for a, b in zip(loop, loop[1:] + loop[:1])]
+        holes.append(loop)
+    return np.array(sorted(found) + fans, np.int32), tuple(holes)
+
+
+@functools.cache
+def features() -> list[np.ndarray]:
+    """Landmark indices of the eyes, brows and lips: not skin, and not lit like it."""
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    groups = (c.FACEMESH_LEFT_EYE, c.FACEMESH_RIGHT_EYE, c.FACEMESH_LEFT_EYEBROW,
+              c.FACEMESH_RIGHT_EYEBROW, c.FACEMESH_LIPS)
+    return [np.array(sorted({i for edge in group for i in edge}), np.int32)
+            for group in groups]
+
+
+def face_size(points: np.ndarray) -> float:
+    return float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1])))
+
+
+def look_direction(points: np.ndarray) -> np.ndarray:
+    """Unit vector of where the face looks, camera space (x right, y up, z towards the
+    viewer): across the eye corners crossed with the line from chin to forehead."""
+    camera = points * np.array([1, -1, -1], np.float32)
+    across = camera[263] - camera[33]          # the image-left eye's corner to the right's
+    up = camera[10] - camera[152]              # chin to forehead
+    look = np.cross(across, up)
+    return look / max(float(np.linalg.norm(look)), 1e-6)
+
+
+def orientation(points: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) in degrees of where the face looks: yaw + when the nose points to the
+    image's right, pitch + when it points up."""
+    look = look_direction(points)
+    return (float(np.degrees(np.arctan2(look[0], look[2]))),
+            float(np.degrees(np.arcsin(np.clip(look[1], -1, 1)))))
+
+
+def skin_mask(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """0/1 mask of a face's bare skin: inside its outline (kept off the edge, where hair
+    and background begin) without the eyes, brows and lips."""
+    size = face_size(points)
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(points[FACE_OVAL, :2]).astype(np.int32)], 1)
+    margin = max(1, round(0.04 * size))
+    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                      (2 * margin + 1, 2 * margin + 1)))
+    holes = np.zeros(shape, np.uint8)
+    for group in features():
+        hull = cv2.convexHull(np.round(points[group, :2]).astype(np.int32))
+        cv2.fillConvexPoly(holes, hull, 1)
+    grow = max(1, round(0.03 * size))
+    holes = cv2.dilate(holes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                         (2 * grow + 1, 2 * grow + 1)))
+    return (mask & (1 - holes)).astype(np.float32)
 
 
 def _weights():

@@ -20,7 +20,8 @@ import numpy as np
 from .. import devices, imaging, models
 from . import EngineInfo, default, get, register
 from .diffusion import weights_variant, work_size
-from .relight import _LUMA, Lighting, kelvin_to_rgb
+from .lights import LUMA, gel_rgb, kelvin_to_rgb, rig
+from .relight import Lighting
 from .style import _resize, _upsample
 
 WORK_SIDE = 768
@@ -165,20 +166,24 @@ class ICLight:
                             params["prompt"], 0.7, params, progress, (0.62, 0.9))
         return np.clip(_upsample(out, composite), 0, 1)
 
-    def render(self, rgb: np.ndarray, params: dict, progress) -> Lighting:
+    def render(self, samples: np.ndarray, params: dict, progress, memo=None) -> Lighting:
+        """Relight a layer region (samples as they are). The key light of the rig (a named
+        setup's, or the parameters') sets the starting gradient; `memo` is not used:
+        every run is a new diffusion."""
+        rgb = np.clip(imaging.to_float(samples[:, :, :3]), 0, 1)
         h, w = rgb.shape[:2]
         tw, th = work_size(w, h, 64)
-        small = _resize(np.clip(rgb, 0, 1), tw, th)
+        small = _resize(rgb, tw, th)
         progress(0.05, "finding the subject")
         alpha = get("matting", default("matting")).matte(small)[:, :, None]
         subject = small * alpha + 0.5 * (1 - alpha)        # IC-Light's grey backdrop
         progress(0.1, "loading IC-Light")
         pipe = self.pipeline()
         devices.save_memory(pipe, max(tw, th))
-        tint = np.array([int(params["color"][i:i + 2], 16) / 255 for i in (1, 3, 5)])
-        colour = kelvin_to_rgb(params["temperature"]) * imaging.srgb_to_linear(tint)
-        start = light_gradient(tw, th, params["azimuth"], params["elevation"],
-                               imaging.linear_to_srgb(colour))
+        key = rig(params).lights[0] if params["intensity"] > 0 else None
+        colour = kelvin_to_rgb(params["temperature"]) * gel_rgb(params["color"])
+        start = light_gradient(tw, th, key.azimuth if key else 0.0,
+                               key.elevation if key else 0.0, imaging.linear_to_srgb(colour))
         words = ["soft" if params["softness"] > 0.5 else "hard",
                  "warm" if params["temperature"] < 4500 else
                  "cool" if params["temperature"] > 7000 else "neutral"]
@@ -186,16 +191,14 @@ class ICLight:
                             f"portrait photo, detailed face, {words[0]} {words[1]} light", 0.9,
                             params, progress, (0.12, 0.9))
         progress(0.92, "restoring full resolution")
-        relit = np.clip(_upsample(out, np.clip(rgb, 0, 1)), 0, 1)
+        relit = np.clip(_upsample(out, rgb), 0, 1)
         before, after = imaging.srgb_to_linear(rgb), imaging.srgb_to_linear(relit)
         if params["keep_colors"]:   # the original's colour under the new light's brightness
-            ratio = (after @ _LUMA) / np.maximum(before @ _LUMA, 1e-5)
+            ratio = (after @ LUMA) / np.maximum(before @ LUMA, 1e-5)
             after = before * ratio[:, :, None]
-            relit = imaging.linear_to_srgb(after)
         gain = after / np.maximum(before, 1e-4)
         smooth = cv2.GaussianBlur(gain, (0, 0), max(2.0, max(h, w) / 200))
-        return Lighting(relit, imaging.linear_to_srgb(np.clip(smooth, 0, 1)),
-                        imaging.linear_to_srgb(np.clip(smooth - 1, 0, 1)))
+        return Lighting(after, smooth, np.zeros_like(smooth))
 
 
 register(EngineInfo(

@@ -1,181 +1,281 @@
-"""The geometric relighting engine: surface normals from real models, shading in linear light.
+"""The geometric relighting engine: a small physically based renderer on one surface.
 
-Normals come from two sources and are blended: the face mesh's 3-D landmarks (interpolated
-into a depth map over each face) and, for hair, body and anything without a face, a smooth
-bulge raised from the subject matte (an "inflated silhouette": normals face the camera in
-the middle and turn sideways at the outline). The background is a wall facing the camera.
-Shading is Lambert with wrap-around (softness) plus a soft Blinn-Phong highlight, in the
-light's colour, applied to the image as albedo in linear light.
+1. Geometry (once per layer, cached): the subject's matte, every face's mesh, one
+   seamless height field (surface.py), its normals, and where the bare skin is.
+2. The photo's own light (once per layer, cached): second-order spherical harmonics fitted
+   robustly to the skin's linear colour against the normals, evaluated everywhere.
+3. Every run: the rig's light on the surface (wrap-around diffuse, red wrapping further
+   on skin, shadows cast by the height field, a sheen on skin), divided by the photo's own
+   light: the quotient image. The ratio is smooth, worked out at the geometry's size and
+   brought up to the layer's guided by the photo, then multiplied onto the photo in linear
+   light, so pores, hair strands and edges stay. The background keeps its brightness
+   unless asked to take the light or the subject's shadow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator
-from scipy.ndimage import distance_transform_edt
 
 from .. import engines, imaging
-from . import EngineInfo, register
-from .face import face_mask
+from . import EngineInfo, register, shading
+from .face import face_size, orientation, skin_mask
+from .lights import LUMA, Light, rig
+from .surface import normals_of, subject_height
 
-#: the long side the geometry is worked out at; normals are smooth, so this loses nothing
-GEOMETRY_SIDE = 768
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)   # Rec. 709 / sRGB, linear light
-
-
-def kelvin_to_rgb(kelvin: float) -> np.ndarray:
-    """Linear sRGB of a black body at `kelvin` (Kang et al. 2002 fit of the Planckian locus
-    in CIE xy, then XYZ to linear sRGB), scaled to unit luminance."""
-    t = float(kelvin)
-    if t <= 4000:
-        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
-    else:
-        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
-    if t <= 2222:
-        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
-    elif t <= 4000:
-        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
-    else:
-        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
-    xyz = np.array([x / y, 1.0, (1 - x - y) / y])
-    to_srgb = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
-                        [0.0557, -0.2040, 1.0570]])
-    rgb = np.clip(to_srgb @ xyz, 1e-4, None)
-    return (rgb / (rgb @ _LUMA)).astype(np.float32)
-
-
-def light_direction(azimuth: float, elevation: float) -> np.ndarray:
-    """Unit vector towards the light, camera space: x to the image's right, y up, z to the
-    viewer. Azimuth 0 is from the camera, +90 from the image's right, -90 from its left,
-    180 from behind; elevation +90 is from straight above."""
-    az, el = np.radians(azimuth), np.radians(elevation)
-    return np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], np.float32)
-
-
-def _normals_from_height(height: np.ndarray) -> np.ndarray:
-    """Unit normals of a height field (image rows run down, normals' y runs up)."""
-    gy, gx = np.gradient(height)
-    n = np.dstack([-gx, gy, np.ones_like(height)])
-    return n / np.linalg.norm(n, axis=2, keepdims=True)
-
-
-def body_normals(alpha: np.ndarray) -> np.ndarray:
-    """Normals of a bulge raised from the matte: a circular profile over the outer band
-    (width: the subject's typical half-thickness), flat beyond it, smoothed."""
-    inside = (alpha > 0.5).astype(np.uint8)
-    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
-    if distance.max() == 0:
-        return np.dstack([np.zeros_like(alpha), np.zeros_like(alpha), np.ones_like(alpha)])
-    radius = max(2.0, float(np.percentile(distance[inside > 0], 90)))
-    t = np.clip(distance / radius, 0, 1)
-    height = radius * np.sqrt(1 - (1 - t) ** 2)
-    height = cv2.GaussianBlur(height, (0, 0), max(1.0, radius * 0.12))
-    return _normals_from_height(height)
-
-
-def face_normals(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
-    """Normals of one face from its landmarks' depth, interpolated over the mesh."""
-    h, w = shape
-    x0, y0 = np.floor(points[:, :2].min(0)).astype(int)
-    x1, y1 = np.ceil(points[:, :2].max(0)).astype(int) + 1
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    normals = np.dstack([np.zeros(shape, np.float32), np.zeros(shape, np.float32),
-                         np.ones(shape, np.float32)])
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return normals
-    interpolate = LinearNDInterpolator(points[:, :2], -points[:, 2])  # height towards camera
-    gx, gy = np.meshgrid(np.arange(x0, x1), np.arange(y0, y1))
-    height = interpolate(gx, gy).astype(np.float32)
-    known = np.isfinite(height)
-    if not known.all():   # continue the surface past the mesh's outline, so no seam shows
-        nearest = distance_transform_edt(~known, return_distances=False, return_indices=True)
-        height = height[tuple(nearest)]
-    # The mesh is nearly flat from brow to chin; a head is round that way too: bend it so
-    # the forehead turns up towards the crown and the chin turns under.
-    centre, half = (points[:, 1].min() + points[:, 1].max()) / 2, (y1 - y0) * 0.6
-    u = np.clip((gy - centre) / half, -1, 1)
-    height += 0.5 * half * np.sqrt(1 - u ** 2)
-    size = max(x1 - x0, y1 - y0)
-    height = cv2.GaussianBlur(height, (0, 0), max(1.0, size * 0.025))
-    normals[y0:y1, x0:x1] = _normals_from_height(height)
-    return normals
+#: the long side geometry and shading are worked out at: the light is smooth
+GEOMETRY_SIDE = 512
+#: the photo's light is never taken below this (of its average): deeper shadows are
+#: mostly noise, and dividing by them would only amplify it
+PHOTO_FLOOR = 0.12
+#: ratios beyond this would lift the noise of a black shadow into a grey blotch
+MAX_GAIN = 8.0
+#: added to both lights before dividing (see shade)
+RATIO_FLOOR = 0.05
+#: the backdrop: how far behind the subject, and how far away the lights stand, in
+#: multiples of the picture's long side
+WALL_DISTANCE, LIGHT_DISTANCE = 0.5, 1.5
+#: the default rig's key (intensity 0.8) plus ambient (0.35), lighting the wall head-on,
+#: leaves the backdrop as it is
+WALL_REFERENCE = 1.15
 
 
 @dataclass
 class Lighting:
-    relit: np.ndarray        # sRGB float, full size
-    multiply: np.ndarray     # the light's shadows as a multiply layer (sRGB float)
-    screen: np.ndarray       # the light's highlights as a screen layer (sRGB float)
+    """A relight's result: the relit layer, and the light alone as what multiplies the
+    photo (gain) and what adds to it (the sheen); the light is smooth, so it may be
+    smaller than the layer. All linear light, RGB."""
+
+    relit: np.ndarray
+    gain: np.ndarray
+    added: np.ndarray
+
+
+@dataclass
+class Surface:
+    """Everything about one layer that does not depend on the light, at geometry size."""
+
+    linear: np.ndarray        # the layer's colour, linear light
+    guide: np.ndarray         # its grey (sRGB-encoded), for guided upsampling
+    alpha: np.ndarray         # the subject's matte, widened to hold every face
+    height: np.ndarray        # towards the camera, pixels
+    normals: np.ndarray
+    skin: np.ndarray          # 0..1: bare skin (sheen, subsurface)
+    yaw: float                # where the largest face looks, degrees (+: image right)
+    photo: np.ndarray         # the photo's own light per channel, 1 on average on skin
+    coefficients: np.ndarray  # its spherical harmonics (9, 3)
+    faces: int
+
+
+@dataclass
+class FullSize:
+    """The layer at its own size, ready to be relit: linear light and the grey guide."""
+
+    linear: np.ndarray
+    guide: np.ndarray
+
+
+def _grey(rgb_linear: np.ndarray) -> np.ndarray:
+    return imaging.linear_to_srgb(rgb_linear @ LUMA).astype(np.float32)
+
+
+def _skin_colour_weight(linear: np.ndarray, fit: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """How much each pixel's chromaticity looks like the face's skin (neck, hands,
+    shoulders are skin too): a Gaussian in log-chroma around the fitted skin's median."""
+    chroma = np.log(np.maximum(linear, 1e-4)) - np.log(np.maximum(linear @ LUMA, 1e-4))[
+        ..., None]
+    centre = np.median(chroma[fit], axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(chroma[fit] - centre), axis=0), 0.05)
+    distance = (((chroma - centre) / spread) ** 2).sum(-1)
+    # the chroma of near-black pixels is noise, not a colour
+    lit = np.clip((linear @ LUMA - 0.004) / 0.02, 0, 1)
+    return (np.exp(-distance / 18) * alpha * lit).astype(np.float32)
+
+
+def photo_light(linear: np.ndarray, normals: np.ndarray, alpha: np.ndarray,
+                fit: np.ndarray, have_faces: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the photo's light per channel at every pixel, normalised to 1 on average over the
+    fitted pixels; its SH coefficients). `fit`: the pixels to fit (skin). Without a face
+    the whole subject is fitted to first order only and the estimate is halved: clothes
+    and hair vary too much in colour to trust it fully."""
+    colours, directions = linear[fit], normals[fit]
+    brightness = colours @ LUMA
+    keep = (brightness > 0.002) & (brightness < 0.9)      # no black noise, no clipping
+    if keep.sum() < 50:
+        return np.ones(linear.shape, np.float32), np.zeros((9, 3), np.float32)
+    colours, directions = colours[keep], directions[keep]
+    if len(colours) > 40000:                               # plenty for 27 numbers
+        pick = np.random.default_rng(0).choice(len(colours), 40000, replace=False)
+        colours, directions = colours[pick], directions[pick]
+    coefficients = shading.fit_sh(directions, colours, order=2 if have_faces else 1)
+    fitted = np.maximum((shading.sh_basis(directions) @ coefficients).mean(0), 1e-6)
+    photo = shading.sh_basis(normals) @ coefficients / fitted
+    if not have_faces:
+        photo = 1 + 0.5 * (photo - 1)
+    photo = np.where(alpha[..., None] > 0.01, photo, 1.0)
+    return np.clip(photo, PHOTO_FLOOR, 4.0).astype(np.float32), coefficients
 
 
 class GeometricRelight:
-    def geometry(self, rgb: np.ndarray, progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(normals, subject alpha, faces' weight) at GEOMETRY_SIDE resolution."""
-        h, w = rgb.shape[:2]
+    def surface(self, samples: np.ndarray, progress) -> Surface:
+        """Work out the geometry and the photo's light of one layer region."""
+        h, w = samples.shape[:2]
         scale = min(1.0, GEOMETRY_SIDE / max(h, w))
-        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        linear = imaging.to_linear(samples[:, :, :3])
+        if scale < 1:
+            linear = cv2.resize(linear, size, interpolation=cv2.INTER_AREA)
+        srgb = np.clip(imaging.linear_to_srgb(linear), 0, 1).astype(np.float32)
         progress(0.1, "finding the subject")
-        alpha = engines.get("matting", engines.default("matting")).matte(small)
+        alpha = engines.get("matting", engines.default("matting")).matte(srgb)
         progress(0.4, "finding faces")
-        faces = engines.get("face", "mediapipe").faces(small)
+        faces = engines.get("face", "mediapipe").faces(srgb)
         progress(0.5, "estimating shape")
-        normals = body_normals(alpha)
+        height, alpha = subject_height(alpha, faces)
+        normals = normals_of(height)
+        fit = np.zeros(alpha.shape, bool)
+        for points in faces:
+            fit |= skin_mask(alpha.shape, points) > 0
         skin = np.zeros(alpha.shape, np.float32)
-        for points in faces:   # each face's own normals, feathered into the body's
-            weight = face_mask(alpha.shape, [points], feather=0.06)
-            normals = normals * (1 - weight[:, :, None]) + \
-                face_normals(alpha.shape, points) * weight[:, :, None]
-            skin = np.maximum(skin, weight)
-        flat = np.array([0, 0, 1], np.float32)
-        normals = normals * alpha[:, :, None] + flat * (1 - alpha[:, :, None])
-        normals /= np.linalg.norm(normals, axis=2, keepdims=True)
-        return normals, alpha, skin
+        if faces:
+            skin = _skin_colour_weight(linear, fit, alpha)
+            fit &= skin > 0.3                     # beard, glasses and hair are not skin
+            biggest = max(faces, key=face_size)
+            skin = np.maximum(skin, cv2.GaussianBlur(fit.astype(np.float32), (0, 0),
+                                                     0.03 * face_size(biggest)))
+        else:
+            fit = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        progress(0.6, "estimating the photo's light")
+        photo, coefficients = photo_light(linear, normals, alpha, fit, bool(faces))
+        yaw = orientation(max(faces, key=face_size))[0] if faces else 0.0
+        return Surface(linear, _grey(linear), alpha, height, normals, skin, yaw, photo,
+                       coefficients, len(faces))
 
-    def render(self, rgb: np.ndarray, params: dict, progress) -> Lighting:
-        h, w = rgb.shape[:2]
-        normals, alpha, skin = self.geometry(np.clip(rgb, 0, 1), progress)
+    @staticmethod
+    def full_size(samples: np.ndarray) -> FullSize:
+        linear = imaging.to_linear(samples[:, :, :3])
+        return FullSize(linear, _grey(linear))
+
+    def render(self, samples: np.ndarray, params: dict, progress,
+               memo: Callable[[str, Callable], object] | None = None) -> Lighting:
+        """Relight a layer region (its samples as they are: u8, u16 or f32, 3 or 4
+        channels). `memo(name, build)` keeps what does not depend on the light between
+        runs on the same pixels."""
+        memo = memo or (lambda name, build: build())
+        surface = memo("relight-surface", lambda: self.surface(samples, progress))
         progress(0.7, "shading")
-        light = light_direction(params["azimuth"], params["elevation"])
-        softness = params["softness"]
-        wrap = 0.8 * softness
-        diffuse = np.clip((normals @ light + wrap) / (1 + wrap), 0, 1)
-        if softness > 0:   # soft light also blurs where shadows fall
-            diffuse = cv2.GaussianBlur(diffuse, (0, 0), max(0.5, softness * 0.02 *
-                                                              max(diffuse.shape)))
-        half = light + np.array([0, 0, 1], np.float32)
-        half /= max(np.linalg.norm(half), 1e-6)
-        shininess = 6 + 40 * (1 - softness)
-        # a soft sheen on skin only: cloth and hair under a broad light show none to speak of
-        specular = 0.12 * (1 - 0.5 * softness) * np.clip(normals @ half, 0, 1) ** shininess
-        specular *= skin * (diffuse > 0)
-        diffuse = cv2.resize(diffuse, (w, h), interpolation=cv2.INTER_LINEAR)
-        specular = cv2.resize(specular, (w, h), interpolation=cv2.INTER_LINEAR)
-
-        colour = kelvin_to_rgb(params["temperature"])
-        tint = np.array([int(params["color"][i:i + 2], 16) / 255 for i in (1, 3, 5)], np.float32)
-        colour = colour * imaging.srgb_to_linear(tint)
-        if params["keep_colors"]:
-            colour = np.full(3, colour @ _LUMA, np.float32)
-        intensity, ambient = params["intensity"], params["ambient"]
-        gain = ambient + intensity * colour * diffuse[:, :, None]          # per channel
-        added = intensity * colour * specular[:, :, None]
-        albedo = imaging.srgb_to_linear(rgb)
+        gain, added = shade(surface, params)
+        h, w = samples.shape[:2]
         progress(0.9, "compositing")
-        relit = albedo * gain + added
-        if params["keep_colors"]:   # change brightness only, keep the photo's colours
-            before = np.maximum(albedo @ _LUMA, 1e-5)[:, :, None]
-            relit = albedo * ((relit @ _LUMA)[:, :, None] / before)
-        multiply = imaging.linear_to_srgb(np.clip(gain, 0, 1))
-        screen = imaging.linear_to_srgb(np.clip(gain - 1 + added, 0, 1))
-        return Lighting(imaging.linear_to_srgb(relit), multiply, screen)
+        if surface.linear.shape[:2] == (h, w):
+            return Lighting(surface.linear * gain + added, gain, added)
+        full = memo("relight-full-size", lambda: self.full_size(samples))
+        relit = imaging.guided_upsample(surface.guide, gain, full.guide)
+        np.maximum(relit, 0, out=relit)
+        np.multiply(relit, full.linear, out=relit)        # in place: large layers
+        if added.any():
+            relit += cv2.resize(added, (w, h), interpolation=cv2.INTER_LINEAR)
+        return Lighting(relit, gain, added)
+
+
+def shade(surface: Surface, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, added) at geometry size: what multiplies the photo, and the sheen added."""
+    lighting = rig(params, surface.yaw)
+    lights, ambient = lighting.lights, lighting.ambient
+    h, w = surface.alpha.shape
+    reach = max(8, int(0.3 * max(h, w)))
+    skin = surface.skin
+    light = np.full((h, w, 3), ambient, np.float32)
+    added = np.zeros((h, w, 3), np.float32)
+    for one in lights:
+        direction = one.direction
+        wrap = shading.skin_wrap(0.6 * one.softness, skin)
+        diffuse = shading.diffuse(surface.normals, direction, wrap)
+        # a light from behind reaches the outline, which the height field (no back to
+        # the head) cannot tell: it is left to the normals
+        visible = shading.shadow(surface.height, direction, one.softness, reach) \
+            if direction[2] > 0 else np.ones((h, w), np.float32)
+        # light scattered under the skin softens a shadow's edge, most in red
+        soft = np.dstack([cv2.GaussianBlur(visible, (0, 0), s) for s in
+                          np.array([3.0, 1.5, 0.8]) * max(h, w) / 640])
+        visible = visible[..., None] + skin[..., None] * (soft - visible[..., None])
+        light += one.intensity * one.colour * diffuse * visible
+        if params["sheen"] > 0:
+            glint = shading.sheen(surface.normals, direction, one.softness) * skin
+            added += (params["sheen"] * one.intensity * glint)[..., None] * one.colour * \
+                visible
+    photo = 1 + params["remove_light"] * (surface.photo - 1)
+    # where both lights are faint (a jaw's underside, a shadowed fold) their ratio is
+    # mostly geometry error: the regulariser pulls it towards 1 there and nowhere else
+    subject = np.minimum((light + RATIO_FLOOR) / (np.maximum(photo, PHOTO_FLOOR) +
+                                                  RATIO_FLOOR), MAX_GAIN)
+    if lighting.exposed and skin.any():     # the lit side as bright as the photo's
+        lit = np.percentile((subject @ LUMA)[skin > 0.5], 97) if (skin > 0.5).any() else 1
+        exposure = float(np.clip(1 / max(lit, 1e-3), 1.0, 3.0))
+        subject *= exposure
+        added *= exposure
+    backdrop = _backdrop(surface, lights, ambient, params)
+    alpha = surface.alpha[..., None]
+    gain = subject * alpha + backdrop * (1 - alpha)
+    added *= alpha
+    if params["keep_colors"]:             # brightness only: the photo keeps its colours
+        gain = np.repeat((gain @ LUMA)[..., None], 3, axis=2)
+        added = np.repeat((added @ LUMA)[..., None], 3, axis=2)
+    return gain.astype(np.float32), added.astype(np.float32)
+
+
+def _backdrop(surface: Surface, lights: list[Light], ambient: float,
+              params: dict) -> np.ndarray:
+    """The background's gain: 1 (as it was) unless `background_light` lets the rig light
+    a wall behind the subject (point lights, so it falls off across it) or
+    `backdrop_shadow` throws the subject's shadow onto that wall."""
+    h, w = surface.alpha.shape
+    on_wall, shadow_amount = params["background_light"], params["backdrop_shadow"]
+    if not lights or (on_wall == 0 and shadow_amount == 0):
+        return np.ones((h, w, 3), np.float32)
+    side = max(h, w)
+    wall, distance = WALL_DISTANCE * side, LIGHT_DISTANCE * side
+    weight = surface.alpha / max(float(surface.alpha.sum()), 1e-6)
+    centre = np.array([(weight.sum(0) * np.arange(w)).sum(), (weight.sum(1) *
+                                                                np.arange(h)).sum()])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    points = np.dstack([xx - centre[0], centre[1] - yy, np.full_like(xx, -wall)])
+    shares, total = [], np.full((h, w), ambient, np.float32)
+    for one in lights:
+        towards = one.direction * distance - points       # wall point to the lamp
+        length = np.linalg.norm(towards, axis=2)
+        falloff = np.clip(towards[..., 2] / length, 0, 1) / length ** 2
+        irradiance = one.intensity * float(one.colour @ LUMA) * falloff * (distance + wall) ** 2
+        shares.append((one, irradiance))
+        total = total + irradiance
+    gain = np.ones((h, w, 3), np.float32)
+    if on_wall > 0:
+        lit = np.full((h, w, 3), ambient, np.float32)
+        for one, irradiance in shares:
+            lit += irradiance[..., None] * one.colour / float(one.colour @ LUMA)
+        gain = 1 + on_wall * (lit / WALL_REFERENCE - 1)
+    if shadow_amount > 0:
+        darkening = np.zeros((h, w), np.float32)
+        for one, irradiance in shares:
+            d = one.direction
+            if d[2] < 0.05:                # from behind: the shadow falls towards us
+                continue
+            shift = np.clip(np.array([-d[0], d[1]]) * wall / d[2], -0.6 * side, 0.6 * side)
+            moved = cv2.warpAffine(surface.alpha, np.float32([[1, 0, shift[0]],
+                                                               [0, 1, shift[1]]]), (w, h))
+            blur = 1 + 0.08 * wall * one.softness
+            moved = cv2.GaussianBlur(moved, (0, 0), blur)
+            darkening += moved * irradiance / np.maximum(total, 1e-6)
+        gain = gain * (1 - shadow_amount * np.clip(darkening, 0, 1))[..., None]
+    return gain.astype(np.float32)
 
 
 register(EngineInfo(
-    kind="relight", name="geometric", label="Face mesh + matte normals, Lambert shading",
+    kind="relight", name="geometric",
+    label="Face mesh + matte surface: the photo's light removed, new light with shadows",
     licence="Apache-2.0 (face mesh) + the matting engine's",
     weights="mediapipe face models and the default matting engine",
     load=GeometricRelight, find_weights=lambda: engines.get_info("face", "mediapipe").find_weights(),

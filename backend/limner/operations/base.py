@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,12 +118,16 @@ class Layer:
 
 @dataclass
 class Request:
-    """What an operation receives: the layer, the selection and the checked parameters."""
+    """What an operation receives: the layer, the selection and the checked parameters;
+    who asked (cached work about a layer belongs to that connection) and whether it is a
+    preview (the image already scaled down: the main layer is all that is wanted)."""
 
     image: np.ndarray                      # (H, W, 3|4) u8, u16 or f32
     mask: np.ndarray | None                # (H, W) u8 selection, None for "everything"
     params: dict
     progress: Callable[[float, str], None]  # raises jobs.Cancelled when the job is cancelled
+    owner: Hashable | None = None
+    preview: bool = False
 
 
 @dataclass

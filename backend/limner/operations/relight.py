@@ -1,61 +1,130 @@
-"""relight: a new key light on the portrait, from a direction, colour and softness.
+"""relight: new light on the portrait: the photo's own light taken out, a key, fill and rim
+(or a named portrait setup) put in, with the shadows the face and body cast.
 
 Returns the relit layer and, beneath it (hidden), the light itself as a pair of layers in
 blend modes both editors have: multiply for the shadows and tint, screen for the extra
 light and highlights, so the effect can be dialled with their opacity over the original.
+A preview run returns the relit layer alone.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from .. import engines, imaging
+from .. import cache, engines, imaging
+from ..engines.lights import SETUP_NAMES
 from .base import Layer, Operation, Param, Request
 
 
 def relight(req: Request) -> list[Layer]:
     box = imaging.selection_box(req.mask, req.image.shape[:2])
-    image = imaging.to_float(req.image[box])
+    region = req.image[box]
     req.progress(0.02, "loading models")
-    engine = engines.get("relight", req.params["engine"])
-    lit = engine.render(image[:, :, :3], req.params, req.progress)
-    relit = np.dstack([lit.relit, image[:, :, 3]]) if image.shape[2] == 4 else lit.relit
+    name = req.params["engine"]
+    engine = engines.get("relight", name)
+    key = cache.layer_key(region, None, box, name, engines.default("matting"))
+
+    def memo(what: str, build):
+        return cache.LAYERS.get((what, key), req.owner, build)
+
+    lit = engine.render(region, req.params, req.progress, memo)
     sample = imaging.sample_of(req.image)
+    relit = imaging.from_linear(lit.relit, sample)
+    if region.shape[2] == 4:
+        relit = np.concatenate([relit, region[:, :, 3:]], axis=2)
+    layers = [Layer(_title(req.params), _blend_samples(req.image, relit, box, req.mask))]
+    if req.preview:
+        return layers
+    h, w = region.shape[:2]
+
+    def light_layer(values: np.ndarray) -> np.ndarray:
+        """The light (smooth, so worked out small) as samples at the region's size."""
+        small = imaging.from_linear(np.clip(values, 0, 1), sample)
+        return small if small.shape[:2] == (h, w) else \
+            cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
     shape = req.image.shape[:2] + (3,)
-    white = imaging.from_float(np.ones(shape, np.float32), sample)
+    white = np.full(shape, 1 if sample == "f32" else np.iinfo(req.image.dtype).max,
+                    req.image.dtype)
     black = np.zeros(shape, req.image.dtype)
-    p = req.params
-    title = f"Relit {p['azimuth']:+.0f}°/{p['elevation']:+.0f}° {p['temperature']:.0f} K"
-    return [Layer(title, imaging.blend_into(req.image, relit, box, req.mask)),
-            Layer("Light highlights", imaging.blend_into(black, lit.screen, box, req.mask),
-                  blend="screen", visible=False),
-            Layer("Light shadows", imaging.blend_into(white, lit.multiply, box, req.mask),
-                  blend="multiply", visible=False)]
+    return layers + [
+        Layer("Light highlights",
+              _blend_samples(black, light_layer(lit.gain - 1 + lit.added), box, req.mask),
+              blend="screen", visible=False),
+        Layer("Light shadows", _blend_samples(white, light_layer(lit.gain), box, req.mask),
+              blend="multiply", visible=False)]
+
+
+def _blend_samples(base: np.ndarray, edited: np.ndarray, box, mask) -> np.ndarray:
+    """`edited` (samples, box-sized) put into `base` through the selection."""
+    if mask is None and edited.shape == base.shape:
+        return edited
+    return imaging.blend_into(base, imaging.to_float(edited), box, mask)
+
+
+def _title(p: dict) -> str:
+    if p["setup"] != "custom":
+        return f"Relit {p['setup']} {p['temperature']:.0f} K"
+    return f"Relit {p['azimuth']:+.0f}°/{p['elevation']:+.0f}° {p['temperature']:.0f} K"
+
+
+def _light_params(prefix: str, label: str, azimuth: float, elevation: float,
+                  intensity: float, softness: float) -> list[Param]:
+    return [Param(f"{prefix}_intensity", "float", intensity, f"{label} intensity",
+                  f"Strength of the {label.lower()} light (custom setup); 0 turns it off.",
+                  min=0, max=3, step=0.05),
+            Param(f"{prefix}_azimuth", "float", azimuth, f"{label} direction",
+                  "Degrees around the subject, as for the key.", min=-180, max=180, step=5),
+            Param(f"{prefix}_elevation", "float", elevation, f"{label} height",
+                  "Degrees above the horizon.", min=-90, max=90, step=5),
+            Param(f"{prefix}_temperature", "float", 5500.0, f"{label} temperature (K)",
+                  "Warm below 5000 K, cool above 6500 K.", min=1500, max=12000, step=100),
+            Param(f"{prefix}_softness", "float", softness, f"{label} softness",
+                  "0: hard light, crisp shadows; 1: broad, wrapping light.",
+                  min=0, max=1, step=0.05)]
 
 
 OPERATIONS = [
     Operation("relight", "Relight",
-              "Light the portrait from a new direction, with the face's and body's shape.",
-              [Param("azimuth", "float", -45.0, "Direction",
+              "Light the portrait anew: its own light taken out, a key, fill and rim or a "
+              "classic portrait setup put in, with the shadows the face casts.",
+              [Param("setup", "choice", "custom", "Lighting setup",
+                     "A classic portrait pattern (it sets the lights' angles, fill and "
+                     "ambient; the direction's sign picks the key's side) or custom.",
+                     choices=SETUP_NAMES),
+               Param("azimuth", "float", -45.0, "Direction",
                      "Degrees around the subject: 0 from the camera, -90 from the image's "
                      "left, +90 from its right, 180 from behind.", min=-180, max=180, step=5),
                Param("elevation", "float", 30.0, "Height",
                      "Degrees above the horizon; negative lights from below.",
                      min=-90, max=90, step=5),
-               Param("intensity", "float", 0.8, "Intensity", "Strength of the new light.",
+               Param("intensity", "float", 1.0, "Intensity", "Strength of the key light.",
                      min=0, max=3, step=0.05),
                Param("temperature", "float", 5500.0, "Colour temperature (K)",
                      "Warm below 5000 K, cool above 6500 K.", min=1500, max=12000, step=100),
                Param("color", "color", "#ffffff", "Colour filter",
-                     "A gel over the light, multiplied with its temperature."),
+                     "A gel over the key light, multiplied with its temperature."),
                Param("softness", "float", 0.4, "Softness",
                      "0: hard light, crisp shadows; 1: broad, wrapping light.",
                      min=0, max=1, step=0.05),
-               Param("ambient", "float", 0.35, "Ambient",
-                     "Light that reaches everywhere; 1 with intensity 0 leaves the image as it "
-                     "is.", min=0, max=2, step=0.05),
+               *_light_params("fill", "Fill", 45.0, 0.0, 0.0, 0.8),
+               *_light_params("rim", "Rim", 150.0, 25.0, 0.0, 0.3),
+               Param("ambient", "float", 0.25, "Ambient",
+                     "Light that reaches everywhere (custom setup).", min=0, max=2, step=0.05),
+               Param("remove_light", "float", 1.0, "Remove original light",
+                     "How much of the photo's own light to take out first: 1 all of it, "
+                     "0 none (the new light goes on top).", min=0, max=1, step=0.05),
+               Param("sheen", "float", 0.3, "Skin sheen",
+                     "Highlights on skin from each light.", min=0, max=1, step=0.05),
+               Param("background_light", "float", 0.0, "Light on background",
+                     "0: the background keeps its brightness; 1: the lights fall on a wall "
+                     "behind the subject.", min=0, max=1, step=0.05),
+               Param("backdrop_shadow", "float", 0.0, "Shadow on backdrop",
+                     "How dark the subject's shadow on a wall behind it is.",
+                     min=0, max=1, step=0.05),
                Param("keep_colors", "bool", False, "Keep original colours",
-                     "Change brightness only; ignore the light's colour."),
+                     "Change brightness only; ignore the lights' colours."),
                Param("steps", "int", 25, "Diffusion steps", "Denoising steps (IC-Light only).",
                      min=1, max=100, step=1),
                Param("seed", "int", 1, "Seed", "Fixes the IC-Light result (IC-Light only).",

@@ -1,0 +1,173 @@
+"""The light rig: key, fill and rim lights, their colours, and the named portrait setups.
+
+One place defines what "Rembrandt" or "butterfly" means, as data a photographer would
+recognise (key angle and height, fill ratio, rim), so the renderer and the plug-ins' choice
+list agree. Angles are in image terms: azimuth 0 is from the camera, -90 from the image's
+left, +90 from its right, 180 from behind; elevation +90 is from straight above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Rec. 709 / sRGB luminance weights, linear light
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def kelvin_to_rgb(kelvin: float) -> np.ndarray:
+    """Linear sRGB of a black body at `kelvin` (Kang et al. 2002 fit of the Planckian locus
+    in CIE xy, then XYZ to linear sRGB), scaled to unit luminance."""
+    t = float(kelvin)
+    if t <= 4000:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    xyz = np.array([x / y, 1.0, (1 - x - y) / y])
+    to_srgb = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
+                        [0.0557, -0.2040, 1.0570]])
+    rgb = np.clip(to_srgb @ xyz, 1e-4, None)
+    return (rgb / (rgb @ LUMA)).astype(np.float32)
+
+
+def gel_rgb(hex_colour: str) -> np.ndarray:
+    """Linear RGB of a "#rrggbb" gel (sRGB-encoded, as colour pickers give it)."""
+    srgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)], np.float32)
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def light_direction(azimuth: float, elevation: float) -> np.ndarray:
+    """Unit vector towards the light, camera space: x to the image's right, y up, z to the
+    viewer."""
+    az, el = np.radians(azimuth), np.radians(elevation)
+    return np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], np.float32)
+
+
+@dataclass(frozen=True)
+class Light:
+    """One light: where it comes from, how strong, its linear RGB colour (unit luminance)
+    and its softness (0: a point, crisp shadows; 1: a broad source that wraps)."""
+
+    azimuth: float
+    elevation: float
+    intensity: float
+    colour: np.ndarray
+    softness: float
+
+    @property
+    def direction(self) -> np.ndarray:
+        return light_direction(self.azimuth, self.elevation)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A named portrait lighting pattern. Key angles are relative to where the face looks
+    (so a setup follows a turned head); `side` +1 puts the key on the side the azimuth
+    parameter points to, and broad/short pick the side from the face's turn instead.
+    Fill and rim intensities are fractions of the key's; ambient is the room's light."""
+
+    key_azimuth: float
+    key_elevation: float
+    key: float = 1.0
+    fill: float = 0.0
+    fill_azimuth: float | None = None      # None: mirrored from the key, at eye height
+    fill_elevation: float = 0.0
+    rim: float = 0.0
+    rim_azimuth: float = 135.0
+    rim_elevation: float = 25.0
+    ambient: float = 0.15
+    side: str = "azimuth"                   # "azimuth", "broad", "short" or "none"
+
+
+#: The usual photographic definitions (key angle from the nose's line and height, fill
+#: ratio). "custom" is absent: it takes every light from the parameters.
+SETUPS: dict[str, Setup] = {
+    # key 45-60 degrees round and high: the shadow-side cheek keeps a lit triangle
+    "rembrandt": Setup(60, 45, fill=0.1, ambient=0.08),
+    # key 30-40 degrees round, a little above eye level: the nose shadow loops down
+    "loop": Setup(35, 30, fill=0.25, ambient=0.14),
+    # key in front, high: a small shadow under the nose, the face symmetric
+    "butterfly": Setup(0, 50, fill=0.3, fill_azimuth=0, fill_elevation=-10, ambient=0.15,
+                       side="none"),
+    # key at 90 degrees, eye level, no fill: one half lit
+    "split": Setup(90, 5, ambient=0.04),
+    # key on the side of the face turned towards the camera
+    "broad": Setup(45, 30, fill=0.2, ambient=0.12, side="broad"),
+    # key on the side turned away from the camera: slimming, more modelling
+    "short": Setup(45, 30, fill=0.2, ambient=0.12, side="short"),
+    # butterfly with a fill from below (a reflector under the chin): soft, even
+    "clamshell": Setup(0, 45, fill=0.5, fill_azimuth=0, fill_elevation=-35, ambient=0.15,
+                       side="none"),
+    # two edge lights from behind outline the head and shoulders; a weak frontal fill
+    "rim": Setup(0, 10, key=0.2, rim=2.5, rim_azimuth=125, rim_elevation=20, ambient=0.06,
+                 side="none"),
+    # a key from below: the uncanny "torch under the chin" look
+    "under-light": Setup(0, -50, fill=0.1, fill_azimuth=0, fill_elevation=30, ambient=0.08,
+                         side="none"),
+}
+SETUP_NAMES = ("custom", *SETUPS)
+
+
+def _side(setup: Setup, azimuth: float, face_yaw: float) -> float:
+    """+1 for a key on the image's right, -1 on its left."""
+    if setup.side == "none":
+        return 1.0
+    if setup.side == "azimuth":
+        return 1.0 if azimuth >= 0 else -1.0
+    turned_right = face_yaw >= 0      # the nose points to the image's right (or straight on)
+    # broad: the key lights the cheek nearer the camera, on the side the nose points away
+    # from; short: the far cheek, on the side the nose points to
+    broad_side = -1.0 if turned_right else 1.0
+    return broad_side if setup.side == "broad" else -broad_side
+
+
+@dataclass(frozen=True)
+class Rig:
+    lights: list[Light]
+    ambient: float
+    exposed: bool = False      # a named setup: exposed for its lit side, as a photographer
+
+
+def rig(params: dict, face_yaw: float = 0.0) -> Rig:
+    """The lights and the ambient level for a relight's parameters. A named setup takes its
+    angles and ratios from SETUPS (turned with the face); intensity, colour, temperature
+    and softness still apply. `face_yaw`: degrees the main face is turned, + to the right."""
+    key_colour = kelvin_to_rgb(params["temperature"]) * gel_rgb(params["color"])
+    key_colour = key_colour / max(float(key_colour @ LUMA), 1e-6)
+    softness, intensity = params["softness"], params["intensity"]
+    name = params.get("setup", "custom")
+    if name == "custom":
+        lights = [Light(params["azimuth"], params["elevation"], intensity, key_colour,
+                        softness),
+                  Light(params["fill_azimuth"], params["fill_elevation"],
+                        params["fill_intensity"], kelvin_to_rgb(params["fill_temperature"]),
+                        params["fill_softness"]),
+                  Light(params["rim_azimuth"], params["rim_elevation"],
+                        params["rim_intensity"], kelvin_to_rgb(params["rim_temperature"]),
+                        params["rim_softness"])]
+        return Rig([light for light in lights if light.intensity > 0], params["ambient"])
+    setup = SETUPS[name]
+    side = _side(setup, params["azimuth"], face_yaw)
+
+    def around(azimuth: float) -> float:      # relative to the face, wrapped to -180..180
+        return (face_yaw + azimuth + 180) % 360 - 180
+
+    fill_azimuth = -setup.key_azimuth if setup.fill_azimuth is None else setup.fill_azimuth
+    white = kelvin_to_rgb(5500)
+    lights = [Light(around(side * setup.key_azimuth), setup.key_elevation,
+                    intensity * setup.key, key_colour, softness)]
+    if setup.fill:
+        lights.append(Light(around(side * fill_azimuth), setup.fill_elevation,
+                            intensity * setup.fill, white, min(1.0, softness + 0.4)))
+    if setup.rim:
+        for rim_side in (-1, 1):
+            lights.append(Light(around(rim_side * setup.rim_azimuth), setup.rim_elevation,
+                                intensity * setup.rim, key_colour, min(softness, 0.3)))
+    return Rig(lights, setup.ambient * intensity, exposed=True)

@@ -1,0 +1,139 @@
+"""Light transport on the subject's surface: the photo's own light as spherical harmonics,
+new light with wrap-around diffuse, cast shadows by marching the height field, a sheen.
+
+Every function works on arrays at the geometry's resolution and knows nothing of layers
+or parameters; the relight engine puts them together.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .lights import LUMA
+
+#: a shadow's penumbra, in degrees of the light's angular size, from hard to soft
+PENUMBRA_DEGREES = (2.0, 45.0)
+#: how much further the terminator wraps round in red than in blue on skin: light
+#: scattered under the skin comes out red (a cheap subsurface approximation)
+SKIN_WRAP = np.array([0.30, 0.12, 0.06], np.float32)
+
+
+def sh_basis(normals: np.ndarray) -> np.ndarray:
+    """The 9 real second-order spherical harmonics at each normal: (..., 9)."""
+    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
+    return np.stack([np.full_like(x, 0.282095), 0.488603 * y, 0.488603 * z, 0.488603 * x,
+                     1.092548 * x * y, 1.092548 * y * z, 0.315392 * (3 * z * z - 1),
+                     1.092548 * x * z, 0.546274 * (x * x - y * y)], axis=-1)
+
+
+def fit_sh(normals: np.ndarray, colours: np.ndarray, order: int = 2,
+           iterations: int = 6) -> np.ndarray:
+    """Lighting coefficients (9, C) such that colour ≈ sh_basis(normal) @ coefficients,
+    fitted by iteratively reweighted least squares: residuals are taken relative to the
+    prediction (so the dark side counts as much as the lit one) with Huber weights (so
+    stubble, a mole or a stray hair cannot pull the fit), and a light ridge keeps the
+    second-order terms from running wild where the face's normals do not reach.
+    `order` 1 fits the first four terms only (a weaker estimate for no-face pictures)."""
+    terms = 4 if order == 1 else 9
+    basis = sh_basis(normals).astype(np.float64)[:, :terms]
+    mean = np.maximum(colours.mean(0), 1e-6).astype(np.float64)
+    values = colours / mean                  # every channel around 1
+    ridge = np.array([0.0, 1e-3, 1e-3, 1e-3, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2])[:terms]
+    weights = np.ones(len(values))
+    for _ in range(iterations):
+        wb = basis * weights[:, None]
+        coefficients = np.linalg.solve(basis.T @ wb + np.diag(ridge * weights.sum()),
+                                       wb.T @ values)
+        scale = np.maximum(np.abs(basis @ coefficients).mean(1), 0.05)
+        residual = (values - basis @ coefficients).mean(1) / scale
+        spread = 1.4826 * np.median(np.abs(residual - np.median(residual))) + 1e-6
+        huber = np.minimum(1.0, 1.345 * spread / np.maximum(np.abs(residual), 1e-12))
+        weights = huber / scale ** 2
+    full = np.zeros((9, values.shape[1]))
+    full[:terms] = coefficients * mean
+    return full.astype(np.float32)
+
+
+def _directions(step: float = 3.0) -> np.ndarray:
+    az, el = np.meshgrid(np.radians(np.arange(-180, 180, step)),
+                         np.radians(np.arange(-90 + step, 90, step)))
+    return np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)],
+                    -1).reshape(-1, 3).astype(np.float32)
+
+
+def dominant_direction(coefficients: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """The unit direction (camera space) of the one light that best explains the fitted
+    shading over `normals` (the directions the fit saw): a + b·max(0, n·l) fitted to it,
+    l searched on a 3-degree grid. The first-order terms alone mislead: on the half of
+    the sphere a camera sees, the harmonics are far from orthogonal."""
+    sample = normals[:: max(1, len(normals) // 400)]
+    shade = sh_basis(sample) @ (coefficients @ LUMA if coefficients.shape[1] == 3
+                                else coefficients[:, 0])
+    candidates = _directions()
+    lambert = np.clip(sample @ candidates.T, 0, None)
+    spread = lambert - lambert.mean(0)
+    slope = (spread * (shade - shade.mean())[:, None]).mean(0) / (lambert.var(0) + 1e-9)
+    error = ((spread * slope - (shade - shade.mean())[:, None]) ** 2).mean(0)
+    error[slope <= 0] = np.inf
+    return candidates[int(np.argmin(error))]
+
+
+def diffuse(normals: np.ndarray, direction: np.ndarray, wrap) -> np.ndarray:
+    """Lambert with wrap-around: (n·l + wrap) / (1 + wrap), clipped at 0. `wrap` may be a
+    per-pixel, per-channel array (..., C), making a (..., C) result."""
+    cosine = normals @ direction
+    wrap = np.asarray(wrap, np.float32)
+    if wrap.ndim:
+        cosine = cosine[..., None]
+    return np.clip((cosine + wrap) / (1 + wrap), 0, 1)
+
+
+def skin_wrap(base: float, skin: np.ndarray) -> np.ndarray:
+    """Per-channel wrap: `base` everywhere, and red wrapping further on skin."""
+    return base + skin[..., None] * SKIN_WRAP
+
+
+def horizon(height: np.ndarray, step: tuple[float, float], reach: int) -> np.ndarray:
+    """The steepest rise (tan of its angle) of the height field seen from each pixel,
+    looking along `step` (unit, in columns and rows) up to `reach` pixels away."""
+    h, w = height.shape
+    pad = reach + 1
+    padded = cv2.copyMakeBorder(height, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    best = np.full((h, w), -np.inf, np.float32)
+    distances = np.unique(np.round(np.geomspace(1.5, reach, 40)).astype(int))
+    for distance in distances:
+        ox, oy = round(step[0] * distance), round(step[1] * distance)
+        along = float(np.hypot(ox, oy))
+        if along == 0:
+            continue
+        ahead = padded[pad + oy:pad + oy + h, pad + ox:pad + ox + w]
+        np.maximum(best, (ahead - height) * np.float32(1 / along), out=best)
+    return best
+
+
+def shadow(height: np.ndarray, direction: np.ndarray, softness: float,
+           reach: int) -> np.ndarray:
+    """Visibility 0..1 of a light from `direction` over the height field: 0 where the
+    surface towards the light rises above the light's angle. The penumbra widens with the
+    light's size (softness) and with distance from the occluder, as a real one does."""
+    across = float(np.hypot(direction[0], direction[1]))
+    if across < 1e-3:                       # straight from the camera: shadows fall behind
+        return np.ones(height.shape, np.float32)
+    step = (direction[0] / across, -direction[1] / across)   # image rows run down
+    rise = np.arctan(horizon(height, step, reach))
+    elevation = np.arctan2(direction[2], across)             # above the picture plane
+    low, high = PENUMBRA_DEGREES
+    spread = np.radians(low + (high - low) * softness)
+    return np.clip((elevation - rise) / spread + 0.5, 0, 1).astype(np.float32)
+
+
+def sheen(normals: np.ndarray, direction: np.ndarray, softness: float) -> np.ndarray:
+    """Skin's specular highlight towards the camera (Blinn-Phong, energy-normalised so a
+    broad soft highlight is dimmer than a tight hard one), 0.15 at its peak for a
+    middling light: skin reflects a few per cent, oily skin more."""
+    half = direction + np.array([0, 0, 1], np.float32)
+    half /= max(float(np.linalg.norm(half)), 1e-6)
+    shininess = 8 + 40 * (1 - softness)
+    lobe = np.clip(normals @ half, 0, 1) ** shininess * (shininess + 8) / 40
+    return (0.15 * lobe * np.clip(normals @ direction, 0, 1)).astype(np.float32)

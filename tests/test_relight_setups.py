@@ -1,0 +1,159 @@
+"""Every named portrait setup leaves its photographic signature on both real portraits:
+split lights one half, butterfly stays symmetric with a shadow under the nose, Rembrandt
+leaves a lit triangle on the shadow-side cheek, and so on. Gains (relit over original,
+linear luminance) are used where the face's own colouring would muddle a plain level.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_array
+from lightmeasure import luminance, main_face
+from limner.engines.face import face_size
+from limner.engines.lights import SETUPS, rig
+
+NAMES = ["astronaut", "grace_hopper"]
+NOSE_TIP, RIGHT_LOWER_LID, RIGHT_CHEEK_EDGE = 1, 374, 454
+
+
+class Face:
+    """A portrait, its face halves, and helpers to read a relit version's gain."""
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+        self.halves = main_face(image)
+        self.points = self.halves.points
+        self.size = face_size(self.points)
+        self.before = luminance(image)
+
+    def gain(self, relit: np.ndarray) -> np.ndarray:
+        return luminance(relit) / np.maximum(self.before, 1e-3)
+
+    def window(self, gain: np.ndarray, dx: float, dy: float) -> float:
+        """Median gain in a small square at (dx, dy) face sizes from the nose tip."""
+        x = int(self.points[NOSE_TIP, 0] + dx * self.size)
+        y = int(self.points[NOSE_TIP, 1] + dy * self.size)
+        r = max(2, int(0.04 * self.size))
+        return float(np.median(gain[y - r:y + r + 1, x - r:x + r + 1]))
+
+    def region(self, gain: np.ndarray, indices: list[int]) -> float:
+        mask = np.zeros(gain.shape, np.uint8)
+        hull = cv2.convexHull(np.round(self.points[indices, :2]).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
+        return float(np.median(gain[mask > 0]))
+
+
+UNDER_NOSE = [2, 164, 167, 393, 97, 326]
+CHEEKS = ([50, 101, 118, 117, 123, 187, 205, 36], [280, 330, 347, 346, 352, 411, 425, 266])
+FOREHEAD = [10, 109, 67, 103, 338, 297, 332, 151, 108, 337]
+CHIN = [152, 148, 176, 149, 377, 400, 378, 175, 199, 200]
+
+
+@pytest.fixture(scope="module")
+def faces(portraits):
+    return {name: Face(portraits[name]) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def lit(server, faces):
+    """Every setup on both portraits, once (the default azimuth puts keys on the left)."""
+    from limner.client import Client
+
+    out = {}
+    with Client(server.uri, server.server.token, name="setups") as client:
+        for name, face in faces.items():
+            for setup in ("custom", *SETUPS):
+                (_, pixels), *_ = run_array(client, "relight", {"setup": setup}, face.image)
+                out[name, setup] = pixels
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_split_lights_one_half_only(faces, lit, name):
+    assert faces[name].halves.balance(lit[name, "split"]) >= 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_butterfly_is_symmetric_with_a_shadow_under_the_nose(faces, lit, name):
+    face, relit = faces[name], lit[name, "butterfly"]
+    assert 1 / 1.15 <= face.halves.balance(relit) <= 1.15
+    gain = face.gain(relit)
+    cheeks = np.mean([face.region(gain, cheek) for cheek in CHEEKS])
+    assert face.region(gain, UNDER_NOSE) < 0.75 * cheeks
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rembrandt_leaves_a_lit_triangle_on_the_shadow_side_cheek(faces, lit, name):
+    """Across the shadow-side cheek, between the nose tip and the lower lid: dark in the
+    nose's shadow, lit in the triangle, dark again towards the ear."""
+    face, relit = faces[name], lit[name, "rembrandt"]
+    assert face.halves.balance(relit) >= 1.6                     # the key is on the left
+    gain = face.gain(relit)
+    p = face.points
+    y = round(float(p[NOSE_TIP, 1] + p[RIGHT_LOWER_LID, 1]) / 2)
+    band = np.median(gain[y - 3:y + 4, int(p[NOSE_TIP, 0]):int(p[RIGHT_CHEEK_EDGE, 0])], axis=0)
+    band = np.convolve(band, np.ones(3) / 3, mode="valid")
+    shadow = int(np.argmin(band[:len(band) // 2]))
+    peak = shadow + int(np.argmax(band[shadow:]))
+    assert band[peak] >= 1.25 * band[shadow], band
+    assert band[peak] >= 1.25 * band[peak:].min(), band
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loop_throws_a_small_nose_shadow_to_the_shadow_side(faces, lit, name):
+    face = faces[name]
+    gain = face.gain(lit[name, "loop"])
+    assert face.window(gain, 0.1, 0.05) < 0.8 * face.window(gain, -0.1, 0.05)
+    assert 1.15 <= face.halves.balance(lit[name, "loop"]) < \
+        face.halves.balance(lit[name, "rembrandt"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_broad_and_short_light_opposite_sides(faces, lit, name):
+    broad = faces[name].halves.balance(lit[name, "broad"])
+    short = faces[name].halves.balance(lit[name, "short"])
+    assert (broad - 1) * (short - 1) < 0 and max(broad, short) / min(broad, short) >= 1.8
+
+
+def test_broad_and_short_follow_the_way_the_face_turns():
+    params = {"setup": "broad", "azimuth": -45.0, "intensity": 1.0, "temperature": 5500.0,
+              "color": "#ffffff", "softness": 0.4}
+    # a face turned to the image's right shows its broad side on the image's left
+    assert rig(params, face_yaw=25).lights[0].direction[0] < 0
+    assert rig(params, face_yaw=-25).lights[0].direction[0] > 0
+    assert rig({**params, "setup": "short"}, face_yaw=25).lights[0].direction[0] > 0
+    # a setup turns with the face: Rembrandt's key stays 60 degrees from the nose
+    turned = rig({**params, "setup": "rembrandt"}, face_yaw=30).lights[0]
+    assert turned.azimuth == pytest.approx(30 - SETUPS["rembrandt"].key_azimuth)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_clamshell_fills_under_the_chin_that_butterfly_leaves_dark(faces, lit, name):
+    face = faces[name]
+    assert 1 / 1.15 <= face.halves.balance(lit[name, "clamshell"]) <= 1.15
+    clam, fly = face.gain(lit[name, "clamshell"]), face.gain(lit[name, "butterfly"])
+    below = [face.region(g, UNDER_NOSE) / face.region(g, FOREHEAD) for g in (clam, fly)]
+    assert below[0] > 1.2 * below[1], below
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rim_lights_the_outline_and_leaves_the_face_dark(faces, lit, name, portraits):
+    from lightmeasure import subject_matte
+
+    face, relit = faces[name], lit[name, "rim"]
+    inside = (subject_matte(portraits[name]) > 0.5).astype(np.uint8)
+    outline = inside.astype(bool) & ~cv2.erode(inside, np.ones((9, 9), np.uint8)).astype(bool)
+    gain = face.gain(relit)
+    centre = (face.halves.left | face.halves.right)
+    assert np.median(gain[outline]) > 1.5 * np.median(gain[centre])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_under_light_lights_the_chin_and_leaves_the_forehead(faces, lit, name):
+    face = faces[name]
+    gain = face.gain(lit[name, "under-light"])
+    assert face.region(gain, FOREHEAD) < 0.8 * face.region(gain, CHIN)
+    assert face.region(gain, UNDER_NOSE) > face.region(face.gain(lit[name, "butterfly"]),
+                                                        UNDER_NOSE)
