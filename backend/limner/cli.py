@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import __version__, imaging, protocol
+from . import __version__, cache, imaging, protocol
 from .client import BackendError, Client
 from .operations.base import Param
 
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                         "used and written to the discovery file")
     p.add_argument("--max-message-mb", type=float, default=protocol.DEFAULT_MAX_MESSAGE_BYTES / 2**20)
     p.add_argument("--max-buffer-mb", type=float, default=protocol.DEFAULT_MAX_BUFFER_BYTES / 2**20)
+    p.add_argument("--cache-mb", type=float, default=cache.DEFAULT_LIMIT_BYTES / 2**20,
+                   help="memory for what is worked out about layers (relight's geometry), "
+                        "so a second run on the same layer is quick; 0 keeps nothing")
     p.add_argument("--log-level", default="INFO")
 
     p = sub.add_parser("run", help="run an operation on an image file; writes PNGs and an .ora")
@@ -71,6 +74,7 @@ def _serve(args) -> int:
     from .server import Server
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    cache.LAYERS.limit_bytes = int(args.cache_mb * 2**20)
     server = Server(args.port, max_message_bytes=int(args.max_message_mb * 2**20),
                     max_buffer_bytes=int(args.max_buffer_mb * 2**20))
 

@@ -1,6 +1,6 @@
 """Benchmark the backend and print tables (not a test: run it by hand).
 
-    .venv/bin/python tests/benchmarks/bench_backend.py [--repeat 5]
+    .venv/bin/python tests/benchmarks/bench_backend.py [--repeat 5] [--relight-only]
 
 1. Pixel transfer: a layer's round trip through a real `limner serve` process (echo),
    beside a raw loopback TCP socket moving the same bytes both ways (the physical limit
@@ -10,6 +10,9 @@
    scaled to each size, and the backend process's peak resident memory during those runs
    (Linux: VmHWM, reset to the current size before each row, so the models already loaded
    count in).
+3. Relight as a retoucher moves the light: the first run on a layer (its geometry worked
+   out: every repetition gets a layer that differs by one pixel), a re-light of the same
+   layer with a new light each time (geometry cached), and a 512 px preview.
 """
 
 from __future__ import annotations
@@ -65,10 +68,10 @@ class Backend:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def run(self, op: str, params: dict, image: np.ndarray):
+    def run(self, op: str, params: dict, image: np.ndarray, preview_side: int | None = None):
         spec, data = imaging.to_bytes(image)
         return self.client.run(op, params, data, spec.width, spec.height, spec.channels,
-                               spec.sample)
+                               spec.sample, preview_side=preview_side)
 
     def close(self) -> None:
         self.client.close()
@@ -126,11 +129,15 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--relight-only", action="store_true", help="the relight table alone")
     args = parser.parse_args()
     from skimage import data
 
     backend = Backend()
     try:
+        if args.relight_only:
+            relight_table(backend, data.astronaut(), args.repeat)
+            return
         rng = np.random.default_rng(0)
         rows = []
         for side, sample in ((1024, "u8"), (4096, "u8"), (4096, "u16")):
@@ -155,8 +162,7 @@ def main() -> None:
         jobs = [("background.remove", {"engine": "rvm"}),
                 ("background.remove", {"engine": "mediapipe"}),
                 ("background.replace", {"color": "#3060c0"}),
-                ("background.blur", {"radius": 24}),
-                ("relight", {"azimuth": -60, "elevation": 20})]
+                ("background.blur", {"radius": 24})]
         jobs += [("style", {"preset": preset}) for preset in PRESETS]
         for op, params in jobs:
             for side in (1024, 2048):
@@ -168,9 +174,47 @@ def main() -> None:
                              f"{seconds * 1000:.0f} ms", f"{backend.peak_mib():.0f} MiB"])
         table("Operations (end to end through the server, median)",
               ["operation", "engine / preset", "size", "latency", "backend peak RSS"], rows)
+        relight_table(backend, portrait, args.repeat)
     finally:
         backend.close()
     print(f"\n{os.cpu_count()} CPUs; repeat={args.repeat}")
+
+
+def relight_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
+    rows = []
+    lights = iter(range(10**6))
+
+    def moved() -> dict:                     # a new light every run, as a dragged control
+        return {"azimuth": -90 + (next(lights) * 37) % 180, "elevation": 20}
+
+    for side in (512, 1024, 2048):
+        image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
+        fresh = iter(range(1, 10**6))
+
+        def new_layer():
+            other = image.copy()
+            other.flat[next(fresh)] ^= 1
+            return other
+
+        measured = {}
+        backend.reset_peak()
+        measured["first run on a layer"] = median_time(
+            lambda: backend.run("relight", moved(), new_layer()), repeat)
+        backend.run("relight", moved(), image)   # its geometry, cached
+        measured["re-light (geometry cached)"] = median_time(
+            lambda: backend.run("relight", moved(), image), repeat)
+        measured["re-light, rim setup (3 lights)"] = median_time(
+            lambda: backend.run("relight", {**moved(), "setup": "rim"}, image), repeat)
+        if side > 512:
+            measured["preview at 512 px (cached)"] = median_time(
+                lambda: backend.run("relight", moved(), image, preview_side=512), repeat)
+        peak = backend.peak_mib()
+        first = measured["first run on a layer"]
+        for what, seconds in measured.items():
+            rows.append([what, f"{side}x{side}", f"{seconds * 1000:.0f} ms",
+                         f"{seconds / first:.2f}", f"{peak:.0f} MiB"])
+    table("Relight: moving the light (end to end through the server, median)",
+          ["run", "layer", "latency", "of the first run", "backend peak RSS (size)"], rows)
 
 
 if __name__ == "__main__":

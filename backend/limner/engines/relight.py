@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -47,11 +47,13 @@ WALL_REFERENCE = 1.15
 class Lighting:
     """A relight's result: the relit layer, and the light alone as what multiplies the
     photo (gain) and what adds to it (the sheen); the light is smooth, so it may be
-    smaller than the layer. All linear light, RGB."""
+    smaller than the layer. All linear light, RGB. `found`: what the engine saw (for the
+    layer's provenance)."""
 
     relit: np.ndarray
     gain: np.ndarray
     added: np.ndarray
+    found: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +70,12 @@ class Surface:
     photo: np.ndarray         # the photo's own light per channel, 1 on average on skin
     coefficients: np.ndarray  # its spherical harmonics (9, 3)
     faces: int
+    photo_light: tuple[float, float]   # where the photo's light mostly came from (az, el)
+
+    def found(self) -> dict:
+        azimuth, elevation = self.photo_light
+        return {"faces": self.faces, "face_yaw": round(self.yaw, 1),
+                "photo_light": {"azimuth": round(azimuth), "elevation": round(elevation)}}
 
 
 @dataclass
@@ -151,8 +159,12 @@ class GeometricRelight:
         progress(0.6, "estimating the photo's light")
         photo, coefficients = photo_light(linear, normals, alpha, fit, bool(faces))
         yaw = orientation(max(faces, key=face_size))[0] if faces else 0.0
+        x, y, z = shading.dominant_direction(coefficients, normals[fit]) if fit.any() \
+            else (0.0, 0.0, 1.0)
+        light_from = (float(np.degrees(np.arctan2(x, z))),
+                      float(np.degrees(np.arcsin(np.clip(y, -1, 1)))))
         return Surface(linear, _grey(linear), alpha, height, normals, skin, yaw, photo,
-                       coefficients, len(faces))
+                       coefficients, len(faces), light_from)
 
     @staticmethod
     def full_size(samples: np.ndarray) -> FullSize:
@@ -171,14 +183,14 @@ class GeometricRelight:
         h, w = samples.shape[:2]
         progress(0.9, "compositing")
         if surface.linear.shape[:2] == (h, w):
-            return Lighting(surface.linear * gain + added, gain, added)
+            return Lighting(surface.linear * gain + added, gain, added, surface.found())
         full = memo("relight-full-size", lambda: self.full_size(samples))
         relit = imaging.guided_upsample(surface.guide, gain, full.guide)
         np.maximum(relit, 0, out=relit)
         np.multiply(relit, full.linear, out=relit)        # in place: large layers
         if added.any():
             relit += cv2.resize(added, (w, h), interpolation=cv2.INTER_LINEAR)
-        return Lighting(relit, gain, added)
+        return Lighting(relit, gain, added, surface.found())
 
 
 def shade(surface: Surface, params: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,8 @@ def relight(req: Request) -> list[Layer]:
     relit = imaging.from_linear(lit.relit, sample)
     if region.shape[2] == 4:
         relit = np.concatenate([relit, region[:, :, 3:]], axis=2)
-    layers = [Layer(_title(req.params), _blend_samples(req.image, relit, box, req.mask))]
+    layers = [Layer(_title(req.params), _blend_samples(req.image, relit, box, req.mask),
+                    provenance=lit.found)]
     if req.preview:
         return layers
     h, w = region.shape[:2]
