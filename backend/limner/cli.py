@@ -179,14 +179,17 @@ def _demo(args) -> int:
     portraits = {"astronaut": data.astronaut(),
                  "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
                                                                   asfileobj=False))}
-    jobs = [("background.remove", {}), ("background.replace", {"color": "#2f6fb0"}),
-            ("background.blur", {"radius": 12}),
-            ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}),
-            ("style", {"preset": "oil painting"}), ("style", {"preset": "pencil sketch"})]
+    # (operation, parameters, what tells its files apart from another run of it)
+    jobs = [("background.remove", {}, ""), ("background.replace", {"color": "#2f6fb0"}, ""),
+            ("background.blur", {"radius": 12}, ""),
+            ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}, ""),
+            ("relight", {"setup": "rembrandt", "softness": 0.25}, "-rembrandt"),
+            ("style", {"preset": "oil painting"}, ""), ("style", {"preset": "pencil sketch"}, "")]
     with _connect() as client:
         for name, image in portraits.items():
-            for op, params in jobs:
-                for path in run_and_save(client, op, params, image, None, args.out, name):
+            for op, params, suffix in jobs:
+                for path in run_and_save(client, op, params, image, None, args.out,
+                                         name + suffix):
                     print(path)
     return 0
 
