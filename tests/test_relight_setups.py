@@ -118,7 +118,7 @@ def test_broad_and_short_light_opposite_sides(faces, lit, name):
 
 
 def test_broad_and_short_follow_the_way_the_face_turns():
-    params = {"setup": "broad", "azimuth": -45.0, "intensity": 1.0, "temperature": 5500.0,
+    params = {"setup": "broad", "azimuth": -45.0, "intensity": 1.0, "temperature": 6500.0,
               "color": "#ffffff", "softness": 0.4}
     # a face turned to the image's right shows its broad side on the image's left
     assert rig(params, face_yaw=25).lights[0].direction[0] < 0

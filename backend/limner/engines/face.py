@@ -105,6 +105,10 @@ def _topology() -> tuple[np.ndarray, tuple[list[int], ...]]:
     for a, b, c in found:
         for edge in ((a, b), (a, c), (b, c)):
             uses[edge] = uses.get(edge, 0) + 1
+    # a 3-cycle whose every edge already borders two faces is not a face (two such sit in
+    # the nostrils): it would lay a second surface over the real one
+    found = {t for t in found
+             if not all(uses[e] == 3 for e in ((t[0], t[1]), (t[0], t[2]), (t[1], t[2])))}
     outline = set(FACE_OVAL)
     rims: dict[int, list[int]] = {}
     for (a, b), count in uses.items():

@@ -17,8 +17,16 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def kelvin_to_rgb(kelvin: float) -> np.ndarray:
-    """Linear sRGB of a black body at `kelvin` (Kang et al. 2002 fit of the Planckian locus
-    in CIE xy, then XYZ to linear sRGB), scaled to unit luminance."""
+    """Linear sRGB of a black body at `kelvin`, relative to the picture's white: 6500 K is
+    exactly neutral (a black body there is a shade pinker than sRGB's D65 white, so every
+    temperature is balanced to it), lower is warmer; unit luminance."""
+    colour = _black_body(kelvin) / _black_body(6500)
+    return (colour / (colour @ LUMA)).astype(np.float32)
+
+
+def _black_body(kelvin: float) -> np.ndarray:
+    """Linear sRGB of a black body (Kang et al. 2002 fit of the Planckian locus in CIE xy,
+    then XYZ to linear sRGB)."""
     t = float(kelvin)
     if t <= 4000:
         x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
@@ -33,8 +41,7 @@ def kelvin_to_rgb(kelvin: float) -> np.ndarray:
     xyz = np.array([x / y, 1.0, (1 - x - y) / y])
     to_srgb = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
                         [0.0557, -0.2040, 1.0570]])
-    rgb = np.clip(to_srgb @ xyz, 1e-4, None)
-    return (rgb / (rgb @ LUMA)).astype(np.float32)
+    return np.clip(to_srgb @ xyz, 1e-4, None)
 
 
 def gel_rgb(hex_colour: str) -> np.ndarray:
@@ -68,10 +75,11 @@ class Light:
 
 @dataclass(frozen=True)
 class Setup:
-    """A named portrait lighting pattern. Key angles are relative to where the face looks
-    (so a setup follows a turned head); `side` +1 puts the key on the side the azimuth
-    parameter points to, and broad/short pick the side from the face's turn instead.
-    Fill and rim intensities are fractions of the key's; ambient is the room's light."""
+    """A named portrait lighting pattern. Key and fill angles are relative to where the
+    face looks (so a setup follows a turned head), rim angles to the camera; `side`
+    "azimuth" puts the key on the side the azimuth parameter points to, broad/short pick
+    it from the face's turn, "none" keeps it central. Key, fill and rim intensities are
+    fractions of the intensity parameter; ambient is the room's light."""
 
     key_azimuth: float
     key_elevation: float
@@ -160,14 +168,14 @@ def rig(params: dict, face_yaw: float = 0.0) -> Rig:
         return (face_yaw + azimuth + 180) % 360 - 180
 
     fill_azimuth = -setup.key_azimuth if setup.fill_azimuth is None else setup.fill_azimuth
-    white = kelvin_to_rgb(5500)
+    white = np.ones(3, np.float32)
     lights = [Light(around(side * setup.key_azimuth), setup.key_elevation,
                     intensity * setup.key, key_colour, softness)]
     if setup.fill:
         lights.append(Light(around(side * fill_azimuth), setup.fill_elevation,
                             intensity * setup.fill, white, min(1.0, softness + 0.4)))
-    if setup.rim:
+    if setup.rim:             # edge lights stand behind the subject, whichever way it looks
         for rim_side in (-1, 1):
-            lights.append(Light(around(rim_side * setup.rim_azimuth), setup.rim_elevation,
+            lights.append(Light(rim_side * setup.rim_azimuth, setup.rim_elevation,
                                 intensity * setup.rim, key_colour, min(softness, 0.3)))
     return Rig(lights, setup.ambient * intensity, exposed=True)

@@ -31,6 +31,8 @@ GEOMETRY_SIDE = 512
 #: the photo's light is never taken below this (of its average): deeper shadows are
 #: mostly noise, and dividing by them would only amplify it
 PHOTO_FLOOR = 0.12
+#: how far the photo's light is let differ in colour across the subject (see photo_light)
+PHOTO_TINT = 0.1
 #: ratios beyond this would lift the noise of a black shadow into a grey blotch
 MAX_GAIN = 8.0
 #: added to both lights before dividing (see shade)
@@ -108,7 +110,13 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, alpha: np.ndarray,
     """(the photo's light per channel at every pixel, normalised to 1 on average over the
     fitted pixels; its SH coefficients). `fit`: the pixels to fit (skin). Without a face
     the whole subject is fitted to first order only and the estimate is halved: clothes
-    and hair vary too much in colour to trust it fully."""
+    and hair vary too much in colour to trust it fully.
+
+    The light's shape is its luminance's; its colour varies across the face by at most
+    PHOTO_TINT. Most of the colour that shading takes on across skin is the skin's own
+    (light scattered under it comes out red in the shadows): dividing it all out would
+    turn every shadow blue, and a channel with little signal (blue, in warm light) would
+    make blotches where its fit strays."""
     colours, directions = linear[fit], normals[fit]
     brightness = colours @ LUMA
     keep = (brightness > 0.002) & (brightness < 0.9)      # no black noise, no clipping
@@ -121,6 +129,9 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, alpha: np.ndarray,
     coefficients = shading.fit_sh(directions, colours, order=2 if have_faces else 1)
     fitted = np.maximum((shading.sh_basis(directions) @ coefficients).mean(0), 1e-6)
     photo = shading.sh_basis(normals) @ coefficients / fitted
+    brightness = np.maximum(photo @ LUMA, 1e-6)[..., None]
+    tint = np.clip(photo / brightness, 1 - PHOTO_TINT, 1 + PHOTO_TINT)
+    photo = brightness * tint
     if not have_faces:
         photo = 1 + 0.5 * (photo - 1)
     photo = np.where(alpha[..., None] > 0.01, photo, 1.0)
@@ -139,6 +150,10 @@ class GeometricRelight:
         srgb = np.clip(imaging.linear_to_srgb(linear), 0, 1).astype(np.float32)
         progress(0.1, "finding the subject")
         alpha = engines.get("matting", engines.default("matting")).matte(srgb)
+        if samples.shape[2] == 4:              # a cut-out: what it left out is no subject
+            coverage = np.clip(imaging.to_float(samples[:, :, 3]), 0, 1)
+            alpha = alpha * (cv2.resize(coverage, size, interpolation=cv2.INTER_AREA)
+                             if scale < 1 else coverage)
         progress(0.4, "finding faces")
         faces = engines.get("face", "mediapipe").faces(srgb)
         progress(0.5, "estimating shape")
@@ -226,7 +241,7 @@ def shade(surface: Surface, params: dict) -> tuple[np.ndarray, np.ndarray]:
                                                   RATIO_FLOOR), MAX_GAIN)
     if lighting.exposed and skin.any():     # the lit side as bright as the photo's
         lit = np.percentile((subject @ LUMA)[skin > 0.5], 97) if (skin > 0.5).any() else 1
-        exposure = float(np.clip(1 / max(lit, 1e-3), 1.0, 3.0))
+        exposure = float(np.clip(1 / max(lit, 1e-3), 1.0, 2.0))
         subject *= exposure
         added *= exposure
     backdrop = _backdrop(surface, lights, ambient, params)

@@ -87,8 +87,10 @@ def rasterise_face(shape: tuple[int, int], points: np.ndarray
     points, tris = closed_mesh(points)
     ids = np.full(shape, -1, np.int32)
     corners = np.round(points[:, :2] * 16).astype(np.int32)        # 4 bits of subpixel
-    for t, tri in enumerate(tris):
-        cv2.fillPoly(ids, [corners[tri]], t, lineType=cv2.LINE_8, shift=4)
+    # farthest first, so where a turned face folds over itself (its far cheek seen edge
+    # on) the nearer triangles are drawn last and hide the ones behind: a painter's z-buffer
+    for t in np.argsort(-points[tris, 2].mean(1)):
+        cv2.fillPoly(ids, [corners[tris[t]]], int(t), lineType=cv2.LINE_8, shift=4)
     ys, xs = np.nonzero(ids >= 0)
     height = np.zeros(shape, np.float32)
     if ys.size:
@@ -231,6 +233,9 @@ def subject_height(alpha: np.ndarray, faces: list[np.ndarray]) -> tuple[np.ndarr
 
 def normals_of(height: np.ndarray) -> np.ndarray:
     """Unit normals of a height field (image rows run down, normals' y runs up)."""
+    if min(height.shape) < 2:                  # a line of pixels has no slope to speak of
+        return np.dstack([np.zeros_like(height), np.zeros_like(height),
+                          np.ones_like(height)])
     gy, gx = np.gradient(height)
     n = np.dstack([-gx, gy, np.ones_like(height)])
     return n / np.linalg.norm(n, axis=2, keepdims=True)
