@@ -3,7 +3,9 @@ wheel, Apache-2.0): every face's 468 landmarks in pixel units, depth included, t
 triangles, where the face looks, and which of it is bare skin.
 
 The face mesh alone finds one face in a wide picture and misses the rest, so the
-full-range detector finds the faces first and the mesh runs on a crop around each.
+detectors find the faces first and the mesh runs on a crop around each: the full-range
+detector for small and distant faces, the short-range one for a face that fills the frame
+(a tight portrait, which the full-range model can miss, above all in hard side light).
 """
 
 from __future__ import annotations
@@ -29,21 +31,44 @@ class FaceMesh:
     def __init__(self):
         from mediapipe.python.solutions import face_detection, face_mesh
 
-        self.detector = face_detection.FaceDetection(model_selection=1,
-                                                     min_detection_confidence=0.5)
+        self.detectors = [face_detection.FaceDetection(model_selection=model,
+                                                       min_detection_confidence=0.5)
+                          for model in (1, 0)]          # full range, short range
         self.mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                        refine_landmarks=False, min_detection_confidence=0.3)
 
     def faces(self, rgb: np.ndarray) -> list[np.ndarray]:
         """(468, 3) arrays of x, y, z in pixels (z: towards the camera is negative),
-        one per face found, for an RGB float image in 0..1."""
+        one per face found, for an RGB float image in 0..1. When none is found (a face
+        half in deep shadow), the picture's local contrast is evened out (CLAHE on its
+        lightness) and the search made again."""
         u8 = np.ascontiguousarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+        found = self._find(u8)
+        if not found and min(u8.shape[:2]) >= 32:
+            lab = cv2.cvtColor(u8, cv2.COLOR_RGB2LAB)
+            lab[:, :, 0] = cv2.createCLAHE(3.0, (8, 8)).apply(lab[:, :, 0])
+            found = self._find(np.ascontiguousarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)))
+        return found
+
+    def _boxes(self, u8: np.ndarray) -> list[tuple[float, float, float]]:
+        """(centre x, centre y, size) in pixels of every face either detector finds, a
+        face both find counted once."""
+        h, w = u8.shape[:2]
+        boxes: list[tuple[float, float, float]] = []
+        for detector in self.detectors:
+            for detection in detector.process(u8).detections or []:
+                box = detection.location_data.relative_bounding_box
+                cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+                size = max(box.width * w, box.height * h)
+                if all(np.hypot(cx - x, cy - y) > 0.5 * max(size, s) for x, y, s in boxes):
+                    boxes.append((cx, cy, size))
+        return boxes
+
+    def _find(self, u8: np.ndarray) -> list[np.ndarray]:
         h, w = u8.shape[:2]
         found = []
-        for detection in self.detector.process(u8).detections or []:
-            box = detection.location_data.relative_bounding_box
-            cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
-            half = max(box.width * w, box.height * h) * 0.9
+        for cx, cy, size in self._boxes(u8):
+            half = size * 0.9
             x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
             x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
             if x1 - x0 < 16 or y1 - y0 < 16:

@@ -105,33 +105,46 @@ def _skin_colour_weight(linear: np.ndarray, fit: np.ndarray, alpha: np.ndarray) 
     return (np.exp(-distance / 18) * alpha * lit).astype(np.float32)
 
 
-def photo_light(linear: np.ndarray, normals: np.ndarray, alpha: np.ndarray,
-                fit: np.ndarray, have_faces: bool) -> tuple[np.ndarray, np.ndarray]:
+def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
+                alpha: np.ndarray, fit: np.ndarray, have_faces: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(the photo's light per channel at every pixel, normalised to 1 on average over the
     fitted pixels; its SH coefficients). `fit`: the pixels to fit (skin). Without a face
     the whole subject is fitted to first order only and the estimate is halved: clothes
     and hair vary too much in colour to trust it fully.
+
+    Two models of that light are fitted: harmonics (smooth light from everywhere), and
+    one light from the harmonics' main direction with the shadows the height field
+    casts (shading.fit_key_light: a hard side light, its terminator and nose shadow).
+    They are mixed by how well each explains the skin.
 
     The light's shape is its luminance's; its colour varies across the face by at most
     PHOTO_TINT. Most of the colour that shading takes on across skin is the skin's own
     (light scattered under it comes out red in the shadows): dividing it all out would
     turn every shadow blue, and a channel with little signal (blue, in warm light) would
     make blotches where its fit strays."""
-    colours, directions = linear[fit], normals[fit]
-    brightness = colours @ LUMA
-    keep = (brightness > 0.002) & (brightness < 0.9)      # no black noise, no clipping
+    luminance = linear @ LUMA
+    keep = fit & (luminance > 0.002) & (luminance < 0.9)  # no black noise, no clipping
     if keep.sum() < 50:
         return np.ones(linear.shape, np.float32), np.zeros((9, 3), np.float32)
-    colours, directions = colours[keep], directions[keep]
-    if len(colours) > 40000:                               # plenty for 27 numbers
-        pick = np.random.default_rng(0).choice(len(colours), 40000, replace=False)
-        colours, directions = colours[pick], directions[pick]
-    coefficients = shading.fit_sh(directions, colours, order=2 if have_faces else 1)
-    fitted = np.maximum((shading.sh_basis(directions) @ coefficients).mean(0), 1e-6)
-    photo = shading.sh_basis(normals) @ coefficients / fitted
-    brightness = np.maximum(photo @ LUMA, 1e-6)[..., None]
-    tint = np.clip(photo / brightness, 1 - PHOTO_TINT, 1 + PHOTO_TINT)
-    photo = brightness * tint
+    if keep.sum() > 40000:                                 # plenty for 27 numbers
+        ys, xs = np.nonzero(keep)
+        pick = np.random.default_rng(0).choice(len(ys), 40000, replace=False)
+        keep = np.zeros_like(keep)
+        keep[ys[pick], xs[pick]] = True
+    coefficients, sh_error = shading.fit_sh(normals[keep], linear[keep],
+                                            order=2 if have_faces else 1)
+    photo = shading.sh_basis(normals) @ coefficients
+    photo /= np.maximum(photo[keep].mean(0), 1e-6)        # the skin's own colour out
+    brightness = photo @ LUMA
+    tint = np.clip(photo / np.maximum(brightness, 1e-6)[..., None], 1 - PHOTO_TINT,
+                   1 + PHOTO_TINT)
+    if have_faces:
+        direction = shading.dominant_direction(coefficients, normals[keep])
+        key, key_error = shading.fit_key_light(normals, height, luminance, keep, direction)
+        mix = sh_error ** 2 / max(sh_error ** 2 + key_error ** 2, 1e-12)
+        brightness = (1 - mix) * brightness + mix * key
+    photo = (brightness / max(float(brightness[keep].mean()), 1e-6))[..., None] * tint
     if not have_faces:
         photo = 1 + 0.5 * (photo - 1)
     photo = np.where(alpha[..., None] > 0.01, photo, 1.0)
@@ -172,7 +185,7 @@ class GeometricRelight:
         else:
             fit = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         progress(0.6, "estimating the photo's light")
-        photo, coefficients = photo_light(linear, normals, alpha, fit, bool(faces))
+        photo, coefficients = photo_light(linear, normals, height, alpha, fit, bool(faces))
         yaw = orientation(max(faces, key=face_size))[0] if faces else 0.0
         x, y, z = shading.dominant_direction(coefficients, normals[fit]) if fit.any() \
             else (0.0, 0.0, 1.0)

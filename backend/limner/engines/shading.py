@@ -27,32 +27,62 @@ def sh_basis(normals: np.ndarray) -> np.ndarray:
                      1.092548 * x * z, 0.546274 * (x * x - y * y)], axis=-1)
 
 
-def fit_sh(normals: np.ndarray, colours: np.ndarray, order: int = 2,
-           iterations: int = 6) -> np.ndarray:
-    """Lighting coefficients (9, C) such that colour ≈ sh_basis(normal) @ coefficients,
-    fitted by iteratively reweighted least squares: residuals are taken relative to the
-    prediction (so the dark side counts as much as the lit one) with Huber weights (so
-    stubble, a mole or a stray hair cannot pull the fit), and a light ridge keeps the
-    second-order terms from running wild where the face's normals do not reach.
-    `order` 1 fits the first four terms only (a weaker estimate for no-face pictures)."""
-    terms = 4 if order == 1 else 9
-    basis = sh_basis(normals).astype(np.float64)[:, :terms]
-    mean = np.maximum(colours.mean(0), 1e-6).astype(np.float64)
-    values = colours / mean                  # every channel around 1
-    ridge = np.array([0.0, 1e-3, 1e-3, 1e-3, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2])[:terms]
-    weights = np.ones(len(values))
+def robust_fit(basis: np.ndarray, values: np.ndarray, ridge: np.ndarray | None = None,
+               iterations: int = 6) -> tuple[np.ndarray, float]:
+    """(coefficients (K, C), error) with values ≈ basis @ coefficients, fitted by
+    iteratively reweighted least squares: residuals are taken relative to the prediction
+    (so the dark side counts as much as the lit one) with Huber weights (so stubble, a
+    mole or a stray hair cannot pull the fit); `ridge` (K) damps terms the data cannot
+    pin down. `error` is the median relative residual: how well the model explains it."""
+    basis = basis.astype(np.float64)
+    mean = np.maximum(values.mean(0), 1e-6).astype(np.float64)
+    scaled = values / mean                   # every channel around 1
+    ridge = np.zeros(basis.shape[1]) if ridge is None else ridge
+    weights = np.ones(len(scaled))
     for _ in range(iterations):
         wb = basis * weights[:, None]
         coefficients = np.linalg.solve(basis.T @ wb + np.diag(ridge * weights.sum()),
-                                       wb.T @ values)
+                                       wb.T @ scaled)
         scale = np.maximum(np.abs(basis @ coefficients).mean(1), 0.05)
-        residual = (values - basis @ coefficients).mean(1) / scale
+        residual = (scaled - basis @ coefficients).mean(1) / scale
         spread = 1.4826 * np.median(np.abs(residual - np.median(residual))) + 1e-6
         huber = np.minimum(1.0, 1.345 * spread / np.maximum(np.abs(residual), 1e-12))
         weights = huber / scale ** 2
-    full = np.zeros((9, values.shape[1]))
-    full[:terms] = coefficients * mean
-    return full.astype(np.float32)
+    return (coefficients * mean).astype(np.float32), float(np.median(np.abs(residual)))
+
+
+def fit_sh(normals: np.ndarray, colours: np.ndarray, order: int = 2
+           ) -> tuple[np.ndarray, float]:
+    """(lighting coefficients (9, C), error) such that colour ≈ sh_basis(normal) @
+    coefficients, fitted robustly; a light ridge keeps the second-order terms from running
+    wild where the face's normals do not reach. `order` 1 fits the first four terms only
+    (a weaker estimate for no-face pictures)."""
+    terms = 4 if order == 1 else 9
+    ridge = np.array([0.0, 1e-3, 1e-3, 1e-3, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2])[:terms]
+    found, error = robust_fit(sh_basis(normals)[:, :terms], colours, ridge)
+    coefficients = np.zeros((9, colours.shape[1]), np.float32)
+    coefficients[:terms] = found
+    return coefficients, error
+
+
+def fit_key_light(normals: np.ndarray, height: np.ndarray, values: np.ndarray,
+                  fit: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the light at every pixel, error): one light from `direction` with its shadows,
+    plus ambient, fitted robustly to `values` (H x W luminance) on the `fit` pixels; of a
+    hard, a middling and a soft light, the one that explains them best. Harmonics of
+    second order cannot draw a hard light's terminator or any cast shadow (the nose's,
+    the brow's); this can, so a photo lit hard from one side is delit far better."""
+    reach = max(8, int(0.3 * max(height.shape)))
+    best: tuple[np.ndarray, float] | None = None
+    for softness in (0.0, 0.3, 0.7):
+        lit = diffuse(normals, direction, 0.6 * softness) * \
+            shadow(height, direction, softness, reach)
+        basis = np.stack([np.ones(int(fit.sum()), np.float32), lit[fit]], 1)
+        (ambient, key), error = robust_fit(basis, values[fit][:, None])
+        if key[0] > 0 and (best is None or error < best[1]):
+            best = (ambient[0] + key[0] * lit, error)
+    return best if best is not None else (np.full(height.shape, float(values[fit].mean()),
+                                                  np.float32), np.inf)
 
 
 def _directions(step: float = 3.0) -> np.ndarray:
