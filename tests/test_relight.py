@@ -70,6 +70,29 @@ def test_a_side_lit_portrait_loses_its_light_before_the_new_one(client, portrait
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_hard_side_light_with_its_shadows_comes_out_too(client, portraits, halves, name):
+    """A harsh key from one side (no softness, hardly any ambient: a hard terminator and
+    a cast nose shadow, which harmonics alone cannot draw) is still taken out."""
+    image, face = portraits[name], halves[name]
+    for azimuth in (-70, 70):
+        harsh = _relit(client, image, azimuth=azimuth, elevation=10, intensity=1.5,
+                       ambient=0.05, softness=0.0)
+        assert face.imbalance(harsh) > np.log(4)
+        frontal = _relit(client, harsh, azimuth=0, elevation=30)
+        assert face.imbalance(frontal) <= 0.3 * face.imbalance(harsh), azimuth
+
+
+def test_a_tight_crop_of_a_face_in_hard_light_is_still_found(client, portraits):
+    """The full-range detector misses a face that fills the frame (this crop, lit or
+    not); the short-range one does not, so the relight still knows where the face is."""
+    crop = np.ascontiguousarray(portraits["grace_hopper"][120:360, 160:370])
+    harsh = _relit(client, crop, azimuth=75, elevation=10, intensity=1.5, ambient=0.05,
+                   softness=0.0)
+    (layer, _), *_ = run_array(client, "relight", {}, harsh)
+    assert layer.provenance["faces"] == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_our_own_side_light_is_taken_away_again(client, portraits, halves, name):
     """Relight from -90 and from +90, both from the front: at most 35 % of the difference
     between them survives."""
