@@ -106,10 +106,10 @@ def test_relight_a_selection_in_gimp(gimp_home, portraits):
                            layer_offset=(10, 20))
     assert findings["status"] == "success", findings.get("error")
     assert findings["source_unchanged"]
-    relit, screen, multiply, source = findings["layers"]
+    relit, dodge, multiply, source = findings["layers"]
     assert relit["name"].startswith("Relit -90°/+0°") and relit["visible"]
-    assert (screen["mode"], multiply["mode"]) == ("screen", "multiply")
-    assert not screen["visible"] and not multiply["visible"]
+    assert (dodge["mode"], multiply["mode"]) == ("dodge", "multiply")
+    assert not dodge["visible"] and not multiply["visible"]
     pixels = relit["array"]
     original = imaging.with_alpha(image)
     # the selection in layer coordinates: shifted by the layer's offset (10, 20)

@@ -77,10 +77,10 @@ def test_ic_light_runs_end_to_end(tiny_models, client, small_portrait):
     stages = []
     layers = _relight(client, small_portrait, seed=3,
                       on_progress=lambda job, f, stage: stages.append(stage))
-    (relit_layer, relit), (screen_layer, screen), (mult_layer, mult) = layers
+    (relit_layer, relit), (dodge_layer, dodge), (mult_layer, mult) = layers
     assert relit.shape == small_portrait.shape and relit.dtype == np.uint8
-    assert screen.shape == small_portrait.shape and mult.shape == small_portrait.shape
-    assert (screen_layer.blend, mult_layer.blend) == ("screen", "multiply")
+    assert dodge.shape == small_portrait.shape and mult.shape == small_portrait.shape
+    assert (dodge_layer.blend, mult_layer.blend) == ("dodge", "multiply")
     assert [s for s in stages if s.startswith("step")] == ["step 1/2", "step 2/2"]
     assert relit_layer.provenance["engine"] == "ic-light"
     assert not np.array_equal(relit, small_portrait)

@@ -115,7 +115,7 @@ def test_relight_with_a_selection_in_krita(krita, portraits):
     names = [layer["name"] for layer in findings["layers"]]
     assert names[0].startswith("Relit -90°/+0°") and names[1:] == [
         "Light highlights [AI geometric]", "Light shadows [AI geometric]"]
-    assert [l["blend"] for l in findings["layers"]] == ["normal", "screen", "multiply"]
+    assert [l["blend"] for l in findings["layers"]] == ["normal", "dodge", "multiply"]
     assert [l["visible"] for l in findings["layers"]] == [True, False, False]
     relit = findings["layers"][0]["array"]
     outside = np.ones(image.shape[:2], bool)

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import re
 import signal
 import sys
@@ -71,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------- commands
 
 def _serve(args) -> int:
-    from .server import Server
+    from . import logs
+    from .server import AlreadyRunning, Server
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logs.configure(args.log_level)
     cache.LAYERS.limit_bytes = int(args.cache_mb * 2**20)
     server = Server(args.port, max_message_bytes=int(args.max_message_mb * 2**20),
                     max_buffer_bytes=int(args.max_buffer_mb * 2**20))
@@ -85,7 +85,11 @@ def _serve(args) -> int:
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await server.serve_forever(stop)
 
-    asyncio.run(main_loop())
+    try:
+        asyncio.run(main_loop())
+    except (AlreadyRunning, PermissionError) as exc:
+        print(f"limner serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -35,12 +35,16 @@ class ResultLayer:
     spec: protocol.BufferSpec
     data: bytearray            # raw little-endian samples, spec.width x height x channels
     provenance: dict
-    blend: str = "normal"      # normal, multiply or screen
+    blend: str = "normal"      # normal, multiply or dodge (colour dodge)
     visible: bool = True
 
 
 class Client:
-    def __init__(self, uri: str, token: str, name: str = "limner-client", timeout: float = 10):
+    def __init__(self, uri: str, token: str, name: str = "limner-client", timeout: float = 10,
+                 receive_timeout: float | None = None):
+        """`timeout`: for connecting; `receive_timeout`: the longest wait for any message
+        from the backend (None: as long as a job takes)."""
+        self.receive_timeout = receive_timeout
         self._context = contextlib.ExitStack()   # websockets >= 17.1 wants connect() entered
         try:
             self.ws = self._context.enter_context(
@@ -50,7 +54,7 @@ class Client:
             raise BackendError("unreachable", f"cannot reach the Limner backend at {uri}: "
                                               f"{exc}") from None
         self.ws.send(protocol.hello(token, name))
-        welcome = self._receive_text()
+        welcome = self._receive_for(None)
         self.server = welcome["server"]
         self.capabilities = welcome["capabilities"]
 
@@ -101,9 +105,7 @@ class Client:
                 for frame in protocol.frames(spec, data):
                     self.ws.send(frame)
         while True:
-            msg = self._receive_text()
-            if msg.get("job") != job:
-                continue  # a late message about an earlier, cancelled job
+            msg = self._receive_for(job)
             if msg["type"] == protocol.PROGRESS and on_progress:
                 on_progress(job, msg["fraction"], msg["stage"])
             elif msg["type"] == protocol.RESULT:
@@ -116,9 +118,7 @@ class Client:
         job = job or uuid.uuid4().hex[:12]
         self.ws.send(protocol.pull(job, model))
         while True:
-            msg = self._receive_text()
-            if msg.get("job") != job:
-                continue
+            msg = self._receive_for(job)
             if msg["type"] == protocol.PROGRESS and on_progress:
                 on_progress(job, msg["fraction"], msg["stage"])
             elif msg["type"] == protocol.PULLED:
@@ -129,12 +129,17 @@ class Client:
         BackendError('cancelled')."""
         self.ws.send(protocol.cancel(job))
 
-    def _receive_text(self) -> dict:
+    def _receive_for(self, job: str | None) -> dict:
+        """The next message about `job` (or about the connection itself); an error about
+        it raises. Messages about other jobs are dropped: they are about an earlier job,
+        cancelled or finished, that nobody waits for (a cancel that crossed its result)."""
         while True:
             message = self._recv()
             if isinstance(message, bytes):
                 continue  # frames of a result nobody waits for any more
             msg = protocol.decode(message, protocol.SERVER_TYPES)
+            if msg.get("job") not in (job, None):
+                continue
             if msg["type"] == protocol.ERROR:
                 raise BackendError(msg["code"], msg["message"], msg.get("job"))
             return msg
@@ -158,7 +163,10 @@ class Client:
 
     def _recv(self):
         try:
-            return self.ws.recv()
+            return self.ws.recv(timeout=self.receive_timeout)
+        except TimeoutError:
+            raise BackendError("timeout", f"the backend sent nothing for "
+                                          f"{self.receive_timeout} s") from None
         except ConnectionClosed as exc:
             reason = exc.rcvd.reason if exc.rcvd else "no reason given"
             raise BackendError("closed", f"the backend closed the connection: {reason}") from None

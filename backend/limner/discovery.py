@@ -6,9 +6,13 @@ the token in it is what stops other local users and web pages from driving the b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 FILE_NAME = "server.json"
@@ -26,20 +30,57 @@ def state_dir() -> Path:
     return Path(base) / "limner"
 
 
+def state_dir_of(directory: Path | None) -> Path:
+    return directory or state_dir()
+
+
 def discovery_path(directory: Path | None = None) -> Path:
-    return (directory or state_dir()) / FILE_NAME
+    return state_dir_of(directory) / FILE_NAME
+
+
+def private_dir(directory: Path) -> Path:
+    """`directory`, made owner-only if new; refused if another user owns it or others may
+    write to it (they could plant a file or a link where the token is written)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if sys.platform != "win32":
+        info = os.stat(directory, follow_symlinks=False)
+        if not stat.S_ISDIR(info.st_mode):
+            raise PermissionError(f"{directory} is not a folder (a link?); refusing to use it")
+        if info.st_uid != os.getuid():
+            raise PermissionError(f"{directory} belongs to another user; refusing to use it")
+        if info.st_mode & 0o022:
+            raise PermissionError(f"{directory} can be written by other users; make it "
+                                  f"owner-only (chmod 700) or choose another LIMNER_STATE_DIR")
+    return directory
 
 
 def write(info: dict, directory: Path | None = None) -> Path:
-    """Write the discovery file atomically with owner-only permissions."""
+    """Write the discovery file atomically with owner-only permissions, in a new file of
+    a random name (never one someone else planted or linked) renamed into place."""
     path = discovery_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(info, fh)
-    os.replace(tmp, path)
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix="server.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(info, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
+
+
+def answering(directory: Path | None = None) -> dict | None:
+    """The discovery file's info when a backend really answers at its port, else None."""
+    info = read(directory)
+    if info is None or not isinstance(info.get("port"), int):
+        return None
+    try:
+        with socket.create_connection(("127.0.0.1", info["port"]), timeout=1):
+            return info
+    except OSError:
+        return None
 
 
 def read(directory: Path | None = None) -> dict | None:

@@ -15,7 +15,33 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import imaging
+from . import imaging, protocol
+from .protocol import ProtocolError
+
+#: the largest picture a file parameter may name (a backdrop, a style reference), pixels
+MAX_PICTURE_PIXELS = 64_000_000
+
+
+def read_picture(path: str, what: str) -> np.ndarray:
+    """A picture a parameter names, for an operation. Every way of failing gives the same
+    answer (missing, unreadable, a folder, not an image): a client must not learn from it
+    whether some private file exists. Its size is read from the header and refused before
+    anything is decoded."""
+    cannot = ProtocolError(protocol.E_BAD_PARAMETER,
+                           f"{what}: cannot read {protocol.shown(path)} as an image")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise cannot from None
+    if width * height > MAX_PICTURE_PIXELS:
+        raise ProtocolError(protocol.E_TOO_LARGE,
+                            f"{what}: {width}x{height} is larger than the "
+                            f"{MAX_PICTURE_PIXELS / 1e6:.0f} megapixels a picture may have")
+    try:
+        return read_image(path)
+    except (OSError, ValueError):
+        raise cannot from None
 
 
 def read_image(path: str) -> np.ndarray:
@@ -64,11 +90,12 @@ class StackLayer:
     x: int = 0
     y: int = 0
     visible: bool = True
-    blend: str = "normal"         # normal, multiply or screen
+    blend: str = "normal"         # normal, multiply or dodge (colour dodge)
     attributes: dict = field(default_factory=dict)  # written as limner:* attributes
 
 
-_COMPOSITE_OP = {"normal": "svg:src-over", "multiply": "svg:multiply", "screen": "svg:screen"}
+_COMPOSITE_OP = {"normal": "svg:src-over", "multiply": "svg:multiply",
+                 "dodge": "svg:color-dodge"}
 
 
 def _rgba8(pixels: np.ndarray) -> np.ndarray:
@@ -97,8 +124,8 @@ def _flatten(layers: list[StackLayer], width: int, height: int) -> np.ndarray:
         colour = s[:, :, :3]
         if layer.blend == "multiply":
             colour = colour * d[:, :, :3]
-        elif layer.blend == "screen":
-            colour = 1 - (1 - colour) * (1 - d[:, :, :3])
+        elif layer.blend == "dodge":
+            colour = np.minimum(d[:, :, :3] / np.maximum(1 - colour, 1e-6), 1)
         a = s[:, :, 3:] + d[:, :, 3:] * (1 - s[:, :, 3:])
         rgb = (colour * s[:, :, 3:] + d[:, :, :3] * d[:, :, 3:] * (1 - s[:, :, 3:]))
         d[:, :, :3] = np.where(a > 0, rgb / np.maximum(a, 1e-6), 0)

@@ -13,6 +13,7 @@ chunk against what the JSON message declared. See docs in README.md ("Protocol")
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,25 +97,46 @@ class ProtocolError(Exception):
         return error(self.code, self.message, self.job)
 
 
+def shown(value, limit: int = 80) -> str:
+    """`value` as it goes into a message for people: its repr, cut to about `limit`
+    characters, so a hostile or broken client's 4 MB value is never echoed back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 15]}… ({len(text)} chars)"
+
+
 # --------------------------------------------------------------------------- JSON messages
 
 def encode(type_: str, **fields) -> str:
-    """One JSON control message."""
-    return json.dumps({"type": type_, **fields}, separators=(",", ":"))
+    """One JSON control message. NaN and Infinity are not JSON (strict parsers refuse
+    them), so a message that would carry one is a bug: it raises ValueError."""
+    return json.dumps({"type": type_, **fields}, separators=(",", ":"), allow_nan=False)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def decode(text: str | bytes, allowed: tuple[str, ...]) -> dict:
-    """Parse one control message and check its type is one of `allowed`."""
+    """Parse one control message and check its type is one of `allowed`. NaN, Infinity
+    and nesting deeper than Python's stack are refused as bad JSON."""
     try:
-        msg = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(E_BAD_JSON, f"message is not valid JSON: {exc}") from None
+        msg = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ProtocolError(E_BAD_JSON, f"message is not valid JSON: {shown(reason)}") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError(E_BAD_MESSAGE, 'a message must be a JSON object with a string "type"')
     if msg["type"] not in allowed:
-        raise ProtocolError(E_UNKNOWN_TYPE, f"unknown message type {msg['type']!r}; "
+        raise ProtocolError(E_UNKNOWN_TYPE, f"unknown message type {shown(msg['type'])}; "
                                             f"expected one of {', '.join(allowed)}")
     return msg
+
+
+def is_number(value) -> bool:
+    """A finite number (True and False are not numbers here)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def hello(token: str, client: str) -> str:
@@ -158,13 +180,14 @@ def progress(job: str, fraction: float, stage: str) -> str:
 
 
 def result(job: str, layers: list[dict]) -> str:
-    """`layers`: [{name, role, blend, visible, offset, buffer: BufferSpec.to_json(),
+    """`layers`: [{name, role, blend ("normal", "multiply" or "dodge": colour dodge),
+    visible, offset, buffer: BufferSpec.to_json(),
     provenance}] in stack order, top first; each layer's frames follow in that order."""
     return encode(RESULT, job=job, layers=layers)
 
 
 def error(code: str, message: str, job: str | None = None) -> str:
-    return encode(ERROR, code=code, message=message, job=job)
+    return encode(ERROR, code=code, message=message[:2000], job=job)
 
 
 # --------------------------------------------------------------------------- pixel buffers
@@ -197,7 +220,8 @@ class BufferSpec:
         for key in ("id", "width", "height", "channels"):
             value = obj.get(key)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ProtocolError(E_BAD_BUFFER, f"{what}.{key} must be an integer, got {value!r}")
+                raise ProtocolError(E_BAD_BUFFER, f"{what}.{key} must be an integer, "
+                                                  f"got {shown(value)}")
         if obj["id"] < 0 or obj["id"] >= 1 << 32:
             raise ProtocolError(E_BAD_BUFFER, f"{what}.id must be in 0..2^32-1")
         w, h = obj["width"], obj["height"]
@@ -210,9 +234,10 @@ class BufferSpec:
         if obj["channels"] not in channels:
             raise ProtocolError(E_BAD_BUFFER, f"{what}.channels must be one of {list(channels)}, "
                                               f"got {obj['channels']}")
-        if obj.get("sample") not in SAMPLE_TYPES:
+        if not isinstance(obj.get("sample"), str) or obj["sample"] not in SAMPLE_TYPES:
             raise ProtocolError(E_BAD_BUFFER, f"{what}.sample must be one of "
-                                              f"{', '.join(SAMPLE_TYPES)}, got {obj.get('sample')!r}")
+                                              f"{', '.join(SAMPLE_TYPES)}, "
+                                              f"got {shown(obj.get('sample'))}")
         spec = cls(obj["id"], w, h, obj["channels"], obj["sample"])
         if spec.nbytes > max_bytes:
             raise ProtocolError(E_TOO_LARGE, f"{what}: {w}x{h}x{spec.channels} {spec.sample} is "
@@ -265,7 +290,8 @@ def parse_frame(frame: bytes) -> tuple[FrameHeader, memoryview]:
 
 
 class BufferAssembler:
-    """Collects the frames of one declared buffer into a preallocated bytearray.
+    """Collects the frames of one declared buffer into a bytearray that grows as they
+    arrive: declaring a gigabyte costs nothing until the gigabyte is sent.
 
     Chunks must arrive in order; the last one carries FLAG_LAST, so a buffer whose bytes
     fall short of its header is caught when the sender says it is done.
@@ -273,7 +299,7 @@ class BufferAssembler:
 
     def __init__(self, spec: BufferSpec):
         self.spec = spec
-        self.data = bytearray(spec.nbytes)
+        self.data = bytearray()
         self.received = 0
         self.done = False
 
@@ -294,7 +320,7 @@ class BufferAssembler:
             raise ProtocolError(E_SIZE_MISMATCH, f"buffer {s.id}: {end} bytes received, more than "
                                                  f"the {s.nbytes} that {s.width}x{s.height}x"
                                                  f"{s.channels} {s.sample} needs")
-        self.data[self.received:end] = payload
+        self.data += payload
         self.received = end
         if header.last:
             if end != s.nbytes:

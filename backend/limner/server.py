@@ -9,6 +9,7 @@ JobQueue; each result goes back only to the connection that asked for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -27,6 +28,17 @@ from .protocol import ProtocolError
 
 log = logging.getLogger("limner.server")
 
+#: a connection must say hello within this many seconds
+HELLO_SECONDS = 10
+#: at most this many connections may be waiting to say hello; more are turned away (503)
+MAX_WAITING_FOR_HELLO = 32
+#: how long a closing connection may take to send what it still has queued
+DRAIN_SECONDS = 5
+
+
+class AlreadyRunning(RuntimeError):
+    """Another backend answers for this state folder: a second would make it undiscoverable."""
+
 
 class Server:
     def __init__(self, port: int = protocol.DEFAULT_PORT, token: str | None = None,
@@ -41,6 +53,7 @@ class Server:
         self.state_dir = state_dir
         self.write_discovery = write_discovery
         self.jobs: JobQueue | None = None
+        self.waiting_for_hello = 0            # connections that have not said hello yet
         self._server = None
         self._worker: asyncio.Task | None = None
 
@@ -52,9 +65,17 @@ class Server:
                 "max_buffer_bytes": self.max_buffer_bytes}
 
     async def start(self) -> None:
+        if self.write_discovery:
+            running = discovery.answering(self.state_dir)
+            if running is not None:
+                folder = discovery.state_dir_of(self.state_dir)
+                raise AlreadyRunning(
+                    f"a Limner backend is already running for {folder} (pid {running['pid']}, "
+                    f"port {running['port']}); stop it first, or give this one its own "
+                    "LIMNER_STATE_DIR")
         self.jobs = JobQueue()
         self._worker = asyncio.create_task(self.jobs.worker())
-        options = dict(process_request=self._refuse_browsers, compression=None,
+        options = dict(process_request=self._admit, compression=None,
                        max_size=self.max_message_bytes, max_queue=64)
         try:
             self._server = await serve(self._handle, protocol.DEFAULT_HOST, self.requested_port,
@@ -76,11 +97,15 @@ class Server:
                  self.port)
 
     async def close(self) -> None:
+        """Stop within a few seconds, whatever the clients are doing."""
         if self.write_discovery:
             discovery.remove(self.token, self.state_dir)
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("connections still open after %s s; closing anyway", DRAIN_SECONDS)
         if self._worker is not None:
             self._worker.cancel()
         if self.jobs is not None:
@@ -93,18 +118,30 @@ class Server:
         finally:
             await self.close()
 
-    @staticmethod
-    def _refuse_browsers(connection: ServerConnection, request):
-        # Any web page can open a WebSocket to localhost; browsers always send Origin,
-        # the editors' plug-ins never do.
+    def _admit(self, connection: ServerConnection, request):
+        """Refuse browsers (any web page can open a WebSocket to localhost; browsers always
+        send Origin, the editors' plug-ins never do) and a crowd of connections that have
+        not said hello yet."""
         if "Origin" in request.headers:
-            log.warning("refused a connection with Origin %s", request.headers["Origin"])
+            log.warning("refused a connection with Origin %s",
+                        protocol.shown(request.headers["Origin"]))
             return connection.respond(HTTPStatus.FORBIDDEN,
                                       "Limner refuses browser connections (Origin header).\n")
+        if self.waiting_for_hello >= MAX_WAITING_FOR_HELLO:
+            log.warning("refused a connection: %s others have not said hello yet",
+                        self.waiting_for_hello)
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "Too many connections waiting to say hello.\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        await Connection(self, ws).serve()
+        connection = Connection(self, ws)
+        self.waiting_for_hello += 1
+        try:
+            await connection.serve()
+        finally:
+            if not connection.authed:
+                self.waiting_for_hello -= 1
 
 
 class Connection:
@@ -122,10 +159,16 @@ class Connection:
         self.pulls: dict[str, threading.Event] = {}   # downloads in progress: their stop flag
         self.next_buffer = 1
         self.outbox: asyncio.Queue = asyncio.Queue()
+        self.sending = True                      # until the sender finds the socket gone
         self.loop = asyncio.get_running_loop()
+        # on this machine: file parameters (paths the backend would read) are for local
+        # clients only, should a backend ever listen beyond loopback
+        host = (ws.remote_address or ("",))[0]
+        self.local = host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
     async def serve(self) -> None:
         sender = asyncio.create_task(self._send_loop())
+        deadline = self.loop.call_later(HELLO_SECONDS, self._no_hello)
         try:
             async for message in self.ws:
                 try:
@@ -143,35 +186,60 @@ class Connection:
                     if exc.code == protocol.E_AUTH:
                         await self._drain_then_close(protocol.CLOSE_POLICY, "authentication failed")
                         return
+                except Exception:   # a bug must not cost the client its connection
+                    log.exception("could not handle a message")
+                    self.send(protocol.error(protocol.E_BAD_MESSAGE,
+                                             "the backend could not handle that message"))
+                    if not self.authed:
+                        await self._drain_then_close(protocol.CLOSE_POLICY, "bad hello")
+                        return
         except ConnectionClosed:
             pass
         finally:
+            deadline.cancel()
             self.server.jobs.drop_client(self)
             for stop in self.pulls.values():
                 stop.set()
             sender.cancel()
 
+    def _no_hello(self) -> None:
+        """A connection that has not said hello in time is closed: idle sockets must not
+        pile up until the backend runs out of file descriptors."""
+        if not self.authed:
+            log.info("closing a connection that sent no hello in %s s", HELLO_SECONDS)
+            asyncio.ensure_future(self.ws.close(protocol.CLOSE_POLICY, "no hello in time"))
+
     # ---------------------------------------------------------------- outgoing
 
     def send(self, item) -> None:
-        """Queue a text message, or a (BufferSpec, bytes) buffer, for the sender task."""
-        self.outbox.put_nowait(item)
+        """Queue a text message, or a (BufferSpec, bytes) buffer, for the sender task
+        (dropped once the socket is gone: nobody will read it)."""
+        if self.sending:
+            self.outbox.put_nowait(item)
 
     async def _send_loop(self) -> None:
         try:
             while True:
                 item = await self.outbox.get()
-                if isinstance(item, str):
-                    await self.ws.send(item)
-                else:
-                    for frame in protocol.frames(*item):
-                        await self.ws.send(frame)
-                self.outbox.task_done()
+                try:
+                    if isinstance(item, str):
+                        await self.ws.send(item)
+                    else:
+                        for frame in protocol.frames(*item):
+                            await self.ws.send(frame)
+                finally:
+                    self.outbox.task_done()
         except ConnectionClosed:
             pass
+        finally:                     # whatever is left will never go: let drains finish
+            self.sending = False
+            while not self.outbox.empty():
+                self.outbox.get_nowait()
+                self.outbox.task_done()
 
     async def _drain_then_close(self, code: int, reason: str) -> None:
-        await self.outbox.join()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.outbox.join(), DRAIN_SECONDS)
         await self.ws.close(code, reason)
 
     # ---------------------------------------------------------------- incoming
@@ -179,14 +247,18 @@ class Connection:
     async def _on_text(self, text: str) -> None:
         if not self.authed:
             msg = self._decode(text, (protocol.HELLO,), "the first message must be hello")
-            if not secrets.compare_digest(str(msg.get("token", "")), self.server.token):
+            token = msg.get("token")
+            if not isinstance(token, str) or not secrets.compare_digest(
+                    token.encode("utf-8", "surrogatepass"), self.server.token.encode()):
                 raise ProtocolError(protocol.E_AUTH, "missing or wrong token; read it from the "
                                                      "discovery file")
             if msg.get("protocol") != protocol.PROTOCOL_VERSION:
                 raise ProtocolError(protocol.E_VERSION,
                                     f"this backend speaks protocol {protocol.PROTOCOL_VERSION}, "
-                                    f"the client {msg.get('protocol')!r}; update the plug-in")
+                                    f"the client {protocol.shown(msg.get('protocol'))}; update "
+                                    "the plug-in")
             self.authed = True
+            self.server.waiting_for_hello -= 1
             self.send(protocol.welcome(f"limner {__version__}", self.server.capabilities()))
             return
         msg = protocol.decode(text, protocol.CLIENT_TYPES)
@@ -195,14 +267,23 @@ class Connection:
         elif msg["type"] == protocol.PULL:
             self._on_pull(msg)
         elif msg["type"] == protocol.CANCEL:
-            job_id = msg.get("job")
-            if job_id in self.pulls:
-                self.pulls[job_id].set()
-            elif not self.server.jobs.cancel(self, job_id):
-                raise ProtocolError(protocol.E_UNKNOWN_JOB, f"no waiting or running job {job_id!r}",
-                                    job_id if isinstance(job_id, str) else None)
+            self._on_cancel(msg.get("job"))
         else:
             raise ProtocolError(protocol.E_BAD_MESSAGE, "hello was already received")
+
+    def _on_cancel(self, job_id) -> None:
+        if not isinstance(job_id, str):
+            raise ProtocolError(protocol.E_BAD_MESSAGE, "cancel.job must be a job id (a string)")
+        if job_id in self.pulls:
+            self.pulls[job_id].set()
+        elif self.upload is not None and self.upload["job"] == job_id:
+            self.upload = None           # its remaining frames are dropped as they come
+            self.skip_binary = True
+            self.send(protocol.error(protocol.E_CANCELLED,
+                                     f"job {job_id} was cancelled while uploading", job_id))
+        elif not self.server.jobs.cancel(self, job_id):
+            raise ProtocolError(protocol.E_UNKNOWN_JOB,
+                                f"no waiting or running job {protocol.shown(job_id)}", job_id)
 
     def _decode(self, text: str, allowed, hint: str) -> dict:
         try:
@@ -222,9 +303,9 @@ class Connection:
 
     def _on_pull(self, msg: dict) -> None:
         job_id, name = self._new_job_id(msg), msg.get("model")
-        if name not in models.MODELS:
-            raise ProtocolError(protocol.E_BAD_PARAMETER, f"unknown model {name!r}; known: "
-                                f"{', '.join(models.MODELS)}", job_id)
+        if not isinstance(name, str) or name not in models.MODELS:
+            raise ProtocolError(protocol.E_BAD_PARAMETER, f"unknown model {protocol.shown(name)}"
+                                f"; known: {', '.join(models.MODELS)}", job_id)
         self.pulls[job_id] = threading.Event()
         asyncio.create_task(self._pull(job_id, name))
 
@@ -245,7 +326,7 @@ class Connection:
                     job_id, fraction, f"{name}: {done / 2**20:.0f} of {total / 2**20:.0f} MB"))
 
         try:
-            path = await self.loop.run_in_executor(None, models.pull, name, on_bytes)
+            path = await in_daemon_thread(models.pull, name, on_bytes)
         except Cancelled:
             self.send(protocol.error(protocol.E_CANCELLED, f"downloading {name} was cancelled; "
                                      "pull it again to resume", job_id))
@@ -266,6 +347,8 @@ class Connection:
                                                      "uploading; send its buffers first")
             op = operations.get(msg.get("op"))
             params = op.validate(msg.get("params"))
+            if not self.local:
+                refuse_file_parameters(op, params)
             limit = self.server.max_buffer_bytes
             image = protocol.BufferSpec.from_json(msg.get("image"), "image", limit, (3, 4))
             mask = None
@@ -283,8 +366,8 @@ class Connection:
                 raise ProtocolError(protocol.E_BAD_BUFFER, "every buffer of a run needs its own id")
             transfer = msg.get("transfer", "srgb")
             if transfer not in ("srgb", "linear"):
-                raise ProtocolError(protocol.E_BAD_MESSAGE,
-                                    f'run.transfer must be "srgb" or "linear", got {transfer!r}')
+                raise ProtocolError(protocol.E_BAD_MESSAGE, 'run.transfer must be "srgb" or '
+                                                            f'"linear", got {protocol.shown(transfer)}')
             preview_side = msg.get("preview_side")
             low, high = protocol.PREVIEW_SIDES
             if preview_side is not None and (not isinstance(preview_side, int) or
@@ -318,8 +401,8 @@ class Connection:
             if kinds.get(name) != "image":
                 takes = [n for n, k in kinds.items() if k == "image"]
                 raise ProtocolError(protocol.E_BAD_PARAMETER,
-                                    f"{op.id}: {name!r} is not an image parameter; it takes "
-                                    f"{', '.join(takes) or 'no extra layers'}")
+                                    f"{op.id}: {protocol.shown(name)} is not an image "
+                                    f"parameter; it takes {', '.join(takes) or 'no extra layers'}")
         return {name: protocol.BufferSpec.from_json(spec, name, limit, (3, 4))
                 for name, spec in declared.items()}
 
@@ -400,6 +483,36 @@ class Connection:
         self.send(protocol.result(job.id, described))
         for item in buffers:
             self.send(item)
+
+
+def in_daemon_thread(fn, *args) -> asyncio.Future:
+    """`fn(*args)` on a thread of its own that never holds up the process's exit: a
+    download stuck on an unreachable hub must not keep a stopped backend alive."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(lambda e=exc: future.done() or future.set_exception(e))
+        else:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+
+    threading.Thread(target=run, name="limner-download", daemon=True).start()
+    return future
+
+
+def refuse_file_parameters(op: operations.Operation, params: dict) -> None:
+    """File parameters name paths on the backend's machine: only a client on that machine
+    may use them (a remote one sends the picture as a layer, in run.inputs)."""
+    named = [p.name for p in op.all_params() if p.kind in ("file", "image")
+             and isinstance(params.get(p.name), str) and params[p.name]]
+    if named:
+        raise ProtocolError(protocol.E_BAD_PARAMETER,
+                            f"{op.id}: {', '.join(named)} name files on the backend's machine, "
+                            "which only a client on that machine may do; send the picture as "
+                            "a layer (run.inputs)")
 
 
 class ServerThread:

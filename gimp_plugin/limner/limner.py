@@ -29,7 +29,7 @@ PREFIX = "plug-in-limner-"
 SAMPLES = {"U8": ("u8", "u8"), "U16": ("u16", "u16"), "FLOAT": ("f32", "float"),
            "HALF": ("f32", "float"), "DOUBLE": ("f32", "float"), "U32": ("f32", "float")}
 LAYER_MODES = {"normal": Gimp.LayerMode.NORMAL, "multiply": Gimp.LayerMode.MULTIPLY,
-               "screen": Gimp.LayerMode.SCREEN}
+               "dodge": Gimp.LayerMode.DODGE}
 
 
 def load_capabilities():

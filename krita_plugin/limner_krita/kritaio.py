@@ -117,7 +117,7 @@ def apply_results(doc, source, title: str, layers) -> object:
         else:
             rgba = to_rgba(layer.data, spec.channels, spec.sample, typecode)
             node = _paint_layer(doc, layer.name, rgba, layer, typecode, bgra)
-            node.setBlendingMode(layer.blend)     # normal, multiply, screen: Krita's ids too
+            node.setBlendingMode(layer.blend)     # normal, multiply, dodge: Krita's ids too
             node.setVisible(layer.visible and layer.role != "mask")
         group.addChildNode(node, below)
         below = node

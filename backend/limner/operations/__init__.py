@@ -14,10 +14,11 @@ __all__ = ["OPERATIONS", "Layer", "Operation", "Param", "Request", "get", "schem
 
 
 def get(op_id) -> Operation:
-    if op_id not in OPERATIONS:
+    if not isinstance(op_id, str) or op_id not in OPERATIONS:
         offered = ", ".join(op for op, o in OPERATIONS.items() if not o.hidden)
         raise ProtocolError(protocol.E_UNKNOWN_OPERATION,
-                            f"unknown operation {op_id!r}; this backend offers {offered}")
+                            f"unknown operation {protocol.shown(op_id)}; this backend offers "
+                            f"{offered}")
     return OPERATIONS[op_id]
 
 

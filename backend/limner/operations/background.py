@@ -74,12 +74,12 @@ def _cover(picture: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def replace(req: Request) -> list[Layer]:
-    from ..ora import read_image
+    from ..ora import read_picture
 
     box = imaging.selection_box(req.mask, req.image.shape[:2])
     h, w = req.image.shape[:2]
     if req.params["backdrop"]:
-        picture = imaging.to_float(read_image(req.params["backdrop"]))[:, :, :3]
+        picture = imaging.to_float(read_picture(req.params["backdrop"], "backdrop"))[:, :, :3]
         backdrop = _cover(np.clip(picture, 0, 1), h, w)[box]
         name = "Background image"
     else:

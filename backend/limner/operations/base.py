@@ -3,7 +3,6 @@ controls from), validation of what a client sends, and the layers it returns."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -47,41 +46,47 @@ class Param:
 
     def check(self, value):
         """The value to use, or a ValueError that says what is wrong with `value`."""
-        kind = self.kind
+        kind, shown = self.kind, protocol.shown(value)
         if kind in ("float", "int"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    (kind == "int" and not float(value).is_integer()):
-                raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}, "
-                                 f"got {value!r}")
-            value = int(value) if kind == "int" else float(value)
+            what = "an integer" if kind == "int" else "a number"
+            if not protocol.is_number(value):
+                raise ValueError(f"must be {what}, got {shown}")
+            try:                                  # a 400-digit integer is no float
+                number = float(value)
+            except OverflowError:
+                raise ValueError(f"must be between {self.min} and {self.max}, got {shown}") \
+                    from None
+            if kind == "int" and not number.is_integer():
+                raise ValueError(f"must be {what}, got {shown}")
+            value = int(value) if kind == "int" else number
             if (self.min is not None and value < self.min) or \
                     (self.max is not None and value > self.max):
-                raise ValueError(f"must be between {self.min} and {self.max}, got {value}")
+                raise ValueError(f"must be between {self.min} and {self.max}, got {shown}")
             return value
         if kind == "bool":
             if not isinstance(value, bool):
-                raise ValueError(f"must be true or false, got {value!r}")
+                raise ValueError(f"must be true or false, got {shown}")
             return value
         if kind == "choice":
-            if value not in self.choices:
+            if not isinstance(value, (str, int, float)) or value not in self.choices:
                 raise ValueError(f"must be one of {', '.join(map(str, self.choices))}, "
-                                 f"got {value!r}")
+                                 f"got {shown}")
             return value
         if kind == "color":
             if not isinstance(value, str) or not _HEX_COLOR.match(value):
-                raise ValueError(f"must be a colour as #rrggbb, got {value!r}")
+                raise ValueError(f"must be a colour as #rrggbb, got {shown}")
             return value.lower()
         if kind == "text":
             if not isinstance(value, str):
-                raise ValueError(f"must be text, got {value!r}")
+                raise ValueError(f"must be text, got {shown}")
             if len(value) > TEXT_LIMIT:
                 raise ValueError(f"must be at most {TEXT_LIMIT} characters, got {len(value)}")
             return " ".join(value.split())
         if kind in ("file", "image"):
-            if not isinstance(value, str):
-                raise ValueError(f"must be a file path, got {value!r}")
-            if value and not os.path.isfile(value):
-                raise ValueError(f"no such file: {value}")
+            # only the type here: whether the path can be read is found out when it is
+            # read, with one answer for every failure (imaging.read_picture)
+            if not isinstance(value, str) or len(value) > 4096:
+                raise ValueError(f"must be a file path, got {shown}")
             return value
         raise AssertionError(f"unknown parameter kind {kind}")
 
@@ -111,7 +116,7 @@ class Layer:
     pixels: np.ndarray
     role: str = "layer"
     offset: tuple[int, int] = (0, 0)
-    blend: str = "normal"            # normal, multiply or screen: modes both editors have
+    blend: str = "normal"            # normal, multiply or dodge: modes both editors have
     visible: bool = True
     provenance: dict = field(default_factory=dict)
 
@@ -160,7 +165,8 @@ class Operation:
         unknown = sorted(set(params) - set(known))
         if unknown:
             raise ProtocolError(protocol.E_BAD_PARAMETER,
-                                f"{self.id}: unknown parameter {', '.join(unknown)}; "
+                                f"{self.id}: unknown parameter "
+                                f"{', '.join(protocol.shown(n)[1:-1] for n in unknown[:5])}; "
                                 f"it takes {', '.join(known) or 'none'}")
         out = {}
         for name, param in known.items():

@@ -2,8 +2,9 @@
 (or a named portrait setup) put in, with the shadows the face and body cast.
 
 Returns the relit layer and, beneath it (hidden), the light itself as a pair of layers in
-blend modes both editors have: multiply for the shadows and tint, screen for the extra
-light and highlights, so the effect can be dialled with their opacity over the original.
+blend modes both editors have: multiply for the shadows and tint, colour dodge for the
+extra light and highlights; together over the original they give the relit layer, and
+their opacity dials the effect.
 A preview run returns the relit layer alone.
 """
 
@@ -39,11 +40,18 @@ def relight(req: Request) -> list[Layer]:
         return layers
     h, w = region.shape[:2]
 
-    def light_layer(values: np.ndarray) -> np.ndarray:
-        """The light (smooth, so worked out small) as samples at the region's size."""
-        small = imaging.from_linear(np.clip(values, 0, 1), sample)
+    def light_layer(encoded: np.ndarray) -> np.ndarray:
+        """The light (smooth, so worked out small; sRGB-encoded, as editors blend) as
+        samples at the region's size."""
+        small = imaging.from_float(np.clip(encoded, 0, 1), sample)
         return small if small.shape[:2] == (h, w) else \
             cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    # Editors blend encoded values: multiplying an encoded pixel by encode(gain) is (the
+    # curve being nearly a power) multiplying its light by the gain, and colour dodge
+    # (b / (1 - s)) with s = 1 - 1 / encode(gain) does the same for gains above 1, for
+    # every pixel alike. The sheen counts as gain on skin of a typical 25 % luminance.
+    gain = imaging.linear_to_srgb(lit.gain + lit.added / 0.25)
 
     shape = req.image.shape[:2] + (3,)
     white = np.full(shape, 1 if sample == "f32" else np.iinfo(req.image.dtype).max,
@@ -51,10 +59,10 @@ def relight(req: Request) -> list[Layer]:
     black = np.zeros(shape, req.image.dtype)
     return layers + [
         Layer("Light highlights",
-              _blend_samples(black, light_layer(lit.gain - 1 + lit.added), box, req.mask),
-              blend="screen", visible=False),
-        Layer("Light shadows", _blend_samples(white, light_layer(lit.gain), box, req.mask),
-              blend="multiply", visible=False)]
+              _blend_samples(black, light_layer(1 - 1 / np.maximum(gain, 1)), box, req.mask),
+              blend="dodge", visible=False),
+        Layer("Light shadows", _blend_samples(white, light_layer(np.minimum(gain, 1)), box,
+                                              req.mask), blend="multiply", visible=False)]
 
 
 def _blend_samples(base: np.ndarray, edited: np.ndarray, box, mask) -> np.ndarray:

@@ -15,12 +15,12 @@ from .base import Layer, Operation, Param, Request
 
 def _reference(value) -> np.ndarray:
     """The reference picture: a layer the plug-in sent, or an image file."""
-    from ..ora import read_image
+    from ..ora import read_picture
 
     if isinstance(value, np.ndarray):
         picture = value
     elif value:
-        picture = read_image(value)
+        picture = read_picture(value, "reference")
     else:
         raise ProtocolError(E_BAD_PARAMETER, 'style: the "reference" preset needs a reference '
                                              "layer or image file")
