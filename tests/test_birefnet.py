@@ -7,12 +7,9 @@ against the picture exactly."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from conftest import assert_asks_to_install, run_array
+from conftest import assert_asks_to_install, deep, run_array
 from limner import imaging
 from tiny_birefnet import LUMA
-
-pytest.importorskip("transformers")
 
 
 def _expected_alpha(rgb_u8: np.ndarray) -> np.ndarray:
@@ -41,7 +38,7 @@ def test_decontamination_changes_only_edge_colours(tiny_models, client, portrait
 
 
 def test_selection_and_sixteen_bit(tiny_models, client, portraits):
-    image = portraits["astronaut"].astype(np.uint16) * 257
+    image = deep(portraits["astronaut"], "u16")
     mask = np.zeros(image.shape[:2], np.uint8)
     mask[100:400, 150:350] = 255
     (_, out), = run_array(client, "background.replace", {"engine": "birefnet",

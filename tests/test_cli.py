@@ -115,12 +115,14 @@ def test_run_reports_bad_input_clearly(astronaut_png, tmp_path, isolated_env, ar
 
 def test_serve_writes_discovery_serves_run_and_cleans_up(astronaut_png, tmp_path, isolated_env):
     state = tmp_path / "state"
-    server = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0"],
-                              env=isolated_env, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"                 # a file: an unread pipe could fill and block
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0"],
+                                  env=isolated_env, stderr=out)
     try:
         deadline = time.time() + 60
         while (info := discovery.read(state)) is None:
-            assert server.poll() is None and time.time() < deadline, server.stderr.read()
+            assert server.poll() is None and time.time() < deadline, log.read_text()
             time.sleep(0.1)
         assert info["pid"] == server.pid
         result = limner("run", astronaut_png, "--op", "background.replace", "--out",
@@ -132,3 +134,23 @@ def test_serve_writes_discovery_serves_run_and_cleans_up(astronaut_png, tmp_path
         server.wait(30)
     assert server.returncode == 0
     assert not discovery.discovery_path(state).exists()
+
+
+def test_the_readmes_main_command_writes_every_result_a_person_can_open(tmp_path,
+                                                                        isolated_env,
+                                                                        portraits):
+    """`limner demo`, the README's main job: both portraits through every operation."""
+    out = tmp_path / "demo"
+    result = limner("demo", "--out", out, env=isolated_env, timeout=280)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for portrait in ("astronaut", "grace_hopper"):
+        for stem in ("background-remove", "background-replace", "background-blur", "relight",
+                     "style-oil-painting", "style-pencil-sketch"):
+            with zipfile.ZipFile(out / f"{portrait}-{stem}.ora") as ora:
+                assert {"mimetype", "stack.xml", "mergedimage.png"} <= set(ora.namelist())
+        assert (out / f"{portrait}-rembrandt-relight.ora").exists()
+        relit = cv2.imread(str(out / f"{portrait}-rembrandt-relit-rembrandt-6500-k-ai-"
+                                     "geometric.png"))
+        assert relit is not None and relit.shape == portraits[portrait].shape
+    printed = result.stdout.splitlines()
+    assert len(printed) >= 30 and all(os.path.exists(line) for line in printed)

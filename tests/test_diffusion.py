@@ -15,8 +15,6 @@ from conftest import assert_asks_to_install, cancel_at_first_step, run_array
 from limner import models, protocol
 from limner.client import BackendError
 
-pytest.importorskip("diffusers")
-
 
 def _diffuse(client, image, mask=None, on_progress=None, **params):
     params = {"engine": "diffusion", "preset": "oil painting", "steps": 3, "strength": 1.0,

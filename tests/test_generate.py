@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FACE_BOX, assert_asks_to_install, cancel_at_first_step, run_array
+from conftest import FACE_BOX, assert_asks_to_install, cancel_at_first_step, deep, run_array
 from limner import protocol
 from limner.client import BackendError
-
-pytest.importorskip("diffusers")
 
 #: the astronaut's face in the 128 px small_portrait (a quarter of the full picture's box)
 FACE = tuple(slice(s.start // 4 + 3, s.stop // 4 - 3) for s in FACE_BOX["astronaut"])
@@ -62,9 +60,12 @@ def test_same_seed_same_background_and_selection_bit_exact(tiny_models, client,
 
 
 def test_sixteen_bit_layers_come_back_sixteen_bit(tiny_models, client, small_portrait):
-    wide = small_portrait.astype(np.uint16) * 257
-    _, out = _generate(client, wide)
+    wide = deep(small_portrait, "u16")
+    mask = np.zeros(wide.shape[:2], np.uint8)
+    mask[:, 64:] = 255
+    _, out = _generate(client, wide, mask=mask)
     assert out.dtype == np.uint16 and out.shape == wide.shape
+    assert np.array_equal(out[:, :64], wide[:, :64])       # outside: every bit kept
 
 
 def test_cancel_stops_within_one_step(tiny_models, client, small_portrait):

@@ -123,12 +123,24 @@ def test_relight_a_selection_in_gimp(gimp_home, portraits):
     assert left > 1.1 * right, (left, right)
 
 
-def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
+def test_a_selection_off_the_layer_is_refused_before_the_backend_is_asked(gimp_home,
+                                                                         portraits):
     findings = run_in_gimp(gimp_home, "empty-selection", portraits["astronaut"],
                            "plug-in-limner-background-blur", {"radius": 12},
                            selection=[0, 0, 4, 4], layer_offset=(600, 600))
     assert findings["status"] == "execution-error"
     assert "selection does not touch this layer" in findings["error"]
+    assert [layer["name"] for layer in findings["layers"]] == ["Background"]
+
+
+def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
+    """The backend itself refuses (it cannot read the backdrop file): its own words come
+    back as GIMP's execution error, and the image is left as it was."""
+    findings = run_in_gimp(gimp_home, "backend-error", portraits["astronaut"],
+                           "plug-in-limner-background-replace",
+                           {"backdrop": "/no/such/picture.png"})
+    assert findings["status"] == "execution-error"
+    assert "backdrop: cannot read '/no/such/picture.png' as an image" in findings["error"]
     assert [layer["name"] for layer in findings["layers"]] == ["Background"]
 
 

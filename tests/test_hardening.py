@@ -37,13 +37,15 @@ SMALL = np.arange(6 * 5 * 4, dtype=np.uint8).reshape(6, 5, 4)
 def backend_process(state: Path, *args: str):
     """`limner serve` in a process of its own (its memory and its signals are its own)."""
     env = {**os.environ, "LIMNER_STATE_DIR": str(state)}
-    proc = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0",
-                             "--log-level", "WARNING", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = state / "serve.log"                  # a file: an unread pipe could fill and block
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0",
+                                 "--log-level", "WARNING", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=out)
     try:
         deadline = time.time() + 60
         while (info := discovery.read(state)) is None:
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, log.read_text()
             assert time.time() < deadline, "limner serve did not start"
             time.sleep(0.1)
         yield proc, info
@@ -51,7 +53,6 @@ def backend_process(state: Path, *args: str):
         if proc.poll() is None:
             proc.kill()
         proc.wait(30)
-        proc.stderr.close()
 
 
 def rss_mib(pid: int) -> float:

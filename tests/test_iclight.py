@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import assert_asks_to_install, cancel_at_first_step, run_array
 from limner import protocol
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
 
 
 def _tiny_unet():
@@ -117,3 +115,35 @@ def test_missing_ic_light_weights_name_the_pull_command(without_models, client,
                                                         small_portrait):
     assert_asks_to_install(lambda: _relight(client, small_portrait),
                            "limner models pull sd15 ic-light-fc")
+
+
+def _params(**given):
+    from limner import operations
+
+    return operations.get("relight").validate({"engine": "ic-light", **given})
+
+
+@pytest.mark.parametrize("given, brighter", [
+    ({"azimuth": -90, "elevation": 0}, "left"), ({"azimuth": 90, "elevation": 0}, "right"),
+    ({"azimuth": 0, "elevation": 70}, "top"), ({"azimuth": 0, "elevation": -70}, "bottom"),
+    ({"setup": "rembrandt", "azimuth": -45}, "left"),
+    ({"setup": "rembrandt", "azimuth": 45}, "right"),
+    ({"setup": "under-light"}, "bottom"),
+])
+def test_the_light_direction_sets_where_the_start_is_bright(given, brighter):
+    from limner.engines.iclight import starting_picture
+
+    start = starting_picture(64, 48, _params(**given)).mean(axis=2)
+    sides = {"left": start[:, :16].mean(), "right": start[:, -16:].mean(),
+             "top": start[:12].mean(), "bottom": start[-12:].mean()}
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[brighter]
+    assert sides[brighter] > sides[opposite] + 0.2, sides
+
+
+def test_a_frontal_light_starts_from_even_grey_in_the_lights_colour():
+    from limner.engines.iclight import starting_picture
+
+    start = starting_picture(64, 48, _params(azimuth=0, elevation=0))
+    assert np.ptp(start.mean(axis=2)) < 1e-6
+    warm = starting_picture(64, 48, _params(azimuth=0, elevation=0, temperature=2500))
+    assert warm[..., 0].mean() > warm[..., 2].mean() + 0.1

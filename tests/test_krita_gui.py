@@ -81,7 +81,7 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
                                       "Stylize"]
     assert findings["source_unchanged"]
     assert findings["group"] == "Limner: Relight (geometric)"
-    assert [l["blend"] for l in findings["layers"]] == ["normal", "screen", "multiply"]
+    assert [l["blend"] for l in findings["layers"]] == ["normal", "dodge", "multiply"]
     assert findings["layers"][0]["name"].startswith("Relit -90°/+10°")
     assert findings["status"].startswith("Ready: added 3 layer(s)")
     assert findings["progress"] == 100

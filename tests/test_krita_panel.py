@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from PyQt5 import QtWidgets
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-QtWidgets = pytest.importorskip("PyQt5.QtWidgets")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # before the QApplication is made
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "krita_plugin"))
 
 from limner import imaging, operations
@@ -162,3 +162,52 @@ def test_backend_errors_are_shown(app, connected, portraits):
     assert events["failed"][0][0] == "bad_parameter"
     assert "radius must be between 1 and 200" in panel.status.text()
     assert panel.run_button.isEnabled()
+
+
+def test_a_backend_that_dies_mid_job_is_started_again_on_the_next_run(app, portraits, tmp_path,
+                                                                      monkeypatch):
+    """The plug-in's own connection starts the backend (the command the installer
+    records), loses it mid-job (killed), reports the lost connection, and on the next
+    run starts a new backend and runs there."""
+    import json
+    import signal
+
+    import cv2
+    from limner import discovery
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("LIMNER_STATE_DIR", str(state))
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "backend.json").write_text(json.dumps({"command": [
+        sys.executable, "-m", "limner", "serve", "--port", "0", "--log-level", "WARNING"]}))
+    backend = Backend(str(plugin), "pytest-reconnect")
+    events = {"finished": [], "failed": [], "ready": []}
+    backend.state_changed.connect(lambda s, m: s == "ready" and events["ready"].append(m))
+    backend.finished.connect(lambda request, layers: events["finished"].append(layers))
+    backend.failed.connect(lambda code, message: events["failed"].append(code))
+    first = None
+    try:
+        def kill_at_matting(fraction, stage):
+            if stage == "matting" and first is not None:
+                os.kill(first, signal.SIGKILL)
+
+        backend.progress.connect(kill_at_matting)
+        backend.connect_async()
+        wait_for(app, lambda: events["ready"], 120)
+        first = discovery.read(state)["pid"]
+        big = cv2.resize(portraits["grace_hopper"], (1600, 1800))
+        backend.run_async(_request(big, "background.remove", {}))
+        wait_for(app, lambda: events["failed"], 120)
+        assert events["failed"] == ["closed"]
+        first = None
+        backend.run_async(_request(portraits["astronaut"], "background.remove",
+                                   {"engine": "mediapipe"}))
+        wait_for(app, lambda: events["finished"] or len(events["failed"]) > 1, 120)
+        assert len(events["finished"]) == 1, events["failed"]
+        assert discovery.read(state)["pid"] != first
+    finally:
+        info = discovery.read(state)
+        if info is not None:
+            os.kill(info["pid"], signal.SIGTERM)

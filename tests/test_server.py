@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FACE, next_text, run_array
+from conftest import FACE, deep, next_text, run_array
 from limner import discovery, protocol
 from limner.client import BackendError, Client
 from limner.protocol import BufferSpec
@@ -325,7 +325,9 @@ def test_two_clients_at_once_each_get_their_own_results(server, portraits):
         t.start()
     for t in threads:
         t.join(120)
+    assert not any(t.is_alive() for t in threads), "a client hung"
     assert not errors, errors
+    assert set(results) == {"astronaut", "grace_hopper"}
     for name, layers in results.items():
         (cutout_layer, cutout), _ = layers
         assert cutout.shape[:2] == portraits[name].shape[:2]
@@ -337,8 +339,7 @@ def test_linear_light_layers_are_processed_in_srgb_and_come_back_linear(client, 
     """Krita's 16-bit and float documents are linear light (g10 profiles)."""
     from limner import imaging
 
-    srgb = imaging.with_alpha(imaging.from_float(imaging.to_float(portraits["grace_hopper"]),
-                                                 "u16"))
+    srgb = imaging.with_alpha(deep(portraits["grace_hopper"], "u16"))
     linear = imaging.decode_srgb(srgb)
     mask = np.zeros(srgb.shape[:2], np.uint8)
     mask[100:400, 100:400] = 255
@@ -351,3 +352,58 @@ def test_linear_light_layers_are_processed_in_srgb_and_come_back_linear(client, 
     inside = mask == 255
     diff = imaging.to_float(imaging.encode_srgb(out))[inside] - imaging.to_float(expected)[inside]
     assert np.abs(diff).mean() < 0.002
+
+
+# ------------------------------------------------------------------ busy, versions, ids, uploads
+
+def test_a_second_run_while_pixels_are_arriving_is_busy_and_the_first_goes_on(raw):
+    spec = BufferSpec(1, 5, 6, 4, "u8")
+    frames = list(protocol.frames(spec, SMALL.tobytes(), chunk_bytes=40))
+    raw.send(protocol.run("first", "diagnostics.echo", {}, spec))
+    raw.send(frames[0])
+    raw.send(protocol.run("second", "diagnostics.echo", {}, BufferSpec(2, 5, 6, 4, "u8")))
+    msg = next_text(raw)
+    assert msg["code"] == protocol.E_BUSY and msg["job"] == "second"
+    assert "'first' is still uploading" in msg["message"]
+    for frame in frames[1:]:
+        raw.send(frame)
+    while (msg := next_text(raw))["type"] == protocol.PROGRESS:
+        pass
+    assert msg["type"] == protocol.RESULT and msg["job"] == "first"
+
+
+def test_a_job_id_in_use_is_refused(raw):
+    spec = BufferSpec(1, 5, 6, 4, "u8")
+    raw.send(protocol.run("same", "diagnostics.echo", {}, spec))
+    raw.send(next(protocol.frames(spec, SMALL.tobytes())))        # job "same" is running
+    raw.send(protocol.run("same", "diagnostics.echo", {}, spec))
+    replies = [next_text(raw) for _ in range(3)]
+    refused = [m for m in replies if m["type"] == protocol.ERROR]
+    assert refused and refused[0]["code"] == protocol.E_BAD_MESSAGE
+    assert "already in use" in refused[0]["message"]
+
+
+def test_another_protocol_version_is_told_to_update(server):
+    with connect(server.uri, compression=None) as ws:
+        ws.send(json.dumps({"type": "hello", "protocol": 2, "token": server.server.token,
+                            "client": "from the future"}))
+        msg = next_text(ws)
+        assert msg["code"] == protocol.E_VERSION and "update the plug-in" in msg["message"]
+        ws.send(protocol.hello(server.server.token, "now"))        # and may say hello again
+        assert next_text(ws)["type"] == protocol.WELCOME
+
+
+def test_a_client_that_leaves_mid_upload_leaves_nothing_behind(server):
+    spec = BufferSpec(1, 1000, 1000, 4, "u8")
+    frames = protocol.frames(spec, bytes(spec.nbytes))
+    with connect(server.uri, compression=None) as ws:
+        ws.send(protocol.hello(server.server.token, "leaver"))
+        next_text(ws)
+        ws.send(protocol.run("half", "diagnostics.echo", {}, spec))
+        ws.send(next(frames))
+        ws.send(next(frames))
+    time.sleep(0.5)
+    assert "half" not in {job_id for job_id, _ in server.server.jobs.finished}
+    with Client(server.uri, server.server.token) as c:
+        (_, pixels), = run_array(c, "diagnostics.echo", {}, SMALL)
+        assert np.array_equal(pixels, SMALL)

@@ -7,7 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-from conftest import FACE_BOX, run_array
+from conftest import FACE_BOX, deep, run_array
 from limner import imaging, protocol
 from limner.client import BackendError
 from limner.engines.style import PRESETS
@@ -126,9 +126,12 @@ def test_large_layers_come_back_at_full_resolution_and_sharp(client, portraits):
 
 
 def test_deep_layers_keep_their_sample_type(client, portraits):
-    image = imaging.from_float(imaging.to_float(portraits["astronaut"]), "u16")
-    (_, out), = run_array(client, "style", {"preset": "watercolour"}, image)
+    image = deep(portraits["astronaut"], "u16")
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[100:300, 100:300] = 255
+    (_, out), = run_array(client, "style", {"preset": "watercolour"}, image, mask)
     assert out.dtype == np.dtype("<u2") and out.shape == image.shape
+    assert np.array_equal(out[mask == 0], image[mask == 0])     # outside: every bit kept
 
 
 def test_style_from_a_reference_layer_or_file(client, portraits, tmp_path):

@@ -27,9 +27,11 @@ def backend_command(plugin_dir: str | os.PathLike) -> list[str]:
 
 
 def ensure_running(plugin_dir, timeout: float = 90, on_wait=None) -> dict:
-    """The discovery info of a running backend, starting one if there is none.
-    `on_wait(seconds)` is called while it waits, so a plug-in can show that it does."""
-    info = discovery.read()
+    """The discovery info of a running backend, starting one if none answers (a backend
+    that died leaves its file behind, and its process may linger as a zombie of the
+    editor that started it: only an answer at its port counts). `on_wait(seconds)` is
+    called while it waits, so a plug-in can show that it does."""
+    info = discovery.answering()
     if info is not None:
         return info
     command = backend_command(plugin_dir)
@@ -42,7 +44,7 @@ def ensure_running(plugin_dir, timeout: float = 90, on_wait=None) -> dict:
                                    **flags)
     started = time.monotonic()
     while True:
-        info = discovery.read()
+        info = discovery.answering()
         if info is not None:
             return info
         if process.poll() is not None:

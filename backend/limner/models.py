@@ -3,7 +3,9 @@ pulling, verifying and removing them (`limner models list | pull | verify | remo
 
 A model is found, in this order, in `$LIMNER_MODELS_DIR/<name>` (a folder a user can
 fill by hand when the hub is blocked) or in the Hugging Face cache, where `pull` puts it
-(resumable downloads, the standard cache, HF_HUB_OFFLINE honoured). Nothing here runs at
+(the standard cache, HF_HUB_OFFLINE honoured; files finished before a cancel are kept, a
+file cut off is fetched again: huggingface_hub 2 keeps no partial file over plain HTTP,
+while the Hub's Xet storage reuses the chunks it already has). Nothing here runs at
 import time, and nothing is downloaded except by `pull`.
 """
 
@@ -125,12 +127,16 @@ def describe_all() -> list[dict]:
 def pull(name: str, on_bytes: Callable[[int, int], None] | None = None) -> Path:
     """Download (or finish downloading) a model into the Hugging Face cache. Without
     `on_bytes` the hub's own progress bars go to the terminal; with it, on_bytes(done,
-    total) is called as bytes arrive, and may raise to stop the download (what arrived is
-    kept, and the next pull resumes)."""
-    from huggingface_hub import snapshot_download
+    total) is called as bytes arrive, about every megabyte, and may raise to stop the
+    download (finished files are kept for the next pull)."""
+    from huggingface_hub import constants, snapshot_download
 
     info = MODELS[name]
-    extra = {"tqdm_class": _reporting_bars(on_bytes)} if on_bytes else {}
+    extra = {}
+    if on_bytes:
+        # the library reads 10 MB between progress updates: a cancel would wait that long
+        constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, 1 << 20)
+        extra["tqdm_class"] = _reporting_bars(on_bytes)
     return Path(snapshot_download(info.repo, revision=info.revision,
                                   allow_patterns=list(info.allow_patterns), **extra))
 

@@ -180,8 +180,9 @@ class Connection:
                 except ProtocolError as exc:
                     self.send(exc.to_message())
                     # pixels of a refused run may already be on their way: drop them quietly
-                    # until the client's next text message
-                    if isinstance(message, str):
+                    # until the client's next text message (unless another run's upload is
+                    # under way: the frames that follow are its)
+                    if isinstance(message, str) and self.upload is None:
                         self.skip_binary = True
                     if exc.code == protocol.E_AUTH:
                         await self._drain_then_close(protocol.CLOSE_POLICY, "authentication failed")
@@ -329,7 +330,8 @@ class Connection:
             path = await in_daemon_thread(models.pull, name, on_bytes)
         except Cancelled:
             self.send(protocol.error(protocol.E_CANCELLED, f"downloading {name} was cancelled; "
-                                     "pull it again to resume", job_id))
+                                     "pull it again to continue (finished files are kept)",
+                                     job_id))
         except Exception as exc:  # noqa: BLE001 - the hub's many errors all reach the user
             self.send(protocol.error(protocol.E_OPERATION_FAILED,
                                      f"downloading {name} failed: {exc}", job_id))

@@ -92,6 +92,17 @@ def light_gradient(width: int, height: int, azimuth: float, elevation: float,
     return np.clip(ramp[:, :, None] * colour / colour.max(), 0, 1)
 
 
+def starting_picture(width: int, height: int, params: dict) -> np.ndarray:
+    """IC-Light's img2img start for a relight's parameters: the gradient of its key light
+    (a named setup's key, or the explicit one; even grey without one) in the key's
+    colour."""
+    lights = rig(params).lights
+    key = lights[0] if lights else None
+    colour = kelvin_to_rgb(params["temperature"]) * gel_rgb(params["color"])
+    return light_gradient(width, height, key.azimuth if key else 0.0,
+                          key.elevation if key else 0.0, imaging.linear_to_srgb(colour))
+
+
 class ICLight:
     def __init__(self):
         self.pipelines = devices.PipelineCache(size=1)
@@ -180,10 +191,7 @@ class ICLight:
         progress(0.1, "loading IC-Light")
         pipe = self.pipeline()
         devices.save_memory(pipe, max(tw, th))
-        key = rig(params).lights[0] if params["intensity"] > 0 else None
-        colour = kelvin_to_rgb(params["temperature"]) * gel_rgb(params["color"])
-        start = light_gradient(tw, th, key.azimuth if key else 0.0,
-                               key.elevation if key else 0.0, imaging.linear_to_srgb(colour))
+        start = starting_picture(tw, th, params)
         words = ["soft" if params["softness"] > 0.5 else "hard",
                  "warm" if params["temperature"] < 4500 else
                  "cool" if params["temperature"] > 7000 else "neutral"]
