@@ -49,7 +49,8 @@ def test_layers_carry_provenance(client, portraits):
     p = layer.provenance
     assert p["ai_edited"] is True and p["operation"] == "background.remove"
     assert p["engine"] == "rvm" and p["weights_licence"] == "GPL-3.0"
-    assert p["params"] == {"engine": "rvm", "output": "cut-out and matte", "decontaminate": True}
+    assert p["params"] == {"engine": "rvm", "output": "cut-out and matte",
+                           "hair_detail": "normal", "decontaminate": True}
     assert p["backend"].startswith("limner ")
 
 

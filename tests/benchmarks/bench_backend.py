@@ -1,6 +1,7 @@
 """Benchmark the backend and print tables (not a test: run it by hand).
 
     .venv/bin/python tests/benchmarks/bench_backend.py [--repeat 5] [--relight-only]
+                                                      [--matting-only]
 
 1. Pixel transfer: a layer's round trip through a real `limner serve` process (echo),
    beside a raw loopback TCP socket moving the same bytes both ways (the physical limit
@@ -10,7 +11,11 @@
    scaled to each size, and the backend process's peak resident memory during those runs
    (Linux: VmHWM, reset to the current size before each row, so the models already loaded
    count in).
-3. Relight as a retoucher moves the light: the first run on a layer (its geometry worked
+   Every run gets a layer that differs by one pixel, so no cached matte is reused.
+3. Background removal at each hair detail level (off: the engine's own matte; normal and
+   fine: refined at the hair), first run on a layer and again on the same layer (the
+   matte cached).
+4. Relight as a retoucher moves the light: the first run on a layer (its geometry worked
    out: every repetition gets a layer that differs by one pixel), a re-light of the same
    layer with a new light each time (geometry cached), and a 512 px preview.
 """
@@ -32,6 +37,14 @@ import cv2
 import numpy as np
 from limner import discovery, imaging
 from limner.client import Client
+
+
+def fresh_layers(image: np.ndarray):
+    """Copies of `image` that each differ by one pixel: every run is a first run."""
+    for index in range(1, 10**6):
+        other = image.copy()
+        other.flat[index] ^= 1
+        yield other
 
 
 def median_time(fn, repeat: int) -> float:
@@ -130,6 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--relight-only", action="store_true", help="the relight table alone")
+    parser.add_argument("--matting-only", action="store_true",
+                        help="the hair detail table alone")
     args = parser.parse_args()
     from skimage import data
 
@@ -137,6 +152,9 @@ def main() -> None:
     try:
         if args.relight_only:
             relight_table(backend, data.astronaut(), args.repeat)
+            return
+        if args.matting_only:
+            matting_table(backend, data.astronaut(), args.repeat)
             return
         rng = np.random.default_rng(0)
         rows = []
@@ -166,18 +184,40 @@ def main() -> None:
         jobs += [("style", {"preset": preset}) for preset in PRESETS]
         for op, params in jobs:
             for side in (1024, 2048):
-                image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
+                layers = fresh_layers(cv2.resize(portrait, (side, side),
+                                                 interpolation=cv2.INTER_CUBIC))
                 backend.reset_peak()
-                seconds = median_time(lambda: backend.run(op, params, image), args.repeat)
+                seconds = median_time(lambda: backend.run(op, params, next(layers)),
+                                      args.repeat)
                 rows.append([op, params.get("preset", params.get("engine", "default")),
                              f"{side}x{side}",
                              f"{seconds * 1000:.0f} ms", f"{backend.peak_mib():.0f} MiB"])
         table("Operations (end to end through the server, median)",
               ["operation", "engine / preset", "size", "latency", "backend peak RSS"], rows)
+        matting_table(backend, portrait, args.repeat)
         relight_table(backend, portrait, args.repeat)
     finally:
         backend.close()
     print(f"\n{os.cpu_count()} CPUs; repeat={args.repeat}")
+
+
+def matting_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
+    rows = []
+    for detail in ("off", "normal", "fine"):
+        for side in (1024, 2048):
+            image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
+            layers = fresh_layers(image)
+            params = {"hair_detail": detail}
+            backend.reset_peak()
+            first = median_time(lambda: backend.run("background.remove", params, next(layers)),
+                                repeat)
+            peak = backend.peak_mib()
+            again = median_time(lambda: backend.run("background.remove", params, image), repeat)
+            rows.append([detail, f"{side}x{side}", f"{first * 1000:.0f} ms",
+                         f"{again * 1000:.0f} ms", f"{peak:.0f} MiB"])
+    table("Background removal by hair detail (rvm, end to end through the server, median)",
+          ["hair detail", "layer", "first run", "same layer again (matte cached)",
+           "backend peak RSS"], rows)
 
 
 def relight_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
@@ -189,17 +229,11 @@ def relight_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
 
     for side in (512, 1024, 2048):
         image = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_CUBIC)
-        fresh = iter(range(1, 10**6))
-
-        def new_layer():
-            other = image.copy()
-            other.flat[next(fresh)] ^= 1
-            return other
-
+        layers = fresh_layers(image)
         measured = {}
         backend.reset_peak()
         measured["first run on a layer"] = median_time(
-            lambda: backend.run("relight", moved(), new_layer()), repeat)
+            lambda: backend.run("relight", moved(), next(layers)), repeat)
         backend.run("relight", moved(), image)   # its geometry, cached
         measured["re-light (geometry cached)"] = median_time(
             lambda: backend.run("relight", moved(), image), repeat)

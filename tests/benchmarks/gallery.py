@@ -1,13 +1,15 @@
-"""Write every style preset, every relight setup and a relight sweep over azimuth for both
-real portraits, plus a labelled contact sheet of each, to a folder for looking at (not a
-test):
+"""Write every style preset, every relight setup, a relight sweep over azimuth and the
+hair of a background replacement at each hair detail level for both real portraits (and
+for a composite with curly synthetic hair), plus a labelled contact sheet of each, to a
+folder for looking at (not a test):
 
-    .venv/bin/python tests/benchmarks/gallery.py --out gallery/ [--only relight]
+    .venv/bin/python tests/benchmarks/gallery.py --out gallery/ [--only relight|hair|style]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -24,6 +26,8 @@ from skimage import data
 
 SWEEP = [(-90, 0), (-60, 20), (-30, 30), (0, 30), (30, 30), (60, 20), (90, 0), (150, 20),
          (180, 20), (0, -45), (0, 70)]
+HAIR = [("background.replace", {"color": "#e8c840", "hair_detail": d}, f"hair {d}")
+        for d in ("off", "normal", "fine")]
 SHEETS = {
     "style": [("style", {"preset": p}, p) for p in PRESETS],
     "setups": [("relight", {"setup": s}, f"relight {s}") for s in SETUP_NAMES],
@@ -36,6 +40,26 @@ def run(client: Client, op: str, params: dict, image: np.ndarray) -> np.ndarray:
     spec, buf = imaging.to_bytes(image)
     layer = client.run(op, params, buf, spec.width, spec.height, spec.channels, spec.sample)[0]
     return imaging.from_bytes(layer.data, layer.spec)
+
+
+def curly(client: Client, portrait: np.ndarray) -> np.ndarray:
+    """The portrait's subject with curly synthetic strands over a soft gradient."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import synthetic_hair
+
+    matte = run(client, "background.remove", {"output": "matte", "hair_detail": "off"},
+                portrait)
+    background = synthetic_hair.backgrounds(portrait.shape[:2])["gradient"]
+    image, _, _ = synthetic_hair.composite(portrait, imaging.to_float(matte)[:, :, 0],
+                                           background, seed=3)
+    return image
+
+
+def head(tile: np.ndarray) -> np.ndarray:
+    """The top middle of a portrait (where the hair is), at twice the size."""
+    h, w = tile.shape[:2]
+    crop = tile[:h * 2 // 5, w // 5:w * 4 // 5]
+    return cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
 
 
 def sheet(tiles: dict[str, np.ndarray], columns: int = 4, width: int = 256) -> Image.Image:
@@ -56,25 +80,34 @@ def sheet(tiles: dict[str, np.ndarray], columns: int = 4, width: int = 256) -> I
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("gallery"))
-    parser.add_argument("--only", choices=("style", "relight"))
+    parser.add_argument("--only", choices=("style", "relight", "hair"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     portraits = {"astronaut": data.astronaut(),
                  "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
                                                                   asfileobj=False))}
-    wanted = {name: jobs for name, jobs in SHEETS.items()
-              if args.only is None or (name == "style") == (args.only == "style")}
+    groups = {"style": "style", "setups": "relight", "sweep": "relight", "hair": "hair"}
+    wanted = {name: jobs for name, jobs in {**SHEETS, "hair": HAIR}.items()
+              if args.only in (None, groups[name])}
     with ServerThread(port=0, write_discovery=False) as server, \
             Client(server.uri, server.server.token) as client:
+        if "hair" in wanted:
+            portraits["curly"] = curly(client, portraits["astronaut"])
         for name, image in portraits.items():
             for sheet_name, jobs in wanted.items():
+                if name == "curly" and sheet_name != "hair":
+                    continue
                 tiles = {"original": image}
                 for op, params, label in jobs:
                     tiles[label] = run(client, op, params, image)
                     Image.fromarray(tiles[label]).save(
                         args.out / f"{name}-{label.replace(' ', '-')}.png")
                 path = args.out / f"{name}-{sheet_name}-sheet.png"
-                sheet(tiles).save(path)
+                if sheet_name == "hair":                  # the heads, twice the size
+                    tiles = {label: head(tile) for label, tile in tiles.items()}
+                    sheet(tiles, 2, tiles["original"].shape[1]).save(path)
+                else:
+                    sheet(tiles).save(path)
                 print(path, "—", ", ".join(tiles))
 
 

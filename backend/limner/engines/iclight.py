@@ -177,16 +177,20 @@ class ICLight:
                             params["prompt"], 0.7, params, progress, (0.62, 0.9))
         return np.clip(_upsample(out, composite), 0, 1)
 
-    def render(self, samples: np.ndarray, params: dict, progress, memo=None) -> Lighting:
+    def render(self, samples: np.ndarray, params: dict, progress, memo=None,
+               matte=None) -> Lighting:
         """Relight a layer region (samples as they are). The key light of the rig (a named
         setup's, or the parameters') sets the starting gradient; `memo` is not used:
-        every run is a new diffusion."""
+        every run is a new diffusion. `matte()` gives the subject's alpha at the region's
+        size (without it, the default matting engine's own)."""
         rgb = np.clip(imaging.to_float(samples[:, :, :3]), 0, 1)
         h, w = rgb.shape[:2]
         tw, th = work_size(w, h, 64)
         small = _resize(rgb, tw, th)
         progress(0.05, "finding the subject")
-        alpha = get("matting", default("matting")).matte(small)[:, :, None]
+        alpha = (get("matting", default("matting")).matte(small) if matte is None
+                 else np.clip(_resize(np.asarray(matte(), np.float32), tw, th), 0, 1)
+                 )[:, :, None]
         subject = small * alpha + 0.5 * (1 - alpha)        # IC-Light's grey backdrop
         progress(0.1, "loading IC-Light")
         pipe = self.pipeline()

@@ -99,6 +99,7 @@ class BiRefNet:
     safetensors loaded into it. It sees the picture at 1024 x 1024, as trained."""
 
     SIDE = 1024
+    HAIR_LEVEL = True            # refine.refined uses its matte as it is
     MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
     def __init__(self):

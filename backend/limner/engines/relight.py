@@ -152,8 +152,9 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
 
 
 class GeometricRelight:
-    def surface(self, samples: np.ndarray, progress) -> Surface:
-        """Work out the geometry and the photo's light of one layer region."""
+    def surface(self, samples: np.ndarray, progress, matte=None) -> Surface:
+        """Work out the geometry and the photo's light of one layer region; `matte()`
+        gives the subject's alpha at the region's size (the operation's shared one)."""
         h, w = samples.shape[:2]
         scale = min(1.0, GEOMETRY_SIDE / max(h, w))
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -162,7 +163,12 @@ class GeometricRelight:
             linear = cv2.resize(linear, size, interpolation=cv2.INTER_AREA)
         srgb = np.clip(imaging.linear_to_srgb(linear), 0, 1).astype(np.float32)
         progress(0.1, "finding the subject")
-        alpha = engines.get("matting", engines.default("matting")).matte(srgb)
+        if matte is None:
+            alpha = engines.get("matting", engines.default("matting")).matte(srgb)
+        else:
+            alpha = np.asarray(matte(), np.float32)
+            if scale < 1:
+                alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
         if samples.shape[2] == 4:              # a cut-out: what it left out is no subject
             coverage = np.clip(imaging.to_float(samples[:, :, 3]), 0, 1)
             alpha = alpha * (cv2.resize(coverage, size, interpolation=cv2.INTER_AREA)
@@ -200,12 +206,14 @@ class GeometricRelight:
         return FullSize(linear, _grey(linear))
 
     def render(self, samples: np.ndarray, params: dict, progress,
-               memo: Callable[[str, Callable], object] | None = None) -> Lighting:
+               memo: Callable[[str, Callable], object] | None = None,
+               matte: Callable[[], np.ndarray] | None = None) -> Lighting:
         """Relight a layer region (its samples as they are: u8, u16 or f32, 3 or 4
         channels). `memo(name, build)` keeps what does not depend on the light between
-        runs on the same pixels."""
+        runs on the same pixels; `matte()`, the subject's alpha at the region's size
+        (without it, the default matting engine's own)."""
         memo = memo or (lambda name, build: build())
-        surface = memo("relight-surface", lambda: self.surface(samples, progress))
+        surface = memo("relight-surface", lambda: self.surface(samples, progress, matte))
         progress(0.7, "shading")
         gain, added = shade(surface, params)
         h, w = samples.shape[:2]

@@ -10,9 +10,14 @@ import cv2
 import numpy as np
 
 from .. import engines, imaging, models, protocol
+from ..engines import refine
 from ..protocol import ProtocolError
 from .base import Layer, Operation, Param, Request
 
+HAIR_DETAIL = Param("hair_detail", "choice", "normal", "Hair detail",
+                    "Refine the matte at the hair: normal, fine (slower, for large layers) or "
+                    "off (the engine's own matte: fastest). BiRefNet's matte is used as it "
+                    "is.", choices=refine.DETAILS)
 DECONTAMINATE = Param("decontaminate", "bool", True, "Clean edge colours",
                       "Remove the old background's colour from semi-transparent edges (hair).")
 
@@ -22,17 +27,17 @@ def _subject(req: Request, box) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     image = imaging.to_float(req.image[box])
     rgb = image[:, :, :3]
     layer_alpha = image[:, :, 3] if image.shape[2] == 4 else np.ones(rgb.shape[:2], np.float32)
-    req.progress(0.05, "loading model")
-    engine = engines.get("matting", req.params["engine"])
-    req.progress(0.15, "matting")
-    alpha = engine.matte(np.clip(rgb, 0.0, 1.0)).astype(np.float32)
+    alpha = req.subject_matte(box, req.params["engine"], req.params["hair_detail"])
     foreground = rgb
     if req.params["decontaminate"]:
         req.progress(0.55, "cleaning edge colours")
         from pymatting import estimate_foreground_ml
 
-        foreground = estimate_foreground_ml(rgb.astype(np.float64), alpha.astype(np.float64))
-        foreground = foreground.astype(np.float32)
+        # in float32 and one sweep per full-size level: half the time of the defaults, and
+        # within 2/255 of them where the subject shows (alpha-weighted, astronaut 2048 px)
+        foreground = estimate_foreground_ml(np.ascontiguousarray(rgb, np.float32),
+                                            np.ascontiguousarray(alpha, np.float32),
+                                            n_big_iterations=1)
     req.progress(0.85, "compositing")
     return rgb, foreground, alpha, layer_alpha
 
@@ -155,19 +160,20 @@ OPERATIONS = [
               "Cut the subject out with a soft, hair-preserving matte.",
               [Param("output", "choice", "cut-out and matte", "Output",
                      "A cut-out layer, the matte as a mask, or both.",
-                     choices=("cut-out and matte", "cut-out", "matte")), DECONTAMINATE],
+                     choices=("cut-out and matte", "cut-out", "matte")), HAIR_DETAIL,
+               DECONTAMINATE],
               remove, engine_kind="matting"),
     Operation("background.replace", "Replace Background",
               "Put a solid colour or a picture behind the subject.",
               [Param("color", "color", "#ffffff", "Colour", "Used when no image is given."),
                Param("backdrop", "file", "", "Backdrop image",
                      "A picture to place behind the subject (scaled to cover)."),
-               DECONTAMINATE],
+               HAIR_DETAIL, DECONTAMINATE],
               replace, engine_kind="matting"),
     Operation("background.blur", "Blur Background",
               "Portrait bokeh: the background blurred as by a wide lens, the subject sharp.",
               [Param("radius", "int", 24, "Blur radius", "Lens blur radius in pixels.",
-                     min=1, max=200, step=1), DECONTAMINATE],
+                     min=1, max=200, step=1), HAIR_DETAIL, DECONTAMINATE],
               blur, engine_kind="matting"),
     Operation("background.generate", "Generate Background",
               "Paint a new background from a description around the subject, and relight "
@@ -183,6 +189,6 @@ OPERATIONS = [
                      min=0, max=2**31 - 1, step=1),
                Param("fast", "bool", False, "Fast mode",
                      "A few steps with LCM-LoRA (needs the lcm-lora-sd15 model)."),
-               DECONTAMINATE],
+               HAIR_DETAIL, DECONTAMINATE],
               generate, engine_kind="matting"),
 ]

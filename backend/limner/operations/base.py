@@ -134,6 +134,29 @@ class Request:
     owner: Hashable | None = None
     preview: bool = False
 
+    def subject_matte(self, box: tuple[slice, slice], engine: str | None = None,
+                      detail: str = "normal") -> np.ndarray:
+        """The subject's alpha over `box` (float32 0..1, read-only): the matting engine's,
+        refined at the hair to `detail`. One per layer: background, relight and mood runs
+        on the same pixels share it through the layer cache."""
+        from .. import cache, engines, imaging
+        from ..engines import refine
+
+        name = engine or engines.default("matting")
+        region = self.image[box]
+
+        def build() -> np.ndarray:
+            self.progress(0.05, "loading the matting model")
+            model = engines.get("matting", name)
+            self.progress(0.15, "matting")
+            alpha = refine.refined(model, imaging.to_float(region)[:, :, :3], detail,
+                                   lambda what: self.progress(0.3, what))
+            alpha.flags.writeable = False
+            return alpha
+
+        key = ("matte", cache.layer_key(region, None, box, name, detail))
+        return cache.LAYERS.get(key, self.owner, build)
+
 
 @dataclass
 class Operation:

@@ -29,7 +29,8 @@ def relight(req: Request) -> list[Layer]:
     def memo(what: str, build):
         return cache.LAYERS.get((what, key), req.owner, build)
 
-    lit = engine.render(region, req.params, req.progress, memo)
+    lit = engine.render(region, req.params, req.progress, memo,
+                        matte=lambda: req.subject_matte(box))
     sample = imaging.sample_of(req.image)
     relit = imaging.from_linear(lit.relit, sample)
     if region.shape[2] == 4:
