@@ -22,7 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, vendor_client, write_backend_command
 
-NAME = "limner"
+NAME = "limner_gimp"
+#: where earlier installers put the plug-in (its file name clashed with the vendored package)
+OLD_NAME = "limner"
 
 
 def default_plug_ins_dir(flatpak: bool) -> Path:
@@ -41,12 +43,15 @@ def install(plug_ins: Path) -> Path:
     """GIMP 3 wants each plug-in in a folder named like its executable file."""
     from limner.server import Server
 
+    old = plug_ins / OLD_NAME
+    if (old / f"{OLD_NAME}.py").exists():      # it would register the same procedures
+        shutil.rmtree(old)
     target = plug_ins / NAME
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir(parents=True)
+    shutil.copytree(ROOT / "gimp_plugin" / NAME, target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     script = target / f"{NAME}.py"
-    shutil.copy2(ROOT / "gimp_plugin" / NAME / f"{NAME}.py", script)
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     vendor_client(target / "vendor")
     write_backend_command(target)

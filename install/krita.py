@@ -58,13 +58,13 @@ def build(pykrita: Path) -> None:
     write_backend_command(target)
 
 
-def enable(kritarc: Path) -> None:
+def enable(kritarc: Path, plugin: str = PLUGIN) -> None:
     """User plug-ins are off until kritarc's [python] section says enable_NAME=true."""
     kritarc.parent.mkdir(parents=True, exist_ok=True)
     text = kritarc.read_text() if kritarc.exists() else ""
-    line = f"enable_{PLUGIN}=true"
-    if re.search(rf"^enable_{PLUGIN}=", text, re.MULTILINE):
-        text = re.sub(rf"^enable_{PLUGIN}=.*$", line, text, flags=re.MULTILINE)
+    line = f"enable_{plugin}=true"
+    if re.search(rf"^enable_{plugin}=", text, re.MULTILINE):
+        text = re.sub(rf"^enable_{plugin}=.*$", line, text, flags=re.MULTILINE)
     elif re.search(r"^\[python\]\s*$", text, re.MULTILINE):
         text = re.sub(r"^\[python\]\s*$", f"[python]\n{line}", text, count=1, flags=re.MULTILINE)
     else:

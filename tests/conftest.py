@@ -47,12 +47,21 @@ def use_hub(monkeypatch, cache: Path, endpoint: str | None = None) -> None:
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
 
 
-def forget_loaded_engines(monkeypatch) -> None:
-    """The model engines look for their weights again (they keep what they loaded)."""
+@pytest.fixture
+def fresh_engines():
+    """The model-manager engines forgotten before and after the test, so they look for
+    their weights again (they keep what they loaded)."""
     from limner import engines
 
-    for key in (("style", "diffusion"), ("relight", "ic-light"), ("matting", "birefnet")):
-        monkeypatch.delitem(engines._LOADED, key, raising=False)
+    def forget():
+        for kind in ("style", "relight", "matting"):
+            for info in engines.of_kind(kind):
+                if info.models:
+                    engines.unload(kind, info.name)
+
+    forget()
+    yield
+    forget()
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +93,11 @@ def tiny_models(tiny_model_folder, tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def without_models(tmp_path, monkeypatch):
+def without_models(tmp_path, monkeypatch, fresh_engines):
     """No model anywhere: an empty models folder and hub cache, the hub off, and the
     model engines forgotten so they look for their weights again."""
     monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
     use_hub(monkeypatch, tmp_path / "hub")
-    forget_loaded_engines(monkeypatch)
 
 
 @pytest.fixture
@@ -119,7 +127,7 @@ def client(server):
 def raw(server):
     """An authenticated raw WebSocket, for sending what a well-behaved client never would."""
     with connect(server.uri, compression=None, max_size=None) as ws:
-        ws.send(protocol.hello(server.server.token, "pytest-raw"))
+        ws.send(protocol.Hello(server.server.token, "pytest-raw").to_json())
         assert protocol.decode(ws.recv(), protocol.SERVER_TYPES)["type"] == protocol.WELCOME
         yield ws
 
@@ -135,11 +143,10 @@ def deep(image: np.ndarray, sample: str, seed: int = 0) -> np.ndarray:
 def run_array(client: Client, op: str, params: dict, image: np.ndarray,
               mask: np.ndarray | None = None, **kwargs) -> list[tuple[object, np.ndarray]]:
     """Run a job on an array; returns (ResultLayer, pixels as (H, W, C) array) pairs."""
-    spec, data = imaging.to_bytes(image)
-    layers = client.run(op, params, data, spec.width, spec.height, spec.channels, spec.sample,
+    layers = client.run(op, params, imaging.to_pixels(image),
                         mask=None if mask is None else np.ascontiguousarray(mask, np.uint8).tobytes(),
                         **kwargs)
-    return [(layer, imaging.from_bytes(layer.data, layer.spec)) for layer in layers]
+    return [(layer, imaging.from_pixels(pixels)) for layer, pixels in layers]
 
 
 def cancel_at_first_step(client: Client, run) -> tuple[list[str], Exception]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -175,15 +177,17 @@ def test_transparent_layer_areas_stay_transparent_in_the_cut_out(client, portrai
     assert (cutout[:, :100, 3] == 0).all()
 
 
-def test_missing_weights_name_the_install_command(client, portraits, monkeypatch):
+def test_missing_weights_name_the_install_command(client, portraits):
     """Mocked edge: a user whose model wheel is not installed."""
     from limner import engines
 
-    info = engines._ENGINES["matting"]["mediapipe"]
-    monkeypatch.setitem(engines._ENGINES["matting"], "mediapipe",
-                        type(info)(**{**info.__dict__, "find_weights": lambda: None}))
-    monkeypatch.delitem(engines._LOADED, ("matting", "mediapipe"), raising=False)
-    assert_asks_to_install(
-        lambda: run_array(client, "background.remove", {"engine": "mediapipe"},
-                          portraits["astronaut"]),
-        "pip install --no-deps mediapipe==0.10.21")
+    info = engines.get_info("matting", "mediapipe")
+    engines.register(dataclasses.replace(info, find_weights=lambda: None))
+    engines.unload("matting", "mediapipe")
+    try:
+        assert_asks_to_install(
+            lambda: run_array(client, "background.remove", {"engine": "mediapipe"},
+                              portraits["astronaut"]),
+            "pip install --no-deps mediapipe==0.10.21")
+    finally:
+        engines.register(info)

@@ -72,6 +72,7 @@ def run_in_gimp(home, name, portrait, procedure, args, selection=None, precision
             layer["mask_array"] = np.fromfile(run / Path(layer["mask"]).name,
                                               np.uint8).reshape(h, w)
     findings["run"] = run
+    findings["console"] = result.stdout + result.stderr
     return findings
 
 
@@ -142,6 +143,28 @@ def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
     assert findings["status"] == "execution-error"
     assert "backdrop: cannot read '/no/such/picture.png' as an image" in findings["error"]
     assert [layer["name"] for layer in findings["layers"]] == ["Background"]
+
+
+def test_a_stale_install_is_told_to_run_the_installer_again(gimp_home, portraits):
+    """The backend gained an operation and changed one since the plug-in was installed:
+    the procedure still runs, and GIMP shows what differs and what to do."""
+    installed = gimp_home / ".config/GIMP/3.0/plug-ins/limner_gimp/capabilities.json"
+    original = installed.read_text()
+    stale = json.loads(original)
+    stale["operations"] = [op for op in stale["operations"] if op["id"] != "relight"]
+    blur = next(op for op in stale["operations"] if op["id"] == "background.blur")
+    blur["description"] = "an older description"
+    installed.write_text(json.dumps(stale))
+    try:
+        findings = run_in_gimp(gimp_home, "stale", portraits["astronaut"],
+                               "plug-in-limner-background-blur", {"radius": 8})
+    finally:
+        installed.write_text(original)
+    assert findings["status"] == "success", findings.get("error")
+    console = " ".join(findings["console"].split())
+    assert "new operations: relight" in console and \
+        "changed operations: background.blur" in console, console[-2000:]
+    assert "Re-run the Limner installer" in console
 
 
 def test_replace_background_with_a_scripted_colour(gimp_home, portraits):

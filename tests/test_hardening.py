@@ -26,7 +26,8 @@ from limner import discovery, protocol
 from limner.client import BackendError, Client
 from limner.logs import QuietRepeats
 from limner.protocol import BufferSpec, ProtocolError
-from limner.server import ServerThread, refuse_file_parameters
+from limner.server import ServerThread
+from limner.transfer import refuse_file_parameters
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -112,12 +113,12 @@ def test_junk_from_strangers_neither_leaks_nor_makes_the_server_unkillable(tmp_p
 def test_declaring_a_gigabyte_costs_nothing_until_it_is_sent(tmp_path):
     with backend_process(tmp_path) as (proc, info):
         with connect(f"ws://127.0.0.1:{info['port']}", compression=None) as ws:
-            ws.send(protocol.hello(info["token"], "declarer"))
+            ws.send(protocol.Hello(info["token"], "declarer").to_json())
             next_text(ws)
             time.sleep(0.5)
             before = rss_mib(proc.pid)
             huge = BufferSpec(1, 16384, 16384, 4, "u8")             # 1 GiB
-            ws.send(protocol.run("huge", "diagnostics.echo", {}, huge))
+            ws.send(protocol.RunRequest("huge", "diagnostics.echo", {}, huge).to_json())
             first = protocol.FRAME_HEADER.pack(protocol.FRAME_MAGIC, 1, 4, 0, 1, 16384,
                                                16384, 0) + bytes(1 << 20)
             ws.send(first)                     # its first megabyte, then nothing more
@@ -138,7 +139,7 @@ def test_a_second_server_for_the_same_folder_says_so_and_exits(tmp_path):
 
 def test_a_non_ascii_token_is_refused_not_crashed_on(server):
     with connect(server.uri, compression=None) as ws:
-        ws.send(protocol.hello("tökén-ünïcode", "pytest"))
+        ws.send(protocol.Hello("tökén-ünïcode", "pytest").to_json())
         msg = next_text(ws)
         assert msg["code"] == protocol.E_AUTH and "token" in msg["message"]
         with pytest.raises(ConnectionClosed) as closed:
@@ -169,10 +170,10 @@ def test_a_crowd_of_silent_connections_is_turned_away(tmp_path, monkeypatch):
         with pytest.raises(InvalidStatus) as refused:
             connect(running.uri, compression=None)
         assert refused.value.response.status_code == 503
-        silent[0].send(protocol.hello(running.server.token, "first"))   # one says hello
+        silent[0].send(protocol.Hello(running.server.token, "first").to_json())   # one says hello
         next_text(silent[0])
         with connect(running.uri, compression=None) as ws:               # room again
-            ws.send(protocol.hello(running.server.token, "late"))
+            ws.send(protocol.Hello(running.server.token, "late").to_json())
             assert next_text(ws)["type"] == protocol.WELCOME
 
 
@@ -267,17 +268,17 @@ def test_a_state_folder_others_may_write_or_own_is_refused(tmp_path):
 def test_cancel_reaches_a_job_whose_pixels_are_still_arriving(raw):
     spec = BufferSpec(1, 400, 400, 4, "u8")
     frames = list(protocol.frames(spec, bytes(spec.nbytes), chunk_bytes=64 * 1024))
-    raw.send(protocol.run("uploading", "diagnostics.echo", {}, spec))
+    raw.send(protocol.RunRequest("uploading", "diagnostics.echo", {}, spec).to_json())
     for frame in frames[:3]:
         raw.send(frame)
-    raw.send(protocol.cancel("uploading"))
+    raw.send(protocol.Cancel("uploading").to_json())
     for frame in frames[3:]:                   # the rest of it, still on its way
         raw.send(frame)
     msg = next_text(raw)
     assert msg["type"] == protocol.ERROR and msg["code"] == protocol.E_CANCELLED
     assert msg["job"] == "uploading"
     small = BufferSpec(2, 5, 6, 4, "u8")       # not busy: a new run goes through
-    raw.send(protocol.run("next", "diagnostics.echo", {}, small))
+    raw.send(protocol.RunRequest("next", "diagnostics.echo", {}, small).to_json())
     for frame in protocol.frames(small, SMALL.tobytes()):
         raw.send(frame)
     while (msg := next_text(raw))["type"] == protocol.PROGRESS:
@@ -303,7 +304,7 @@ def test_nothing_the_backend_sends_carries_nan(raw, small_portrait):
     with pytest.raises(ValueError):
         protocol.encode("result", value=float("nan"))
     spec = BufferSpec(1, small_portrait.shape[1], small_portrait.shape[0], 3, "u8")
-    raw.send(protocol.run("lit", "relight", {"azimuth": 30}, spec))
+    raw.send(protocol.RunRequest("lit", "relight", {"azimuth": 30}, spec).to_json())
     for frame in protocol.frames(spec, small_portrait.tobytes()):
         raw.send(frame)
     while True:
@@ -343,9 +344,9 @@ def _fuzzed(rng: np.random.Generator, round_: int) -> str | bytes:
     spec = BufferSpec(int(rng.integers(1, 5)), 5, 6, 4, "u8")
     choice = rng.integers(0, 10)
     if choice < 6:
-        base = json.loads([protocol.run(f"j{round_}", "diagnostics.echo", {}, spec),
-                           protocol.cancel(f"j{round_}"), protocol.pull(f"p{round_}", "no-such"),
-                           protocol.hello("x", "fuzz")][int(rng.integers(0, 4))])
+        base = json.loads([protocol.RunRequest(f"j{round_}", "diagnostics.echo", {}, spec).to_json(),
+                           protocol.Cancel(f"j{round_}").to_json(), protocol.Pull(f"p{round_}", "no-such").to_json(),
+                           protocol.Hello("x", "fuzz").to_json()][int(rng.integers(0, 4))])
         for _ in range(rng.integers(1, 4)):
             key = [*base, "op", "params", "image", "mask", "inputs", "offset", "transfer",
                    "preview_side", "job", "model", "type", "zzz"][int(rng.integers(0, len(base) + 12))]
@@ -355,7 +356,7 @@ def _fuzzed(rng: np.random.Generator, round_: int) -> str | bytes:
                 base[key] = _junk(rng)
         return json.dumps(base)
     if choice < 8:
-        text = protocol.run(f"j{round_}", "diagnostics.echo", {}, spec)
+        text = protocol.RunRequest(f"j{round_}", "diagnostics.echo", {}, spec).to_json()
         cut = int(rng.integers(0, len(text)))
         return text[:cut] + "".join(map(chr, rng.integers(32, 127, rng.integers(0, 8))))
     header = [protocol.FRAME_MAGIC if rng.random() < 0.8 else os.urandom(4),
@@ -372,12 +373,12 @@ def test_fuzzed_frames_always_get_an_answer_and_never_kill_the_server(server):
     frame dropped it silently; the server then still serves a new client."""
     rng = np.random.default_rng(20261125)
     with connect(server.uri, compression=None, max_size=None) as ws:
-        ws.send(protocol.hello(server.server.token, "fuzzer"))
+        ws.send(protocol.Hello(server.server.token, "fuzzer").to_json())
         assert next_text(ws)["type"] == protocol.WELCOME
         for round_ in range(3000):
             ws.send(_fuzzed(rng, round_))
             sentinel = f"sentinel-{round_}"
-            ws.send(protocol.cancel(sentinel))
+            ws.send(protocol.Cancel(sentinel).to_json())
             while True:                      # every reply until the sentinel's own
                 message = ws.recv(timeout=30)
                 if isinstance(message, str):
@@ -386,7 +387,7 @@ def test_fuzzed_frames_always_get_an_answer_and_never_kill_the_server(server):
                         assert msg["code"] == protocol.E_UNKNOWN_JOB, msg
                         break
                     if msg["type"] == protocol.PROGRESS and msg["job"].startswith("j"):
-                        ws.send(protocol.cancel(msg["job"]))   # a fuzzed run that started
+                        ws.send(protocol.Cancel(msg["job"]).to_json())   # a fuzzed run that started
     with Client(server.uri, server.server.token) as c:
         (_, pixels), = run_array(c, "diagnostics.echo", {}, SMALL)
         assert np.array_equal(pixels, SMALL)

@@ -56,7 +56,7 @@ def run_in_krita(krita, name, image, depth, op, params, selection=None):
     if run.exists():
         shutil.rmtree(run)
     run.mkdir()
-    (run / "portrait.raw").write_bytes(imaging.to_bytes(image)[1])
+    (run / "portrait.raw").write_bytes(imaging.to_pixels(image).data)
     spec = {"pixels": f"{inside}/{name}/portrait.raw", "width": image.shape[1],
             "height": image.shape[0], "depth": depth, "selection": selection, "op": op,
             "params": params, "out": f"{inside}/{name}"}

@@ -27,6 +27,19 @@ pytestmark = pytest.mark.skipif(
     reason="Krita and Xvfb are not installed (.ci/run installs them)")
 
 
+def install_selftest(pykrita: Path, kritarc: Path) -> None:
+    """The test's own Krita plug-in (tests/krita/selftest), which drives the docker."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("install_krita", ROOT / "install" / "krita.py")
+    installer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installer)
+    source = ROOT / "tests" / "krita" / "selftest"
+    shutil.copy2(source / "limner_selftest.desktop", pykrita / "limner_selftest.desktop")
+    shutil.copytree(source / "limner_selftest", pykrita / "limner_selftest")
+    installer.enable(kritarc, "limner_selftest")
+
+
 def _kill(process):
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -35,9 +48,10 @@ def _kill(process):
 
 def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
     home, state = tmp_path / "home", tmp_path / "state"
+    resources, kritarc = home / ".local/share/krita", home / ".config/kritarc"
     subprocess.run([sys.executable, str(ROOT / "install" / "krita.py"), "--resource-dir",
-                    str(home / ".local/share/krita"), "--kritarc", str(home / ".config/kritarc")],
-                   check=True, capture_output=True)
+                    str(resources), "--kritarc", str(kritarc)], check=True, capture_output=True)
+    install_selftest(resources / "pykrita", kritarc)
     image = tmp_path / "grace_hopper.png"
     cv2.imwrite(str(image), cv2.cvtColor(portraits["grace_hopper"], cv2.COLOR_RGB2BGR))
     OUTPUT.mkdir(exist_ok=True)

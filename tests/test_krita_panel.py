@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "krita_plugin"))
 
 from limner import imaging, operations
 from limner.server import Server
+from limner_krita import kritaio
 from limner_krita.connection import Backend
+from limner_krita.controller import Controller, Request, Source, State, UnsupportedLayer
 from limner_krita.panel import LimnerPanel
 
 WIDGETS = {"float": "QDoubleSpinBox", "int": "QSpinBox", "bool": "QCheckBox",
@@ -106,10 +108,7 @@ def test_states_progress_and_buttons(app, capabilities):
 
 
 def _request(image, op, params):
-    spec, data = imaging.to_bytes(image)
-    return {"op": op, "params": params, "image": bytes(data), "width": spec.width,
-            "height": spec.height, "channels": spec.channels, "sample": spec.sample,
-            "mask": None, "offset": (0, 0), "inputs": {}, "transfer": "srgb"}
+    return Request(op, params, Source(imaging.to_pixels(image)))
 
 
 @pytest.fixture
@@ -138,7 +137,8 @@ def test_a_job_runs_off_the_gui_thread_and_reports_progress(app, connected, port
     backend.run_async(_request(portraits["astronaut"], "background.remove", {}))
     wait_for(app, lambda: events["finished"] or events["failed"])
     assert not events["failed"]
-    assert [l.name for l in events["finished"][0]] == ["Cut-out [AI rvm]", "Matte [AI rvm]"]
+    assert [layer.name for layer, _ in events["finished"][0]] == ["Cut-out [AI rvm]",
+                                                                  "Matte [AI rvm]"]
     assert "matting" in events["stages"] and panel.progress.value() >= 85
 
 
@@ -211,3 +211,64 @@ def test_a_backend_that_dies_mid_job_is_started_again_on_the_next_run(app, portr
         info = discovery.read(state)
         if info is not None:
             os.kill(info["pid"], signal.SIGTERM)
+
+
+def test_the_controller_builds_a_request_from_the_panel_and_the_layers_it_reads(
+        app, capabilities, portraits):
+    panel = LimnerPanel()
+    panel.set_capabilities(capabilities)
+    panel.set_layers(["Backdrop"])
+    panel.select_operation("style")
+    controls = panel.controls["style"]
+    controls["preset"].widget.setCurrentText("reference")
+    controls["reference"].layer.setCurrentText("Backdrop")
+    layers = {None: Source(imaging.to_pixels(portraits["astronaut"]), b"\xff" * 4, (3, 4)),
+              "Backdrop": Source(imaging.to_pixels(portraits["grace_hopper"]))}
+    read = []
+
+    def reader(name):
+        read.append(name)
+        if name not in layers:
+            raise UnsupportedLayer(f"no layer named {name!r}")
+        return layers[name]
+
+    controller = Controller()
+    request = controller.build(panel.operation(), panel.values(), reader)
+    assert sorted(read, key=str) == ["Backdrop", None]
+    assert request.op == "style" and request.params["preset"] == "reference"
+    assert "reference" not in request.params and request.inputs["reference"].width == 512
+    assert request.source.offset == (3, 4) and request.title == "Limner: Stylize (reference)"
+    assert controller.start(request, "context") and not controller.start(request)
+    assert controller.finish() == (request, "context") and controller.pending is None
+    controls["reference"].layer.setCurrentText("Gone")     # a layer deleted meanwhile
+    controls["reference"].layer.addItem("Gone")
+    controls["reference"].layer.setCurrentText("Gone")
+    with pytest.raises(UnsupportedLayer, match="no layer named 'Gone'"):
+        controller.build(panel.operation(), panel.values(), reader)
+
+
+def test_states_are_an_enum_the_signals_carry_as_text(app):
+    panel = LimnerPanel()
+    panel.set_state("busy")
+    assert panel.state is State.BUSY and panel.cancel_button.isEnabled()
+    with pytest.raises(ValueError):
+        panel.set_state("asleep")
+
+
+@pytest.mark.parametrize("sample, typecode", [("u8", "B"), ("u16", "H"), ("f32", "f")])
+def test_kritaio_pixel_helpers(sample, typecode):
+    from array import array
+
+    one = {"u8": 255, "u16": 65535, "f32": 1.0}[sample]
+    bgra = array(typecode, [1, 2, 3, one, 4, 5, 6, one]).tobytes()
+    assert array(typecode, kritaio.swap_red_blue(bgra, typecode)).tolist() == \
+        [3, 2, 1, one, 6, 5, 4, one]
+    grey = array(typecode, [7, 8]).tobytes()
+    assert array(typecode, kritaio.to_rgba(grey, 1, sample, typecode)).tolist() == \
+        [7, 7, 7, one, 8, 8, 8, one]
+    rgb = array(typecode, [1, 2, 3]).tobytes()
+    assert array(typecode, kritaio.to_rgba(rgb, 3, sample, typecode)).tolist() == [1, 2, 3, one]
+    if sample == "u16":
+        assert kritaio.to_u8(array("H", [0x1234, 0xFF00]).tobytes(), "u16") == b"\x12\xff"
+    if sample == "f32":
+        assert kritaio.to_u8(array("f", [0.0, 0.5, 2.0]).tobytes(), "f32") == b"\x00\x80\xff"

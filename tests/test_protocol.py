@@ -112,9 +112,9 @@ def test_decode_errors(text, code):
 
 
 def test_run_message_round_trips():
-    msg = protocol.decode(protocol.run("j1", "background.remove", {"engine": "rvm"},
+    msg = protocol.decode(protocol.RunRequest("j1", "background.remove", {"engine": "rvm"},
                                        BufferSpec(1, 3, 2, 4, "f32"), BufferSpec(2, 3, 2, 1, "u8"),
-                                       (10, -4)), protocol.CLIENT_TYPES)
+                                       offset=(10, -4)).to_json(), protocol.CLIENT_TYPES)
     assert msg["op"] == "background.remove" and msg["offset"] == [10, -4]
     assert BufferSpec.from_json(msg["image"], "image").nbytes == 3 * 2 * 4 * 4
     assert BufferSpec.from_json(msg["mask"], "mask") == BufferSpec(2, 3, 2, 1, "u8")

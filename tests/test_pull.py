@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import forget_loaded_engines, run_array, use_hub
+from conftest import run_array, use_hub
 from fake_hub import FakeHub
 from limner import models, protocol
 from limner.client import BackendError, Client
@@ -31,11 +31,10 @@ def weights(tmp_path):
 
 
 @pytest.fixture
-def hub(weights, tmp_path, monkeypatch):
+def hub(weights, tmp_path, monkeypatch, fresh_engines):
     with FakeHub({LORA.repo: weights,
                   models.MODELS["birefnet-matting"].repo: weights}) as running:
         use_hub(monkeypatch, tmp_path / "cache", running.url)
-        forget_loaded_engines(monkeypatch)
         monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "by-hand"))
         yield running
 
@@ -99,7 +98,8 @@ def test_a_cancelled_pull_stops_within_a_megabyte_and_a_later_one_completes(
 
 
 def test_a_pulled_model_is_where_its_engine_loads_it(server, tiny_model_folder, tmp_path,
-                                                      monkeypatch, small_portrait):
+                                                      fresh_engines, monkeypatch,
+                                                      small_portrait):
     """The real LCM-LoRA of the tiny pipeline, pulled into the cache, serves the
     diffusion style's fast mode (SD 1.5 itself from a folder filled by hand)."""
     by_hand = tmp_path / "by-hand"
@@ -107,7 +107,6 @@ def test_a_pulled_model_is_where_its_engine_loads_it(server, tiny_model_folder, 
     (by_hand / "sd15").symlink_to(tiny_model_folder / "sd15")
     with FakeHub({LORA.repo: tiny_model_folder / "lcm-lora-sd15"}) as running:
         use_hub(monkeypatch, tmp_path / "cache", running.url)
-        forget_loaded_engines(monkeypatch)
         monkeypatch.setenv("LIMNER_MODELS_DIR", str(by_hand))
         with Client(server.uri, server.server.token) as c:
             c.pull("lcm-lora-sd15")
@@ -132,7 +131,7 @@ def test_hub_errors_and_unknown_models_are_reported(client, tmp_path, monkeypatc
 def test_a_client_that_leaves_mid_download_stops_it(server, hub):
     hub.delay = 0.02
     with Client(server.uri, server.server.token) as leaving:
-        leaving.ws.send(protocol.pull("going", "lcm-lora-sd15"))
+        leaving.ws.send(protocol.Pull("going", "lcm-lora-sd15").to_json())
         while hub.bytes_sent < (2 << 20):
             time.sleep(0.05)
     time.sleep(1)

@@ -25,7 +25,7 @@ SMALL = np.arange(6 * 5 * 4, dtype=np.uint8).reshape(6, 5, 4)
 def echo_still_works(ws) -> None:
     """The connection is healthy: a well-formed echo job completes on it."""
     spec = BufferSpec(99, 5, 6, 4, "u8")
-    ws.send(protocol.run("after", "diagnostics.echo", {}, spec))
+    ws.send(protocol.RunRequest("after", "diagnostics.echo", {}, spec).to_json())
     for frame in protocol.frames(spec, SMALL.tobytes()):
         ws.send(frame)
     while (msg := next_text(ws))["type"] == protocol.PROGRESS:
@@ -68,9 +68,9 @@ def test_browser_connections_are_refused(server):
 
 
 @pytest.mark.parametrize("first", [
-    protocol.hello("wrong-token", "pytest"),
+    protocol.Hello("wrong-token", "pytest").to_json(),
     json.dumps({"type": "hello", "protocol": 1}),
-    protocol.cancel("x"),
+    protocol.Cancel("x").to_json(),
     "{not json",
 ])
 def test_missing_or_wrong_token_is_refused(server, first):
@@ -167,7 +167,7 @@ def _run_msg(**overrides) -> str:
     (_run_msg(preview_side=5), protocol.E_BAD_MESSAGE, "preview_side must be an integer"),
     (_run_msg(preview_side="small"), protocol.E_BAD_MESSAGE, "preview_side must be"),
     (_run_msg(preview_side=True), protocol.E_BAD_MESSAGE, "preview_side must be"),
-    (protocol.cancel("nobody"), protocol.E_UNKNOWN_JOB, "no waiting or running job"),
+    (protocol.Cancel("nobody").to_json(), protocol.E_UNKNOWN_JOB, "no waiting or running job"),
 ])
 def test_bad_messages_get_clear_errors_and_the_connection_survives(raw, text, code, words):
     raw.send(text)
@@ -197,7 +197,7 @@ def _frame(spec, offset, payload, last=True):
 ])
 def test_buffer_whose_length_disagrees_with_its_header(raw, payload, words):
     spec = BufferSpec(1, 5, 6, 4, "u8")
-    raw.send(protocol.run("bad", "diagnostics.echo", {}, spec))
+    raw.send(protocol.RunRequest("bad", "diagnostics.echo", {}, spec).to_json())
     raw.send(_frame(spec, 0, payload))
     msg = next_text(raw)
     assert msg["code"] == protocol.E_SIZE_MISMATCH and msg["job"] == "bad"
@@ -207,7 +207,7 @@ def test_buffer_whose_length_disagrees_with_its_header(raw, payload, words):
 
 def test_frame_for_an_undeclared_buffer(raw):
     spec = BufferSpec(1, 5, 6, 4, "u8")
-    raw.send(protocol.run("bad", "diagnostics.echo", {}, spec))
+    raw.send(protocol.RunRequest("bad", "diagnostics.echo", {}, spec).to_json())
     raw.send(_frame(BufferSpec(42, 5, 6, 4, "u8"), 0, SMALL.tobytes()))
     msg = next_text(raw)
     assert msg["code"] == protocol.E_SIZE_MISMATCH and "not one the run declared" in msg["message"]
@@ -217,7 +217,7 @@ def test_frame_for_an_undeclared_buffer(raw):
 def test_oversized_message_closes_only_that_connection(tmp_path):
     with ServerThread(port=0, state_dir=tmp_path, max_message_bytes=64 * 1024) as small:
         with connect(small.uri, compression=None) as ws:
-            ws.send(protocol.hello(small.server.token, "pytest"))
+            ws.send(protocol.Hello(small.server.token, "pytest").to_json())
             next_text(ws)
             ws.send(b"\0" * (65 * 1024))
             with pytest.raises(ConnectionClosed) as closed:
@@ -289,9 +289,9 @@ def test_disconnect_mid_job_cancels_it_and_the_server_keeps_serving(server, port
     image = _bigger(portraits["grace_hopper"])
     spec = BufferSpec(1, image.shape[1], image.shape[0], 3, "u8")
     with connect(server.uri, compression=None) as ws:
-        ws.send(protocol.hello(server.server.token, "leaver"))
+        ws.send(protocol.Hello(server.server.token, "leaver").to_json())
         next_text(ws)
-        ws.send(protocol.run("leaving", "background.remove", {}, spec))
+        ws.send(protocol.RunRequest("leaving", "background.remove", {}, spec).to_json())
         for frame in protocol.frames(spec, image.tobytes()):
             ws.send(frame)
         while next_text(ws)["stage"] != "matting":
@@ -343,10 +343,9 @@ def test_linear_light_layers_are_processed_in_srgb_and_come_back_linear(client, 
     linear = imaging.decode_srgb(srgb)
     mask = np.zeros(srgb.shape[:2], np.uint8)
     mask[100:400, 100:400] = 255
-    spec, data = imaging.to_bytes(linear)
-    layers = client.run("background.blur", {}, data, spec.width, spec.height, spec.channels,
-                        spec.sample, mask=mask.tobytes(), transfer="linear")
-    out = imaging.from_bytes(layers[0].data, layers[0].spec)
+    (_, pixels), = client.run("background.blur", {}, imaging.to_pixels(linear),
+                              mask=mask.tobytes(), transfer="linear")
+    out = imaging.from_pixels(pixels)
     assert np.array_equal(out[mask == 0], linear[mask == 0])
     (_, expected), = run_array(client, "background.blur", {}, srgb, mask)
     inside = mask == 255
@@ -359,9 +358,9 @@ def test_linear_light_layers_are_processed_in_srgb_and_come_back_linear(client, 
 def test_a_second_run_while_pixels_are_arriving_is_busy_and_the_first_goes_on(raw):
     spec = BufferSpec(1, 5, 6, 4, "u8")
     frames = list(protocol.frames(spec, SMALL.tobytes(), chunk_bytes=40))
-    raw.send(protocol.run("first", "diagnostics.echo", {}, spec))
+    raw.send(protocol.RunRequest("first", "diagnostics.echo", {}, spec).to_json())
     raw.send(frames[0])
-    raw.send(protocol.run("second", "diagnostics.echo", {}, BufferSpec(2, 5, 6, 4, "u8")))
+    raw.send(protocol.RunRequest("second", "diagnostics.echo", {}, BufferSpec(2, 5, 6, 4, "u8")).to_json())
     msg = next_text(raw)
     assert msg["code"] == protocol.E_BUSY and msg["job"] == "second"
     assert "'first' is still uploading" in msg["message"]
@@ -374,9 +373,9 @@ def test_a_second_run_while_pixels_are_arriving_is_busy_and_the_first_goes_on(ra
 
 def test_a_job_id_in_use_is_refused(raw):
     spec = BufferSpec(1, 5, 6, 4, "u8")
-    raw.send(protocol.run("same", "diagnostics.echo", {}, spec))
+    raw.send(protocol.RunRequest("same", "diagnostics.echo", {}, spec).to_json())
     raw.send(next(protocol.frames(spec, SMALL.tobytes())))        # job "same" is running
-    raw.send(protocol.run("same", "diagnostics.echo", {}, spec))
+    raw.send(protocol.RunRequest("same", "diagnostics.echo", {}, spec).to_json())
     replies = [next_text(raw) for _ in range(3)]
     refused = [m for m in replies if m["type"] == protocol.ERROR]
     assert refused and refused[0]["code"] == protocol.E_BAD_MESSAGE
@@ -389,7 +388,7 @@ def test_another_protocol_version_is_told_to_update(server):
                             "client": "from the future"}))
         msg = next_text(ws)
         assert msg["code"] == protocol.E_VERSION and "update the plug-in" in msg["message"]
-        ws.send(protocol.hello(server.server.token, "now"))        # and may say hello again
+        ws.send(protocol.Hello(server.server.token, "now").to_json())        # and may say hello again
         assert next_text(ws)["type"] == protocol.WELCOME
 
 
@@ -397,9 +396,9 @@ def test_a_client_that_leaves_mid_upload_leaves_nothing_behind(server):
     spec = BufferSpec(1, 1000, 1000, 4, "u8")
     frames = protocol.frames(spec, bytes(spec.nbytes))
     with connect(server.uri, compression=None) as ws:
-        ws.send(protocol.hello(server.server.token, "leaver"))
+        ws.send(protocol.Hello(server.server.token, "leaver").to_json())
         next_text(ws)
-        ws.send(protocol.run("half", "diagnostics.echo", {}, spec))
+        ws.send(protocol.RunRequest("half", "diagnostics.echo", {}, spec).to_json())
         ws.send(next(frames))
         ws.send(next(frames))
     time.sleep(0.5)

@@ -136,10 +136,8 @@ def test_deep_layers_keep_their_sample_type(client, portraits):
 
 def test_style_from_a_reference_layer_or_file(client, portraits, tmp_path):
     image, reference = portraits["astronaut"], portraits["grace_hopper"]
-    spec, data = imaging.to_bytes(reference)
-    (layer, from_layer), = run_array(
-        client, "style", {"preset": "reference"}, image,
-        inputs={"reference": (data, spec.width, spec.height, spec.channels, spec.sample)})
+    (layer, from_layer), = run_array(client, "style", {"preset": "reference"}, image,
+                                     inputs={"reference": imaging.to_pixels(reference)})
     assert layer.name == "Reference style 100% [AI classic]"
     assert layer.provenance["params"]["reference"] == "layer 512x600"
     path = tmp_path / "reference.png"
@@ -157,8 +155,7 @@ def test_reference_preset_without_a_reference_is_refused(client, portraits):
 
 
 def test_extra_layers_only_for_image_parameters(client, portraits):
-    spec, data = imaging.to_bytes(portraits["grace_hopper"])
     with pytest.raises(BackendError) as err:
         run_array(client, "style", {}, portraits["astronaut"],
-                  inputs={"strength": (data, spec.width, spec.height, 3, "u8")})
+                  inputs={"strength": imaging.to_pixels(portraits["grace_hopper"])})
     assert err.value.code == protocol.E_BAD_PARAMETER and "not an image parameter" in err.value.message

@@ -118,7 +118,7 @@ def _ops(args) -> int:
 
 
 def _models(args) -> int:
-    from . import models
+    from . import engines, models
 
     unknown = [n for n in args.names if n not in models.MODELS]
     if unknown:
@@ -130,7 +130,7 @@ def _models(args) -> int:
             path = models.local_path(info.name)
             print(f"{info.name:<20} {info.size_mb:>5} MB  {info.licence:<22} "
                   f"{'present' if path else 'not present':<12} "
-                  f"{', '.join(info.engines)}: {info.description}")
+                  f"{', '.join(engines.using(info.name))}: {info.description}")
         return 0
     names = args.names or (list(models.MODELS) if args.action == "verify" else [])
     if not names:
@@ -140,7 +140,7 @@ def _models(args) -> int:
         info = models.MODELS[name]
         if args.action == "pull":
             print(f"pulling {name}: {info.repo}, {info.size_mb} MB, licence {info.licence}, "
-                  f"for {', '.join(info.engines)}")
+                  f"for {', '.join(engines.using(info.name))}")
             print(f"{name}: {models.pull(name)}")
         elif args.action == "verify":
             problems = models.verify(name)
@@ -206,7 +206,7 @@ def _connect():
     try:
         client = Client.discover(name="limner-cli")
     except BackendError as exc:
-        if exc.code not in ("not_running", "unreachable"):
+        if exc.code not in (protocol.E_NOT_RUNNING, protocol.E_UNREACHABLE):
             raise
         from .server import ServerThread
 
@@ -249,20 +249,18 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
 
     from .ora import StackLayer, png_bytes, write_ora
 
-    spec, data = imaging.to_bytes(image)
     with tqdm(total=100, desc=f"{stem} {op}", unit="%", leave=False,
               bar_format="{desc}: {percentage:3.0f}% {bar} {postfix}") as bar:
         def progress(job, fraction, stage):
             bar.n = round(fraction * 100)
             bar.set_postfix_str(stage)
 
-        layers = client.run(op, params, data, spec.width, spec.height, spec.channels,
-                            spec.sample, mask=None if mask is None else mask.tobytes(),
-                            on_progress=progress)
+        layers = client.run(op, params, imaging.to_pixels(image),
+                            mask=None if mask is None else mask.tobytes(), on_progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     written, stack = [], []
-    for layer in layers:
-        pixels = imaging.from_bytes(layer.data, layer.spec)
+    for layer, received in layers:
+        pixels = imaging.from_pixels(received)
         path = out / f"{stem}-{_slug(layer.name)}.png"
         path.write_bytes(png_bytes(pixels))
         written.append(path)
@@ -278,5 +276,6 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     write_ora(ora_path, stack, image.shape[1], image.shape[0])
     provenance = out / f"{stem}-{job}.provenance.json"
     provenance.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
-                                       "provenance": l.provenance} for l in layers], indent=2))
+                                       "provenance": l.provenance} for l, _ in layers],
+                                     indent=2))
     return [*written, ora_path, provenance]

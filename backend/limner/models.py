@@ -27,7 +27,6 @@ class ModelInfo:
     repo: str
     size_mb: int                       # download size of the files pulled
     licence: str
-    engines: tuple[str, ...]           # "kind/engine" names that need it
     description: str
     allow_patterns: tuple[str, ...] = ("*.json", "*.txt", "*.safetensors")
     revision: str = "main"
@@ -38,31 +37,30 @@ _DIFFUSERS_FP16 = ("model_index.json", "*/config.json", "*/*.json", "*/*.txt",
 
 MODELS = {m.name: m for m in [
     ModelInfo("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", 2130,
-              "CreativeML OpenRAIL-M", ("style/diffusion", "relight/ic-light",
-                                        "background/generate"),
+              "CreativeML OpenRAIL-M",
               "Stable Diffusion 1.5 (fp16): img2img for the diffusion style engine",
               _DIFFUSERS_FP16),
     ModelInfo("sd15-inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", 2130,
-              "CreativeML OpenRAIL-M", ("style/diffusion", "background/generate"),
+              "CreativeML OpenRAIL-M",
               "Stable Diffusion 1.5 inpainting (fp16): diffusion style within a selection",
               _DIFFUSERS_FP16),
     ModelInfo("controlnet-lineart", "lllyasviel/control_v11p_sd15_lineart", 723,
-              "CreativeML OpenRAIL-M", ("style/diffusion",),
+              "CreativeML OpenRAIL-M",
               "ControlNet 1.1 lineart (fp16): keeps the photo's lines under the diffusion style",
               ("config.json", "diffusion_pytorch_model.fp16.safetensors")),
     ModelInfo("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", 135, "OpenRAIL++",
-              ("style/diffusion", "background/generate"), "LCM-LoRA for SD 1.5: the diffusion style's few-step mode",
+              "LCM-LoRA for SD 1.5: the diffusion style's few-step mode",
               ("pytorch_lora_weights.safetensors",)),
     # its code runs as transformers remote code, so the revision is pinned, not "main"
     ModelInfo("birefnet-matting", "ZhengPeng7/BiRefNet-matting", 885, "MIT",
-              ("matting/birefnet",), "BiRefNet matting (Swin-L, 1024 px, soft alpha for "
+              "BiRefNet matting (Swin-L, 1024 px, soft alpha for "
               "hair); its model code comes with it", ("config.json", "*.py", "model.safetensors"),
               revision="eccde0a8cbdce7ac5fecfeb06340fe7b949e85d9"),
     ModelInfo("ic-light-fc", "lllyasviel/ic-light", 1720, "Apache-2.0",
-              ("relight/ic-light",), "IC-Light foreground-conditioned offsets for SD 1.5 "
+              "IC-Light foreground-conditioned offsets for SD 1.5 "
               "(needs sd15 too)", ("iclight_sd15_fc.safetensors",)),
     ModelInfo("ic-light-fbc", "lllyasviel/ic-light", 1720, "Apache-2.0",
-              ("background/generate",), "IC-Light background-conditioned offsets: relights "
+              "IC-Light background-conditioned offsets: relights "
               "the subject to match a generated background (needs sd15 too)",
               ("iclight_sd15_fbc.safetensors",)),
 ]}
@@ -117,10 +115,11 @@ def require(name: str) -> Path:
     return path
 
 
-def describe_all() -> list[dict]:
-    """Every model as the capabilities show it: what it is, its cost, and whether it is here."""
+def describe_all(using: Callable[[str], list[str]]) -> list[dict]:
+    """Every model as the capabilities show it: what it is, its cost, whether it is here,
+    and the engines that use it (`using`: engines.using, which knows them)."""
     return [{"name": m.name, "size_mb": m.size_mb, "licence": m.licence,
-             "engines": list(m.engines), "description": m.description,
+             "engines": using(m.name), "description": m.description,
              "present": local_path(m.name) is not None} for m in MODELS.values()]
 
 

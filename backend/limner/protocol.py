@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 7421
@@ -32,22 +33,24 @@ MAX_SIDE = 32768
 #: The range of a run's preview_side, in pixels.
 PREVIEW_SIDES = (16, 4096)
 
-# Message types.
-HELLO = "hello"          # client -> server: {protocol, token, client}
-WELCOME = "welcome"      # server -> client: {protocol, server, capabilities}
-RUN = "run"              # client -> server: {job, op, params, image, mask?, inputs?, offset?,
-#                          transfer?: "srgb" (default) or "linear" samples,
-#                          preview_side?: answer a quick preview, the image scaled down to
-#                          this long side first (PREVIEW_SIDES); the result's layers come
-#                          at that size, the main layer only}
-CANCEL = "cancel"        # client -> server: {job} (a run or a pull)
-PULL = "pull"            # client -> server: {job, model}: download a model, with progress
-PULLED = "pulled"        # server -> client: {job, model, path}: the pull finished
-PROGRESS = "progress"    # server -> client: {job, fraction, stage}
-RESULT = "result"        # server -> client: {job, layers: [...]}, then the layers' frames
-ERROR = "error"          # server -> client: {code, message, job?}
+# Message types: each is one class below (Hello, Welcome, RunRequest, ...), the only
+# definition of its fields.
+HELLO = "hello"
+WELCOME = "welcome"
+RUN = "run"
+CANCEL = "cancel"
+PULL = "pull"
+PULLED = "pulled"
+PROGRESS = "progress"
+RESULT = "result"
+ERROR = "error"
 CLIENT_TYPES = (HELLO, RUN, CANCEL, PULL)
 SERVER_TYPES = (WELCOME, PROGRESS, RESULT, PULLED, ERROR)
+
+#: what this side speaks beyond protocol 1's first release; the welcome lists the
+#: backend's, and a client that needs one the backend lacks is told which (a backend from
+#: before a feature would ignore its field: a linear-light layer taken for sRGB)
+FEATURES = ("transfer", "inputs", "pull", "preview")
 
 # Error codes: a client can branch on these; the message is for people.
 E_BAD_JSON = "bad_json"
@@ -55,6 +58,7 @@ E_UNKNOWN_TYPE = "unknown_type"
 E_BAD_MESSAGE = "bad_message"
 E_AUTH = "auth"
 E_VERSION = "version"
+E_MISSING_FEATURE = "missing_feature"
 E_UNKNOWN_OPERATION = "unknown_operation"
 E_BAD_PARAMETER = "bad_parameter"
 E_BAD_BUFFER = "bad_buffer"
@@ -68,6 +72,11 @@ E_CANCELLED = "cancelled"
 E_UNKNOWN_JOB = "unknown_job"
 E_OPERATION_FAILED = "operation_failed"
 E_MODEL_MISSING = "model_missing"
+# ... and the client's own, for a backend it cannot talk to
+E_UNREACHABLE = "unreachable"      # nothing answers at the address
+E_NOT_RUNNING = "not_running"      # no discovery file: no backend started
+E_CLOSED = "closed"                # the backend closed the connection
+E_TIMEOUT = "timeout"              # the backend sent nothing for too long
 
 # WebSocket close codes used by the server.
 CLOSE_POLICY = 1008      # authentication failed
@@ -94,7 +103,7 @@ class ProtocolError(Exception):
         self.job = job
 
     def to_message(self) -> str:
-        return error(self.code, self.message, self.job)
+        return ErrorMessage(self.code, self.message, self.job).to_json()
 
 
 def shown(value, limit: int = 80) -> str:
@@ -137,57 +146,6 @@ def is_number(value) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
-
-
-def hello(token: str, client: str) -> str:
-    return encode(HELLO, protocol=PROTOCOL_VERSION, token=token, client=client)
-
-
-def welcome(server: str, capabilities: dict) -> str:
-    return encode(WELCOME, protocol=PROTOCOL_VERSION, server=server, capabilities=capabilities)
-
-
-def run(job: str, op: str, params: dict, image: BufferSpec, mask: BufferSpec | None = None,
-        offset: tuple[int, int] = (0, 0), inputs: dict[str, BufferSpec] | None = None,
-        transfer: str = "srgb", preview_side: int | None = None) -> str:
-    """`inputs`: extra layers for parameters of kind "image", by parameter name.
-    `transfer`: "linear" when the samples are linear light (Krita's g10 profiles); the
-    result layers come back in the same encoding. `preview_side`: a preview, worked out
-    on the image scaled down to this long side (what a dragged light control asks for:
-    work the backend can keep about the layer, such as relight's geometry, is reused
-    between previews of the same pixels)."""
-    return encode(RUN, job=job, op=op, params=params, image=image.to_json(),
-                  mask=mask.to_json() if mask else None, offset=list(offset),
-                  inputs={name: spec.to_json() for name, spec in (inputs or {}).items()},
-                  transfer=transfer, preview_side=preview_side)
-
-
-def cancel(job: str) -> str:
-    return encode(CANCEL, job=job)
-
-
-def pull(job: str, model: str) -> str:
-    """Download one of capabilities["models"]; progress messages carry the bytes so far."""
-    return encode(PULL, job=job, model=model)
-
-
-def pulled(job: str, model: str, path: str) -> str:
-    return encode(PULLED, job=job, model=model, path=path)
-
-
-def progress(job: str, fraction: float, stage: str) -> str:
-    return encode(PROGRESS, job=job, fraction=round(float(fraction), 4), stage=stage)
-
-
-def result(job: str, layers: list[dict]) -> str:
-    """`layers`: [{name, role, blend ("normal", "multiply" or "dodge": colour dodge),
-    visible, offset, buffer: BufferSpec.to_json(),
-    provenance}] in stack order, top first; each layer's frames follow in that order."""
-    return encode(RESULT, job=job, layers=layers)
-
-
-def error(code: str, message: str, job: str | None = None) -> str:
-    return encode(ERROR, code=code, message=message[:2000], job=job)
 
 
 # --------------------------------------------------------------------------- pixel buffers
@@ -244,6 +202,22 @@ class BufferSpec:
                                              f"{spec.nbytes / 2**20:.0f} MiB, over this server's "
                                              f"limit of {max_bytes / 2**20:.0f} MiB")
         return spec
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """A layer's raw samples as the protocol carries them: little-endian, row-major,
+    interleaved channels (R, G, B[, A]; one channel for a mask or matte). What the
+    client sends and returns, and what the plug-ins read from and write to the editors."""
+
+    data: bytes | bytearray | memoryview
+    width: int
+    height: int
+    channels: int
+    sample: str                  # u8, u16 or f32
+
+    def spec(self, buffer_id: int) -> BufferSpec:
+        return BufferSpec(buffer_id, self.width, self.height, self.channels, self.sample)
 
 
 def frames(spec: BufferSpec, data, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -329,3 +303,365 @@ class BufferAssembler:
                                                      f"{s.sample} needs {s.nbytes}")
             self.done = True
         return self.done
+
+
+# --------------------------------------------------------------------------- control messages
+# One class per message type: to_json() writes it, from_json(obj) checks a decoded one and
+# raises ProtocolError with the E_* code a peer can act on. Both the backend and the client
+# use them, so each message's layout is written here once.
+
+def _fields(obj: dict, allowed: tuple[str, ...]) -> None:
+    """A message field this side does not know is refused, never ignored: it means a
+    newer peer relies on something this one would silently not do."""
+    unknown = sorted(set(obj) - {"type", *allowed})
+    if unknown:
+        raise ProtocolError(E_BAD_MESSAGE, f"{obj['type']}: unknown field "
+                                           f"{shown(unknown[0])}; this side speaks protocol "
+                                           f"{PROTOCOL_VERSION} with {', '.join(FEATURES)}")
+
+
+def _job(obj: dict) -> str:
+    job = obj.get("job")
+    if not isinstance(job, str) or not 0 < len(job) <= 64:
+        raise ProtocolError(E_BAD_MESSAGE, f"{obj['type']}.job must be a string id of 1 to 64 "
+                                           "characters")
+    return job
+
+
+def _text(obj: dict, key: str, default: str | None = None) -> str:
+    value = obj.get(key, default)
+    if not isinstance(value, str):
+        raise ProtocolError(E_BAD_MESSAGE, f"{obj['type']}.{key} must be a string, got "
+                                           f"{shown(value)}")
+    return value
+
+
+def _features(obj: dict) -> tuple[str, ...]:
+    value = obj.get("features", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProtocolError(E_BAD_MESSAGE, f"{obj['type']}.features must be a list of names")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """client -> server, first: who is asking, with the discovery file's token, and the
+    features it will use."""
+
+    token: str
+    client: str
+    protocol: int = PROTOCOL_VERSION
+    features: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return encode(HELLO, protocol=self.protocol, token=self.token, client=self.client,
+                      features=list(self.features))
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Hello:
+        _fields(obj, ("protocol", "token", "client", "features"))
+        token = obj.get("token")
+        if not isinstance(token, str):
+            raise ProtocolError(E_AUTH, "missing or wrong token; read it from the discovery "
+                                        "file")
+        return cls(token, _text(obj, "client", ""), obj.get("protocol"), _features(obj))
+
+    def check(self, token: str) -> None:
+        """Raise unless this hello carries `token`, speaks our version and asks only for
+        features we have."""
+        if not secrets.compare_digest(self.token.encode("utf-8", "surrogatepass"),
+                                      token.encode()):
+            raise ProtocolError(E_AUTH, "missing or wrong token; read it from the discovery "
+                                        "file")
+        if self.protocol != PROTOCOL_VERSION:
+            raise ProtocolError(E_VERSION, f"this backend speaks protocol {PROTOCOL_VERSION}, "
+                                           f"the client {shown(self.protocol)}; update the "
+                                           "plug-in")
+        missing = [name for name in self.features if name not in FEATURES]
+        if missing:
+            raise ProtocolError(E_MISSING_FEATURE,
+                                f"this backend lacks {', '.join(missing)}; update it")
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """server -> client: the backend's name, its capabilities (operations, engines,
+    models, limits) and the features it speaks (none listed: older than features)."""
+
+    server: str
+    capabilities: dict
+    protocol: int = PROTOCOL_VERSION
+    features: tuple[str, ...] = FEATURES
+
+    def to_json(self) -> str:
+        return encode(WELCOME, protocol=self.protocol, server=self.server,
+                      capabilities=self.capabilities, features=list(self.features))
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Welcome:
+        capabilities = obj.get("capabilities")
+        if not isinstance(capabilities, dict):
+            raise ProtocolError(E_BAD_MESSAGE, "welcome.capabilities must be an object")
+        return cls(_text(obj, "server", ""), capabilities, obj.get("protocol"),
+                   _features(obj))
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """client -> server: run an operation on a layer whose buffers follow as binary
+    frames: `image` (3 or 4 channels), `mask` (1 channel u8, the image's size), `inputs`
+    (extra layers for parameters of kind "image", by name). `offset`: where the layer
+    sits, added to the result layers' offsets. `transfer`: "linear" when the samples are
+    linear light (the results come back so too). `preview_side`: a quick preview, worked
+    out on the image scaled down to this long side; the main layer only, at that size
+    (work kept about the layer, such as relight's geometry, is reused between previews)."""
+
+    job: str
+    op: str
+    params: dict
+    image: BufferSpec
+    mask: BufferSpec | None = None
+    inputs: dict[str, BufferSpec] = field(default_factory=dict)
+    offset: tuple[int, int] = (0, 0)
+    transfer: str = "srgb"
+    preview_side: int | None = None
+
+    FIELDS = ("job", "op", "params", "image", "mask", "inputs", "offset", "transfer",
+              "preview_side")
+
+    def features(self) -> tuple[str, ...]:
+        """The FEATURES this request relies on."""
+        return tuple(name for name, used in (("transfer", self.transfer != "srgb"),
+                                             ("inputs", bool(self.inputs)),
+                                             ("preview", self.preview_side is not None))
+                     if used)
+
+    def buffers(self) -> list[BufferSpec]:
+        """The buffers whose frames follow, in the order they are sent."""
+        return [spec for spec in (self.image, self.mask, *self.inputs.values()) if spec]
+
+    def to_json(self) -> str:
+        return encode(RUN, job=self.job, op=self.op, params=self.params,
+                      image=self.image.to_json(),
+                      mask=self.mask.to_json() if self.mask else None,
+                      offset=list(self.offset),
+                      inputs={name: spec.to_json() for name, spec in self.inputs.items()},
+                      transfer=self.transfer, preview_side=self.preview_side)
+
+    @classmethod
+    def from_json(cls, obj: dict, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES
+                  ) -> RunRequest:
+        job = _job(obj)
+        try:
+            return cls._checked(obj, job, max_buffer_bytes)
+        except ProtocolError as exc:
+            exc.job = job
+            raise
+
+    @classmethod
+    def _checked(cls, obj: dict, job: str, limit: int) -> RunRequest:
+        _fields(obj, cls.FIELDS)
+        op = obj.get("op")
+        if not isinstance(op, str):
+            raise ProtocolError(E_UNKNOWN_OPERATION, f"unknown operation {shown(op)}")
+        params = obj.get("params") or {}
+        if not isinstance(params, dict):
+            raise ProtocolError(E_BAD_PARAMETER, "params must be a JSON object")
+        image = BufferSpec.from_json(obj.get("image"), "image", limit, (3, 4))
+        mask = None
+        if obj.get("mask") is not None:
+            mask = BufferSpec.from_json(obj["mask"], "mask", limit)
+            if (mask.width, mask.height, mask.channels, mask.sample) != \
+                    (image.width, image.height, 1, "u8"):
+                raise ProtocolError(E_MASK_SIZE, f"the mask must be {image.width}x"
+                                                 f"{image.height}x1 u8 like the image, got "
+                                                 f"{mask.width}x{mask.height}x{mask.channels} "
+                                                 f"{mask.sample}")
+        inputs = obj.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise ProtocolError(E_BAD_MESSAGE, "run.inputs must be an object")
+        inputs = {name: BufferSpec.from_json(spec, name, limit, (3, 4))
+                  for name, spec in inputs.items()}
+        ids = [spec.id for spec in (image, mask, *inputs.values()) if spec]
+        if len(set(ids)) != len(ids):
+            raise ProtocolError(E_BAD_BUFFER, "every buffer of a run needs its own id")
+        transfer = obj.get("transfer", "srgb")
+        if transfer not in ("srgb", "linear"):
+            raise ProtocolError(E_BAD_MESSAGE, 'run.transfer must be "srgb" or "linear", got '
+                                               f"{shown(transfer)}")
+        preview_side = obj.get("preview_side")
+        low, high = PREVIEW_SIDES
+        if preview_side is not None and not (isinstance(preview_side, int) and
+                                             not isinstance(preview_side, bool) and
+                                             low <= preview_side <= high):
+            raise ProtocolError(E_BAD_MESSAGE, f"run.preview_side must be an integer from "
+                                               f"{low} to {high}, or null")
+        offset = obj.get("offset", [0, 0])
+        if not (isinstance(offset, list) and len(offset) == 2 and
+                all(isinstance(v, int) and not isinstance(v, bool) for v in offset)):
+            raise ProtocolError(E_BAD_MESSAGE, "run.offset must be [x, y] integers")
+        return cls(job, op, params, image, mask, inputs, (offset[0], offset[1]), transfer,
+                   preview_side)
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """client -> server: stop a run (waiting, running or still uploading) or a pull."""
+
+    job: str
+
+    def to_json(self) -> str:
+        return encode(CANCEL, job=self.job)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Cancel:
+        if not isinstance(obj.get("job"), str):
+            raise ProtocolError(E_BAD_MESSAGE, "cancel.job must be a job id (a string)")
+        return cls(obj["job"])
+
+
+@dataclass(frozen=True)
+class Pull:
+    """client -> server: download one of capabilities["models"], with progress."""
+
+    job: str
+    model: str
+
+    def to_json(self) -> str:
+        return encode(PULL, job=self.job, model=self.model)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Pull:
+        _fields(obj, ("job", "model"))
+        job = _job(obj)
+        model = obj.get("model")
+        if not isinstance(model, str):
+            raise ProtocolError(E_BAD_PARAMETER, f"unknown model {shown(model)}", job)
+        return cls(job, model)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """server -> client: how far a job (or a pull: bytes so far) has got."""
+
+    job: str
+    fraction: float
+    stage: str
+
+    def to_json(self) -> str:
+        return encode(PROGRESS, job=self.job, fraction=round(float(self.fraction), 4),
+                      stage=self.stage)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Progress:
+        fraction = obj.get("fraction")
+        if not is_number(fraction):
+            raise ProtocolError(E_BAD_MESSAGE, "progress.fraction must be a number")
+        return cls(_job(obj), float(fraction), _text(obj, "stage", ""))
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """server -> client: a pull finished; `path` is where the model now is."""
+
+    job: str
+    model: str
+    path: str
+
+    def to_json(self) -> str:
+        return encode(PULLED, job=self.job, model=self.model, path=self.path)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Pulled:
+        return cls(_job(obj), _text(obj, "model"), _text(obj, "path"))
+
+
+@dataclass(frozen=True)
+class ResultLayer:
+    """One layer of a result: its buffer's frames follow the result message, in order.
+    `role`: "layer", or "mask" for a matte; `blend`: normal, multiply or dodge (colour
+    dodge); `offset`: in the run's coordinates."""
+
+    name: str
+    buffer: BufferSpec
+    role: str = "layer"
+    offset: tuple[int, int] = (0, 0)
+    blend: str = "normal"
+    visible: bool = True
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "role": self.role, "blend": self.blend,
+                "visible": self.visible, "offset": list(self.offset),
+                "buffer": self.buffer.to_json(), "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, obj) -> ResultLayer:
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            raise ProtocolError(E_BAD_MESSAGE, "a result layer must be an object with a name")
+        offset = obj.get("offset", [0, 0])
+        if not (isinstance(offset, list) and len(offset) == 2 and
+                all(isinstance(v, int) for v in offset)):
+            raise ProtocolError(E_BAD_MESSAGE, "a result layer's offset must be [x, y]")
+        return cls(obj["name"], BufferSpec.from_json(obj.get("buffer"), obj["name"],
+                                                     max_bytes=1 << 62),
+                   obj.get("role", "layer"), (offset[0], offset[1]),
+                   obj.get("blend", "normal"), bool(obj.get("visible", True)),
+                   obj.get("provenance") or {})
+
+
+@dataclass(frozen=True)
+class Result:
+    """server -> client: a job's layers in stack order, top first; each layer's frames
+    follow in that order."""
+
+    job: str
+    layers: tuple[ResultLayer, ...]
+
+    def to_json(self) -> str:
+        return encode(RESULT, job=self.job, layers=[layer.to_dict() for layer in self.layers])
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Result:
+        layers = obj.get("layers")
+        if not isinstance(layers, list):
+            raise ProtocolError(E_BAD_MESSAGE, "result.layers must be a list")
+        return cls(_job(obj), tuple(ResultLayer.from_dict(layer) for layer in layers))
+
+
+@dataclass(frozen=True)
+class ErrorMessage:
+    """server -> client: `code` (an E_* code) for programs, `message` for people; `job`
+    when the error is about one."""
+
+    code: str
+    message: str
+    job: str | None = None
+
+    def to_json(self) -> str:
+        return encode(ERROR, code=self.code, message=self.message[:2000], job=self.job)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> ErrorMessage:
+        job = obj.get("job")
+        return cls(_text(obj, "code"), _text(obj, "message", ""),
+                   job if isinstance(job, str) else None)
+
+    def error(self) -> ProtocolError:
+        return ProtocolError(self.code, self.message, self.job)
+
+
+MESSAGES = {HELLO: Hello, WELCOME: Welcome, RUN: RunRequest, CANCEL: Cancel, PULL: Pull,
+            PROGRESS: Progress, PULLED: Pulled, RESULT: Result, ERROR: ErrorMessage}
+
+
+def message(obj: dict, **limits):
+    """A decoded control message as its class: `limits` go to the classes that take them
+    (RunRequest: max_buffer_bytes)."""
+    kind = MESSAGES[obj["type"]]
+    return kind.from_json(obj, **limits) if kind is RunRequest else kind.from_json(obj)
+
+
+def parse(text: str | bytes, allowed: tuple[str, ...], **limits):
+    """One control message as its class (decode, then message)."""
+    return message(decode(text, allowed), **limits)

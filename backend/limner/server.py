@@ -9,22 +9,22 @@ JobQueue; each result goes back only to the connection that asked for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
+import itertools
 import logging
 import os
 import secrets
 import threading
-import time
 from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from . import __version__, discovery, engines, imaging, models, operations, protocol
-from .jobs import Cancelled, Job, JobQueue
-from .protocol import ProtocolError
+from . import __version__, discovery, downloads, engines, models, operations, protocol
+from .jobs import Job, JobQueue
+from .protocol import ErrorMessage, ProtocolError
+from .transfer import DRAIN_SECONDS, Outbox, Upload, deliver
 
 log = logging.getLogger("limner.server")
 
@@ -32,8 +32,6 @@ log = logging.getLogger("limner.server")
 HELLO_SECONDS = 10
 #: at most this many connections may be waiting to say hello; more are turned away (503)
 MAX_WAITING_FOR_HELLO = 32
-#: how long a closing connection may take to send what it still has queued
-DRAIN_SECONDS = 5
 
 
 class AlreadyRunning(RuntimeError):
@@ -59,7 +57,7 @@ class Server:
 
     def capabilities(self) -> dict:
         return {"operations": operations.schemas(), "engines": engines.describe_all(),
-                "models": models.describe_all(),
+                "models": models.describe_all(engines.using),
                 "samples": list(protocol.SAMPLE_TYPES), "chunk_bytes": protocol.CHUNK_BYTES,
                 "max_message_bytes": self.max_message_bytes,
                 "max_buffer_bytes": self.max_buffer_bytes}
@@ -145,36 +143,36 @@ class Server:
 
 
 class Connection:
-    """One client: authentication, the upload in progress, its jobs, and an outbox that a
-    single sender task drains (so progress and results never interleave mid-buffer, and
-    reading goes on while a large result is written)."""
+    """One client: the handshake, dispatch of its messages, the upload in progress, its
+    jobs and pulls. Checking messages is protocol's; pixels in and out and the outbox,
+    transfer's; pulls, downloads'."""
 
     def __init__(self, server: Server, ws: ServerConnection):
         self.server = server
         self.ws = ws
         self.authed = False
-        self.upload: dict | None = None          # the run whose buffers are arriving
+        self.upload: Upload | None = None        # the run whose buffers are arriving
         self.skip_binary = False                 # frames of a refused run: drop quietly
         self.jobs: dict[str, Job] = {}
         self.pulls: dict[str, threading.Event] = {}   # downloads in progress: their stop flag
-        self.next_buffer = 1
-        self.outbox: asyncio.Queue = asyncio.Queue()
-        self.sending = True                      # until the sender finds the socket gone
+        self.buffer_ids = itertools.count(1)
+        self.outbox = Outbox(ws)
+        self.send = self.outbox.send
         self.loop = asyncio.get_running_loop()
-        # on this machine: file parameters (paths the backend would read) are for local
-        # clients only, should a backend ever listen beyond loopback
+        # file parameters (paths the backend would read) are for clients on this machine,
+        # should a backend ever listen beyond loopback
         host = (ws.remote_address or ("",))[0]
         self.local = host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
     async def serve(self) -> None:
-        sender = asyncio.create_task(self._send_loop())
+        sender = asyncio.create_task(self.outbox.run())
         deadline = self.loop.call_later(HELLO_SECONDS, self._no_hello)
         try:
             async for message in self.ws:
                 try:
                     if isinstance(message, str):
                         self.skip_binary = False
-                        await self._on_text(message)
+                        self._on_text(message)
                     else:
                         self._on_binary(message)
                 except ProtocolError as exc:
@@ -185,14 +183,14 @@ class Connection:
                     if isinstance(message, str) and self.upload is None:
                         self.skip_binary = True
                     if exc.code == protocol.E_AUTH:
-                        await self._drain_then_close(protocol.CLOSE_POLICY, "authentication failed")
+                        await self.outbox.close(protocol.CLOSE_POLICY, "authentication failed")
                         return
                 except Exception:   # a bug must not cost the client its connection
                     log.exception("could not handle a message")
-                    self.send(protocol.error(protocol.E_BAD_MESSAGE,
-                                             "the backend could not handle that message"))
+                    self.send(ErrorMessage(protocol.E_BAD_MESSAGE,
+                                           "the backend could not handle that message").to_json())
                     if not self.authed:
-                        await self._drain_then_close(protocol.CLOSE_POLICY, "bad hello")
+                        await self.outbox.close(protocol.CLOSE_POLICY, "bad hello")
                         return
         except ConnectionClosed:
             pass
@@ -210,311 +208,91 @@ class Connection:
             log.info("closing a connection that sent no hello in %s s", HELLO_SECONDS)
             asyncio.ensure_future(self.ws.close(protocol.CLOSE_POLICY, "no hello in time"))
 
-    # ---------------------------------------------------------------- outgoing
-
-    def send(self, item) -> None:
-        """Queue a text message, or a (BufferSpec, bytes) buffer, for the sender task
-        (dropped once the socket is gone: nobody will read it)."""
-        if self.sending:
-            self.outbox.put_nowait(item)
-
-    async def _send_loop(self) -> None:
-        try:
-            while True:
-                item = await self.outbox.get()
-                try:
-                    if isinstance(item, str):
-                        await self.ws.send(item)
-                    else:
-                        for frame in protocol.frames(*item):
-                            await self.ws.send(frame)
-                finally:
-                    self.outbox.task_done()
-        except ConnectionClosed:
-            pass
-        finally:                     # whatever is left will never go: let drains finish
-            self.sending = False
-            while not self.outbox.empty():
-                self.outbox.get_nowait()
-                self.outbox.task_done()
-
-    async def _drain_then_close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.outbox.join(), DRAIN_SECONDS)
-        await self.ws.close(code, reason)
-
-    # ---------------------------------------------------------------- incoming
-
-    async def _on_text(self, text: str) -> None:
+    def _on_text(self, text: str) -> None:
         if not self.authed:
-            msg = self._decode(text, (protocol.HELLO,), "the first message must be hello")
-            token = msg.get("token")
-            if not isinstance(token, str) or not secrets.compare_digest(
-                    token.encode("utf-8", "surrogatepass"), self.server.token.encode()):
-                raise ProtocolError(protocol.E_AUTH, "missing or wrong token; read it from the "
-                                                     "discovery file")
-            if msg.get("protocol") != protocol.PROTOCOL_VERSION:
-                raise ProtocolError(protocol.E_VERSION,
-                                    f"this backend speaks protocol {protocol.PROTOCOL_VERSION}, "
-                                    f"the client {protocol.shown(msg.get('protocol'))}; update "
-                                    "the plug-in")
-            self.authed = True
-            self.server.waiting_for_hello -= 1
-            self.send(protocol.welcome(f"limner {__version__}", self.server.capabilities()))
+            self._on_hello(text)
             return
-        msg = protocol.decode(text, protocol.CLIENT_TYPES)
-        if msg["type"] == protocol.RUN:
-            self._on_run(msg)
-        elif msg["type"] == protocol.PULL:
-            self._on_pull(msg)
-        elif msg["type"] == protocol.CANCEL:
-            self._on_cancel(msg.get("job"))
-        else:
+        obj = protocol.decode(text, protocol.CLIENT_TYPES)
+        if obj["type"] == protocol.HELLO:
             raise ProtocolError(protocol.E_BAD_MESSAGE, "hello was already received")
+        msg = protocol.message(obj, max_buffer_bytes=self.server.max_buffer_bytes)
+        if isinstance(msg, protocol.RunRequest):
+            self._new_job(msg.job)
+            if self.upload is not None:
+                raise ProtocolError(protocol.E_BUSY, f"job {self.upload.job!r} is still "
+                                                     "uploading; send its buffers first", msg.job)
+            self.upload = Upload.begin(msg, self.local)
+        elif isinstance(msg, protocol.Pull):
+            self._new_job(msg.job)
+            downloads.check(msg)
+            stop = self.pulls[msg.job] = threading.Event()
+            task = asyncio.create_task(downloads.pull(msg.job, msg.model, self.send, stop))
+            task.add_done_callback(lambda _: self.pulls.pop(msg.job, None))
+        else:
+            self._on_cancel(msg.job)
 
-    def _on_cancel(self, job_id) -> None:
-        if not isinstance(job_id, str):
-            raise ProtocolError(protocol.E_BAD_MESSAGE, "cancel.job must be a job id (a string)")
-        if job_id in self.pulls:
-            self.pulls[job_id].set()
-        elif self.upload is not None and self.upload["job"] == job_id:
+    def _on_hello(self, text: str) -> None:
+        try:
+            hello = protocol.parse(text, (protocol.HELLO,))
+        except ProtocolError as exc:
+            raise ProtocolError(protocol.E_AUTH, f"the first message must be hello: "
+                                                 f"{exc.message}") from None
+        hello.check(self.server.token)
+        self.authed = True
+        self.server.waiting_for_hello -= 1
+        self.send(protocol.Welcome(f"limner {__version__}", self.server.capabilities())
+                  .to_json())
+
+    def _new_job(self, job: str) -> None:
+        if job in self.jobs or job in self.pulls:
+            raise ProtocolError(protocol.E_BAD_MESSAGE, f"job id {job!r} is already in use", job)
+
+    def _on_cancel(self, job: str) -> None:
+        if job in self.pulls:
+            self.pulls[job].set()
+        elif self.upload is not None and self.upload.job == job:
             self.upload = None           # its remaining frames are dropped as they come
             self.skip_binary = True
-            self.send(protocol.error(protocol.E_CANCELLED,
-                                     f"job {job_id} was cancelled while uploading", job_id))
-        elif not self.server.jobs.cancel(self, job_id):
+            self.send(ErrorMessage(protocol.E_CANCELLED, f"job {job} was cancelled while "
+                                   "uploading", job).to_json())
+        elif not self.server.jobs.cancel(self, job):
             raise ProtocolError(protocol.E_UNKNOWN_JOB,
-                                f"no waiting or running job {protocol.shown(job_id)}", job_id)
-
-    def _decode(self, text: str, allowed, hint: str) -> dict:
-        try:
-            return protocol.decode(text, allowed)
-        except ProtocolError as exc:
-            raise ProtocolError(protocol.E_AUTH, f"{hint}: {exc.message}") from None
-
-    def _new_job_id(self, msg: dict) -> str:
-        job_id = msg.get("job")
-        if not isinstance(job_id, str) or not 0 < len(job_id) <= 64:
-            raise ProtocolError(protocol.E_BAD_MESSAGE, f"{msg['type']}.job must be a string id "
-                                                        "of 1 to 64 characters")
-        if job_id in self.jobs or job_id in self.pulls:
-            raise ProtocolError(protocol.E_BAD_MESSAGE, f"job id {job_id!r} is already in use",
-                                job_id)
-        return job_id
-
-    def _on_pull(self, msg: dict) -> None:
-        job_id, name = self._new_job_id(msg), msg.get("model")
-        if not isinstance(name, str) or name not in models.MODELS:
-            raise ProtocolError(protocol.E_BAD_PARAMETER, f"unknown model {protocol.shown(name)}"
-                                f"; known: {', '.join(models.MODELS)}", job_id)
-        self.pulls[job_id] = threading.Event()
-        asyncio.create_task(self._pull(job_id, name))
-
-    async def _pull(self, job_id: str, name: str) -> None:
-        """Download on a thread of its own (jobs keep running meanwhile), reporting the
-        bytes at most every 1 % or half second; a cancel stops it at the next chunk."""
-        info, stop, last = models.MODELS[name], self.pulls[job_id], [0.0, -1.0]
-        self.send(protocol.progress(job_id, 0.0, f"downloading {name} ({info.size_mb} MB, "
-                                                 f"{info.licence})"))
-
-        def on_bytes(done: int, total: int) -> None:       # called from the download threads
-            if stop.is_set():
-                raise Cancelled()
-            fraction, now = done / total if total else 0.0, time.monotonic()
-            if fraction - last[1] >= 0.01 or now - last[0] >= 0.5 or done == total:
-                last[:] = now, fraction
-                self.loop.call_soon_threadsafe(self.send, protocol.progress(
-                    job_id, fraction, f"{name}: {done / 2**20:.0f} of {total / 2**20:.0f} MB"))
-
-        try:
-            path = await in_daemon_thread(models.pull, name, on_bytes)
-        except Cancelled:
-            self.send(protocol.error(protocol.E_CANCELLED, f"downloading {name} was cancelled; "
-                                     "pull it again to continue (finished files are kept)",
-                                     job_id))
-        except Exception as exc:  # noqa: BLE001 - the hub's many errors all reach the user
-            self.send(protocol.error(protocol.E_OPERATION_FAILED,
-                                     f"downloading {name} failed: {exc}", job_id))
-        else:
-            self.send(protocol.pulled(job_id, name, str(path)))
-        finally:
-            del self.pulls[job_id]
-
-    def _on_run(self, msg: dict) -> None:
-        job_id = msg.get("job")
-        try:
-            job_id = self._new_job_id(msg)
-            if self.upload is not None:
-                raise ProtocolError(protocol.E_BUSY, f"job {self.upload['job']!r} is still "
-                                                     "uploading; send its buffers first")
-            op = operations.get(msg.get("op"))
-            params = op.validate(msg.get("params"))
-            if not self.local:
-                refuse_file_parameters(op, params)
-            limit = self.server.max_buffer_bytes
-            image = protocol.BufferSpec.from_json(msg.get("image"), "image", limit, (3, 4))
-            mask = None
-            if msg.get("mask") is not None:
-                mask = protocol.BufferSpec.from_json(msg["mask"], "mask", limit)
-                if (mask.width, mask.height, mask.channels, mask.sample) != \
-                        (image.width, image.height, 1, "u8"):
-                    raise ProtocolError(protocol.E_MASK_SIZE,
-                                        f"the mask must be {image.width}x{image.height}x1 u8 like "
-                                        f"the image, got {mask.width}x{mask.height}x"
-                                        f"{mask.channels} {mask.sample}")
-            inputs = self._declared_inputs(op, msg.get("inputs"), limit)
-            ids = [s.id for s in (image, mask, *inputs.values()) if s is not None]
-            if len(set(ids)) != len(ids):
-                raise ProtocolError(protocol.E_BAD_BUFFER, "every buffer of a run needs its own id")
-            transfer = msg.get("transfer", "srgb")
-            if transfer not in ("srgb", "linear"):
-                raise ProtocolError(protocol.E_BAD_MESSAGE, 'run.transfer must be "srgb" or '
-                                                            f'"linear", got {protocol.shown(transfer)}')
-            preview_side = msg.get("preview_side")
-            low, high = protocol.PREVIEW_SIDES
-            if preview_side is not None and (not isinstance(preview_side, int) or
-                                             isinstance(preview_side, bool) or
-                                             not low <= preview_side <= high):
-                raise ProtocolError(protocol.E_BAD_MESSAGE,
-                                    f"run.preview_side must be an integer from {low} to "
-                                    f"{high}, or null")
-            offset = msg.get("offset", [0, 0])
-            if not (isinstance(offset, list) and len(offset) == 2 and
-                    all(isinstance(v, int) and not isinstance(v, bool) for v in offset)):
-                raise ProtocolError(protocol.E_BAD_MESSAGE, "run.offset must be [x, y] integers")
-        except ProtocolError as exc:
-            exc.job = job_id if isinstance(job_id, str) else None
-            raise
-        buffers = {spec.id: protocol.BufferAssembler(spec)
-                   for spec in (image, mask, *inputs.values()) if spec}
-        self.upload = {"job": job_id, "op": op, "params": params, "image": image,
-                       "mask": mask, "inputs": inputs, "offset": offset, "transfer": transfer,
-                       "preview_side": preview_side, "buffers": buffers}
-
-    @staticmethod
-    def _declared_inputs(op, declared, limit: int) -> dict:
-        """Extra layers for the operation's image parameters, by parameter name."""
-        if not declared:
-            return {}
-        if not isinstance(declared, dict):
-            raise ProtocolError(protocol.E_BAD_MESSAGE, "run.inputs must be an object")
-        kinds = {p.name: p.kind for p in op.all_params()}
-        for name in declared:
-            if kinds.get(name) != "image":
-                takes = [n for n, k in kinds.items() if k == "image"]
-                raise ProtocolError(protocol.E_BAD_PARAMETER,
-                                    f"{op.id}: {protocol.shown(name)} is not an image "
-                                    f"parameter; it takes {', '.join(takes) or 'no extra layers'}")
-        return {name: protocol.BufferSpec.from_json(spec, name, limit, (3, 4))
-                for name, spec in declared.items()}
+                                f"no waiting or running job {protocol.shown(job)}", job)
 
     def _on_binary(self, frame: bytes) -> None:
         if self.skip_binary:
             return
         if not self.authed:
             raise ProtocolError(protocol.E_AUTH, "the first message must be hello, not pixels")
-        if self.upload is None:
+        upload = self.upload
+        if upload is None:
             raise ProtocolError(protocol.E_UNEXPECTED_BINARY,
                                 "binary frame with no run waiting for pixels")
-        upload = self.upload
         try:
-            header, payload = protocol.parse_frame(frame)
-            if header.buffer not in upload["buffers"]:
-                raise ProtocolError(protocol.E_SIZE_MISMATCH,
-                                    f"buffer {header.buffer} is not one the run declared "
-                                    f"({', '.join(map(str, upload['buffers']))})")
-            upload["buffers"][header.buffer].add(header, payload)
-        except ProtocolError as exc:
-            exc.job = upload["job"]
-            self.upload = None
-            self.skip_binary = True   # the rest of this upload's frames
+            complete = upload.add(frame)
+        except ProtocolError:
+            self.upload, self.skip_binary = None, True   # and the rest of its frames
             raise
-        if all(b.done for b in upload["buffers"].values()):
+        if complete:
             self.upload = None
             self._start_job(upload)
 
-    def _start_job(self, upload: dict) -> None:
-        image_buf = upload["buffers"][upload["image"].id]
-        image = imaging.from_bytes(image_buf.data, upload["image"])
-        mask = None
-        if upload["mask"] is not None:
-            mask_buf = upload["buffers"][upload["mask"].id]
-            mask = imaging.from_bytes(mask_buf.data, upload["mask"])[:, :, 0]
-        params = dict(upload["params"])
-        for name, spec in upload["inputs"].items():
-            params[name] = imaging.from_bytes(upload["buffers"][spec.id].data, spec)
-        job_id = upload["job"]
+    def _start_job(self, upload: Upload) -> None:
+        request, (image, mask, params) = upload.request, upload.arrays()
 
         def report(fraction: float, stage: str) -> None:   # called from the worker thread
-            self.loop.call_soon_threadsafe(self.send, protocol.progress(job_id, fraction, stage))
+            self.loop.call_soon_threadsafe(
+                self.send, protocol.Progress(request.job, fraction, stage).to_json())
 
-        job = Job(job_id, self, upload["op"], params, image, mask, report,
-                  self.loop.create_future(), transfer=upload["transfer"],
-                  preview_side=upload["preview_side"])
-        self.jobs[job_id] = job
+        job = Job(request.job, self, upload.op, params, image, mask, report,
+                  self.loop.create_future(), transfer=request.transfer,
+                  preview_side=request.preview_side)
+        self.jobs[job.id] = job
         ahead = self.server.jobs.submit(job)
-        self.send(protocol.progress(job_id, 0.0, f"queued ({ahead} ahead)" if ahead else "started"))
-        asyncio.create_task(self._deliver(job, upload["offset"]))
-
-    async def _deliver(self, job: Job, offset: list[int]) -> None:
-        try:
-            layers = await job.done
-        except Cancelled:
-            self.send(protocol.error(protocol.E_CANCELLED, f"job {job.id} was cancelled", job.id))
-            return
-        except ProtocolError as exc:
-            self.send(protocol.error(exc.code, exc.message, job.id))
-            return
-        except Exception as exc:
-            log.exception("job %s failed", job.id)
-            self.send(protocol.error(protocol.E_OPERATION_FAILED, str(exc), job.id))
-            return
-        finally:
-            self.jobs.pop(job.id, None)
-        described, buffers = [], []
-        for layer in layers:
-            spec, data = imaging.to_bytes(layer.pixels)
-            spec = protocol.BufferSpec(self.next_buffer, spec.width, spec.height,
-                                       spec.channels, spec.sample)
-            self.next_buffer += 1
-            described.append({"name": layer.name, "role": layer.role, "blend": layer.blend,
-                              "visible": layer.visible,
-                              "offset": [offset[0] + layer.offset[0], offset[1] + layer.offset[1]],
-                              "buffer": spec.to_json(), "provenance": layer.provenance})
-            buffers.append((spec, data))
-        self.send(protocol.result(job.id, described))
-        for item in buffers:
-            self.send(item)
-
-
-def in_daemon_thread(fn, *args) -> asyncio.Future:
-    """`fn(*args)` on a thread of its own that never holds up the process's exit: a
-    download stuck on an unreachable hub must not keep a stopped backend alive."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def run() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(lambda e=exc: future.done() or future.set_exception(e))
-        else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
-
-    threading.Thread(target=run, name="limner-download", daemon=True).start()
-    return future
-
-
-def refuse_file_parameters(op: operations.Operation, params: dict) -> None:
-    """File parameters name paths on the backend's machine: only a client on that machine
-    may use them (a remote one sends the picture as a layer, in run.inputs)."""
-    named = [p.name for p in op.all_params() if p.kind in ("file", "image")
-             and isinstance(params.get(p.name), str) and params[p.name]]
-    if named:
-        raise ProtocolError(protocol.E_BAD_PARAMETER,
-                            f"{op.id}: {', '.join(named)} name files on the backend's machine, "
-                            "which only a client on that machine may do; send the picture as "
-                            "a layer (run.inputs)")
+        self.send(protocol.Progress(job.id, 0.0, f"queued ({ahead} ahead)" if ahead
+                                    else "started").to_json())
+        task = asyncio.create_task(deliver(job, request.offset, self.send, self.buffer_ids))
+        task.add_done_callback(lambda _: self.jobs.pop(job.id, None))
 
 
 class ServerThread:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import uuid
 
+from .controller import Request, State
 from .qt import QtCore, Signal
 
 
 class Backend(QtCore.QObject):
-    state_changed = Signal(str, str)       # state, message
+    state_changed = Signal(str, str)       # a State, message
     capabilities_ready = Signal(object)    # the welcome's capabilities
     progress = Signal(float, str)
     finished = Signal(object, object)      # the request, the result layers
@@ -28,25 +29,33 @@ class Backend(QtCore.QObject):
     def connect_async(self) -> None:
         threading.Thread(target=self._connect_guarded, daemon=True).start()
 
-    def run_async(self, request: dict) -> str:
+    def run_async(self, request: Request) -> str:
         """Start a job; returns its id (for cancel)."""
-        self.job = request["job"] = uuid.uuid4().hex[:12]
+        self.job = request.job = uuid.uuid4().hex[:12]
         threading.Thread(target=self._run, args=(request,), daemon=True).start()
         return self.job
 
     def cancel(self) -> None:
-        client, job = self.client, self.job
+        with self._lock:
+            client, job = self.client, self.job
         if client is not None and job is not None:
             try:
                 client.cancel(job)
             except Exception as exc:  # noqa: BLE001 - the connection may be gone already
-                self.failed.emit("closed", str(exc))
+                from limner import protocol
+
+                self.failed.emit(protocol.E_CLOSED, str(exc))
 
     def _connect_guarded(self) -> None:
         try:
             self._connect()
         except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
-            self.state_changed.emit("error", str(exc))
+            self.state_changed.emit(State.ERROR, str(exc))
+
+    def _forget_client(self) -> None:
+        """The connection is gone: the next job reconnects (and restarts the backend)."""
+        with self._lock:
+            self.client = None
 
     def _connect(self):
         from limner import launcher, protocol
@@ -55,36 +64,36 @@ class Backend(QtCore.QObject):
         with self._lock:
             if self.client is not None:
                 return self.client
-            self.state_changed.emit("connecting", "")
+            self.state_changed.emit(State.CONNECTING, "")
 
             def waiting(seconds):
-                self.state_changed.emit("starting", f"{seconds:.0f} s")
+                self.state_changed.emit(State.STARTING, f"{seconds:.0f} s")
 
             info = launcher.ensure_running(self.plugin_dir, on_wait=waiting)
             self.client = Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
                                  name=self.client_name)
             self.capabilities_ready.emit(self.client.capabilities)
-            self.state_changed.emit("ready", self.client.server)
+            self.state_changed.emit(State.READY, self.client.server)
             return self.client
 
-    def _run(self, request: dict) -> None:
+    def _run(self, request: Request) -> None:
+        from limner import protocol
         from limner.client import BackendError
 
+        source = request.source
         try:
             client = self._connect()
-            self.state_changed.emit("busy", "")
-            layers = client.run(request["op"], request["params"], request["image"],
-                                request["width"], request["height"], request["channels"],
-                                request["sample"], mask=request["mask"],
-                                offset=request["offset"], inputs=request["inputs"],
-                                transfer=request["transfer"], job=request["job"],
+            self.state_changed.emit(State.BUSY, "")
+            layers = client.run(request.op, request.params, source.pixels, mask=source.mask,
+                                offset=source.offset, inputs=request.inputs,
+                                transfer=source.transfer, job=request.job,
                                 on_progress=lambda job, f, stage: self.progress.emit(f, stage))
         except BackendError as exc:
-            if exc.code in ("closed", "unreachable"):
-                self.client = None          # reconnect (and restart the backend) next time
+            if exc.code in (protocol.E_CLOSED, protocol.E_UNREACHABLE):
+                self._forget_client()
             self.failed.emit(exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
-            self.client = None
+            self._forget_client()
             self.failed.emit("error", f"{type(exc).__name__}: {exc}")
         else:
             self.finished.emit(request, layers)

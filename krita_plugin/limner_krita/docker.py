@@ -8,6 +8,7 @@ from krita import DockWidget, Krita
 
 from . import kritaio
 from .connection import Backend
+from .controller import Controller, State, UnsupportedLayer
 from .panel import LimnerPanel
 
 DOCKER_ID = "limner_docker"
@@ -29,7 +30,7 @@ class LimnerDocker(DockWidget):
         self.backend.failed.connect(self._failed)
         self.panel.run_clicked.connect(self.run)
         self.panel.cancel_clicked.connect(self.backend.cancel)
-        self.pending = None              # (document, source node, title) of the running job
+        self.controller = Controller()   # the running job, with its (document, source node)
         self.results = []                # groups added, newest last (the self-test reads it)
         INSTANCES.append(self)
         self.backend.connect_async()
@@ -54,58 +55,54 @@ class LimnerDocker(DockWidget):
         self.panel.set_layers(self._layer_names())
 
     def run(self):
-        if self.pending is not None:
+        if self.controller.pending is not None:
             return
         doc = Krita.instance().activeDocument()
         if doc is None or doc.activeNode() is None:
-            self.panel.set_state("error", "open an image and select a paint layer")
+            self.panel.set_state(State.ERROR, "open an image and select a paint layer")
             return
         op = self.panel.operation()
         if op is None:
-            self.panel.set_state("error", "the backend has not described its operations yet")
+            self.panel.set_state(State.ERROR, "the backend has not described its operations yet")
             return
         source = doc.activeNode()
+
+        def read(name):
+            if name is None:
+                return kritaio.read_layer(doc, source)
+            node = doc.nodeByName(name)
+            if node is None:
+                raise UnsupportedLayer(f"no layer named {name!r}")
+            return kritaio.read_layer(doc, node, with_selection=False)
+
         try:
-            request = kritaio.read_layer(doc, source)
-            params, inputs = {}, {}
-            for name, value in self.panel.values().items():
-                if isinstance(value, tuple):      # another layer as an image parameter
-                    node = doc.nodeByName(value[1])
-                    if node is None:
-                        raise kritaio.UnsupportedLayer(f"no layer named {value[1]!r}")
-                    other = kritaio.read_layer(doc, node, with_selection=False)
-                    inputs[name] = (other["image"], other["width"], other["height"],
-                                    other["channels"], other["sample"])
-                else:
-                    params[name] = value
-        except kritaio.UnsupportedLayer as exc:
-            self.panel.set_state("error", str(exc))
+            request = self.controller.build(op, self.panel.values(), read)
+        except UnsupportedLayer as exc:
+            self.panel.set_state(State.ERROR, str(exc))
             return
-        request.update(op=op["id"], params=params, inputs=inputs)
-        self.pending = (doc, source, self._title(op, params))
-        self.panel.set_state("busy")
+        self.controller.start(request, (doc, source))
+        self.panel.set_state(State.BUSY)
         self.backend.run_async(request)
 
-    @staticmethod
-    def _title(op: dict, params: dict) -> str:
-        key = params.get("preset") or params.get("engine") or ""
-        return f"Limner: {op['label']}" + (f" ({key})" if key else "")
+    @property
+    def pending(self):
+        return self.controller.pending
 
     def _finished(self, request, layers):
         # Krita's node calls can spin a nested event loop: the job counts as pending until
         # its layers are in, so a second Run meanwhile is refused.
-        doc, source, title = self.pending
+        doc, source = self.controller.pending[1]
         try:
-            group = kritaio.apply_results(doc, source, title, layers)
+            group = kritaio.apply_results(doc, source, request.title, layers)
         except Exception as exc:  # noqa: BLE001 - shown to the user, Krita stays up
-            self.pending = None
-            self.panel.set_state("error", f"could not add the layers: {exc}")
+            self.controller.finish()
+            self.panel.set_state(State.ERROR, f"could not add the layers: {exc}")
             return
         self.results.append(group)
-        self.pending = None
+        self.controller.finish()
         self.panel.set_progress(1.0, "done")
-        self.panel.set_state("ready", f"added {len(layers)} layer(s) in '{title}'")
+        self.panel.set_state(State.READY, f"added {len(layers)} layer(s) in '{request.title}'")
 
     def _failed(self, code, message):
-        self.pending = None
-        self.panel.set_state("error", message if code != "cancelled" else "cancelled")
+        self.controller.finish()
+        self.panel.set_state(State.ERROR, message if code != "cancelled" else "cancelled")

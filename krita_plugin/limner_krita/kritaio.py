@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from array import array
 
+from limner.protocol import Pixels
+
+from .controller import Source, UnsupportedLayer
+
 #: Krita colour depth -> (protocol sample type, array typecode, Krita stores BGRA)
 DEPTHS = {"U8": ("u8", "B", True), "U16": ("u16", "H", True), "F32": ("f32", "f", False)}
 SCALE = {"u8": 255, "u16": 65535, "f32": 1.0}
-
-
-class UnsupportedLayer(Exception):
-    """The active node is not something Limner can work on; the message says why."""
 
 
 def _samples(data: bytes, typecode: str) -> array:
@@ -65,7 +65,7 @@ def layer_format(node) -> tuple[str, str, bool]:
     return DEPTHS[depth]
 
 
-def read_layer(doc, node, with_selection: bool = True) -> dict:
+def read_layer(doc, node, with_selection: bool = True) -> Source:
     """The node's pixels within its bounds as protocol RGBA, and the selection as an 8-bit
     mask in the same rectangle (None when nothing is selected)."""
     sample, typecode, bgra = layer_format(node)
@@ -84,45 +84,44 @@ def read_layer(doc, node, with_selection: bool = True) -> dict:
             raise UnsupportedLayer("the selection does not touch this layer")
     profile = node.colorProfile() or ""
     linear = "g10" in profile or "linear" in profile.lower()
-    return {"image": data, "width": w, "height": h, "channels": 4, "sample": sample,
-            "mask": mask, "offset": (x, y), "transfer": "linear" if linear else "srgb"}
+    return Source(Pixels(data, w, h, 4, sample), mask, (x, y), "linear" if linear else "srgb")
 
 
-def _paint_layer(doc, name: str, rgba: bytes, layer, typecode: str, bgra: bool):
+def _paint_layer(doc, name: str, rgba: bytes, layer, pixels, typecode: str, bgra: bool):
     node = doc.createNode(name, "paintlayer")
     if bgra:
         rgba = swap_red_blue(rgba, typecode)
-    node.setPixelData(rgba, layer.offset[0], layer.offset[1], layer.spec.width, layer.spec.height)
+    node.setPixelData(rgba, layer.offset[0], layer.offset[1], pixels.width, pixels.height)
     return node
 
 
 def apply_results(doc, source, title: str, layers) -> object:
-    """Add the result layers in a new group above `source` (which stays untouched), top
-    first as the backend lists them. A matte becomes a transparency mask on a copy of the
+    """Add the result layers ((ResultLayer, Pixels) pairs) in a new group above `source`
+    (which stays untouched), top first as the backend lists them. A matte becomes a transparency mask on a copy of the
     source where this Krita can make one from a script (5.2+), else a hidden grey layer."""
     sample, typecode, bgra = layer_format(source)
     group = doc.createNode(title, "grouplayer")
     source.parentNode().addChildNode(group, source)
     below = None
-    for layer in reversed(layers):             # bottom first
-        spec = layer.spec
+    for layer, pixels in reversed(layers):     # bottom first
         if layer.role == "mask" and hasattr(doc, "createTransparencyMask"):
             node = source.duplicate()
             node.setName(f"{source.name()} (masked) {layer.name}")
             mask = doc.createTransparencyMask(layer.name)
             node.addChildNode(mask, None)
-            mask.setPixelData(to_u8(layer.data, spec.sample), layer.offset[0],
-                              layer.offset[1], spec.width, spec.height)
+            mask.setPixelData(to_u8(pixels.data, pixels.sample), layer.offset[0],
+                              layer.offset[1], pixels.width, pixels.height)
             node.setVisible(False)
         else:
-            rgba = to_rgba(layer.data, spec.channels, spec.sample, typecode)
-            node = _paint_layer(doc, layer.name, rgba, layer, typecode, bgra)
+            rgba = to_rgba(pixels.data, pixels.channels, pixels.sample, typecode)
+            node = _paint_layer(doc, layer.name, rgba, layer, pixels, typecode, bgra)
             node.setBlendingMode(layer.blend)     # normal, multiply, dodge: Krita's ids too
             node.setVisible(layer.visible and layer.role != "mask")
         group.addChildNode(node, below)
         below = node
     if hasattr(doc, "setAnnotation"):   # provenance travels with the .kra
-        provenance = json.dumps([{"name": l.name, "provenance": l.provenance} for l in layers])
+        provenance = json.dumps([{"name": layer.name, "provenance": layer.provenance}
+                                 for layer, _ in layers])
         doc.setAnnotation(f"limner/{title}", "Limner: AI-edited layers and how they were made",
                           provenance.encode())
     doc.refreshProjection()

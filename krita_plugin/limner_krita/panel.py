@@ -5,10 +5,12 @@ backend shows up here without any change to this file."""
 
 from __future__ import annotations
 
+from .controller import State
 from .qt import QtGui, QtWidgets, Signal
 
-STATES = {"connecting": "Connecting to the Limner backend…", "starting": "Starting the backend…",
-          "ready": "Ready", "busy": "Working…", "error": "Error"}
+STATES = {State.CONNECTING: "Connecting to the Limner backend…",
+          State.STARTING: "Starting the backend…", State.READY: "Ready",
+          State.BUSY: "Working…", State.ERROR: "Error"}
 
 
 class ParamControl:
@@ -149,7 +151,7 @@ class LimnerPanel(QtWidgets.QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self.set_state("connecting")
+        self.set_state(State.CONNECTING)
 
     def set_capabilities(self, capabilities: dict) -> None:
         """Build one page of controls per operation from the backend's schemas."""
@@ -194,15 +196,15 @@ class LimnerPanel(QtWidgets.QWidget):
                 control.set_layers(names)
 
     def set_state(self, state: str, message: str = "") -> None:
-        """connecting, starting, ready, busy or error, with an optional message."""
-        self.state = state
+        """A State (or its name, as a signal carries it), with an optional message."""
+        self.state = state = State(state)
         text = STATES[state] + (f": {message}" if message else "")
         self.status.setText(text)
-        self.status.setStyleSheet("color: #c0392b" if state == "error" else "")
-        ready = bool(self.operations) and state in ("ready", "error")
+        self.status.setStyleSheet("color: #c0392b" if state is State.ERROR else "")
+        ready = bool(self.operations) and state in (State.READY, State.ERROR)
         self.run_button.setEnabled(ready)
-        self.cancel_button.setEnabled(state == "busy")
-        if state == "busy":
+        self.cancel_button.setEnabled(state is State.BUSY)
+        if state is State.BUSY:
             self.progress.setValue(0)
             self.progress.setFormat("%p%")
 

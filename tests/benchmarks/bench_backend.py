@@ -82,9 +82,8 @@ class Backend:
         return float("nan")
 
     def run(self, op: str, params: dict, image: np.ndarray, preview_side: int | None = None):
-        spec, data = imaging.to_bytes(image)
-        return self.client.run(op, params, data, spec.width, spec.height, spec.channels,
-                               spec.sample, preview_side=preview_side)
+        return self.client.run(op, params, imaging.to_pixels(image),
+                               preview_side=preview_side)
 
     def close(self) -> None:
         self.client.close()

@@ -37,9 +37,8 @@ SHEETS = {
 
 
 def run(client: Client, op: str, params: dict, image: np.ndarray) -> np.ndarray:
-    spec, buf = imaging.to_bytes(image)
-    layer = client.run(op, params, buf, spec.width, spec.height, spec.channels, spec.sample)[0]
-    return imaging.from_bytes(layer.data, layer.spec)
+    (_, pixels), *_ = client.run(op, params, imaging.to_pixels(image))
+    return imaging.from_pixels(pixels)
 
 
 def curly(client: Client, portrait: np.ndarray) -> np.ndarray:

@@ -46,19 +46,17 @@ def run(spec, out):
         doc.setSelection(selection)
     before = bytes(source.pixelData(0, 0, w, h))
 
-    request = kritaio.read_layer(doc, source)
+    read = kritaio.read_layer(doc, source)
     info = launcher.ensure_running(docker.PLUGIN_DIR)
     with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
                 name=f"krita {app.version()} test") as client:
-        layers = client.run(spec["op"], spec["params"], request["image"], request["width"],
-                            request["height"], request["channels"], request["sample"],
-                            mask=request["mask"], offset=request["offset"],
-                            transfer=request["transfer"])
+        layers = client.run(spec["op"], spec["params"], read.pixels, mask=read.mask,
+                            offset=read.offset, transfer=read.transfer)
     group = kritaio.apply_results(doc, source, f"Limner: {spec['op']}", layers)
     doc.waitForDone()
 
-    found = {"version": app.version(), "transfer": request["transfer"],
-             "sent_mask": request["mask"] is not None,
+    found = {"version": app.version(), "transfer": read.transfer,
+             "sent_mask": read.mask is not None,
              "source_unchanged": bytes(source.pixelData(0, 0, w, h)) == before,
              "top_level": [n.name() for n in doc.rootNode().childNodes()],
              "group": group.name(), "group_type": group.type(), "layers": []}

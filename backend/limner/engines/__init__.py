@@ -1,18 +1,23 @@
 """The engine registry: every model the operations can use, by kind ("matting", …).
 
 Operations ask for an engine by kind and name; the registry loads it once, on first use,
-in the worker that owns the models, and keeps it. Later engines (BiRefNet, diffusion)
-register here without any change to the server or the operations' callers.
+in the worker that owns the models, checks it against its kind's contract
+(engines/contracts.py) and keeps it. Each engine names the weights it needs: inside an
+installed package (`find_weights`) or from the model manager (`models`); its availability,
+and which engines each model serves, follow from that alone.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import protocol
+from .. import models, protocol
 from ..protocol import ProtocolError
+from . import contracts
 
 
 @dataclass(frozen=True)
@@ -22,18 +27,33 @@ class EngineInfo:
     label: str
     licence: str                      # the licence of the weights (and code) it runs
     weights: str                      # where the weights come from, for people
-    load: Callable[[], object]        # builds the engine; raises ModelMissing if absent
-    find_weights: Callable[[], object]  # the weights' path, or None when not installed
+    load: Callable[[], object]        # builds the engine
     install_hint: str                 # what to run when the weights are missing
+    #: weights inside an installed package: their path, or None when not installed
+    find_weights: Callable[[], object] | None = None
+    #: model-manager models it needs: each a name, or a tuple of names of which one will do
+    models: tuple[str | tuple[str, ...], ...] = ()
+    extras: tuple[str, ...] = ()      # model-manager models it uses when they are present
     is_default: bool = False
 
+    def model_names(self) -> list[str]:
+        """Every model-manager model it can use."""
+        needed = [n for group in self.models for n in ((group,) if isinstance(group, str)
+                                                       else group)]
+        return needed + list(self.extras)
+
     def available(self) -> bool:
-        return self.find_weights() is not None
+        if self.find_weights is not None and self.find_weights() is None:
+            return False
+        return all(any(models.local_path(n) for n in ((group,) if isinstance(group, str)
+                                                      else group))
+                   for group in self.models)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "name": self.name, "label": self.label,
                 "licence": self.licence, "weights": self.weights,
-                "available": self.available(), "default": self.is_default}
+                "models": self.model_names(), "available": self.available(),
+                "default": self.is_default}
 
 
 _ENGINES: dict[str, dict[str, EngineInfo]] = {}
@@ -41,7 +61,19 @@ _LOADED: dict[tuple[str, str], object] = {}
 _LOCK = threading.Lock()
 
 
+def package_file(package: str, *parts: str) -> str | None:
+    """A file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], *parts)
+    return path if os.path.isfile(path) else None
+
+
 def register(info: EngineInfo) -> None:
+    """Add an engine (or replace the one of that kind and name)."""
+    if info.kind not in contracts.BY_KIND:
+        raise ValueError(f"unknown engine kind {info.kind}")
     _ENGINES.setdefault(info.kind, {})[info.name] = info
 
 
@@ -59,7 +91,7 @@ def get_info(kind: str, name: str) -> EngineInfo:
 
 
 def get(kind: str, name: str):
-    """The loaded engine, loading it on first use."""
+    """The loaded engine, loading it on first use; it offers its kind's contract."""
     info = _ENGINES[kind][name]
     with _LOCK:
         if (kind, name) not in _LOADED:
@@ -67,12 +99,30 @@ def get(kind: str, name: str):
                 raise ProtocolError(protocol.E_MODEL_MISSING,
                                     f"the {name} {kind} engine's weights are not installed; "
                                     f"install them with: {info.install_hint}")
-            _LOADED[(kind, name)] = info.load()
+            engine = info.load()
+            lacking = contracts.missing(engine, kind)
+            if lacking:
+                raise TypeError(f"the {name} {kind} engine lacks {', '.join(lacking)}")
+            _LOADED[(kind, name)] = engine
         return _LOADED[(kind, name)]
+
+
+def unload(kind: str | None = None, name: str | None = None) -> None:
+    """Forget loaded engines (all, those of a kind, or one), so that the next use looks
+    for their weights again: after weights were pulled, removed or replaced."""
+    with _LOCK:
+        for key in [k for k in _LOADED if kind in (None, k[0]) and name in (None, k[1])]:
+            del _LOADED[key]
+
+
+def using(model: str) -> list[str]:
+    """The engines ("kind/name") that use a model-manager model."""
+    return [f"{e.kind}/{e.name}" for kind in _ENGINES.values() for e in kind.values()
+            if model in e.model_names()]
 
 
 def describe_all() -> dict:
     return {kind: [e.describe() for e in engines.values()] for kind, engines in _ENGINES.items()}
 
 
-from . import diffusion, face, iclight, matting, relight, style  # noqa: F401  (they register themselves)
+from . import diffusion, face, iclight, matting, relight, style  # noqa: E402, F401  (they register themselves)

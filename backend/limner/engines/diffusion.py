@@ -12,11 +12,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import devices, models, protocol
+from .. import devices, imaging, models, protocol
 from ..protocol import ProtocolError
 from . import EngineInfo, get, register
 from .face import face_mask
-from .style import _dodge_lines, _resize, _u8, _upsample
+from .style import dodge_lines
 
 #: SD 1.5 works best near 512 px; up to this side before the photo's detail is put back
 WORK_SIDE = 768
@@ -37,11 +37,11 @@ NEGATIVE = "deformed face, distorted features, extra eyes, blurry, lowres, water
 def lineart(rgb: np.ndarray) -> np.ndarray:
     """ControlNet lineart's condition from the photo: white lines on black (the sketch
     preset's dodge lines, denoised first so skin texture does not draw)."""
-    smooth = cv2.bilateralFilter(_u8(rgb), 7, 40, 5)
+    smooth = cv2.bilateralFilter(imaging.from_float(rgb, "u8"), 7, 40, 5)
     grey = cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    lines = 1 - _dodge_lines(grey, 1.5)
+    lines = 1 - dodge_lines(grey, 1.5)
     lines = np.clip(lines / max(float(np.percentile(lines, 99.5)), 1e-3), 0, 1)
-    return np.repeat(_u8(lines)[:, :, None], 3, axis=2)
+    return np.repeat(imaging.from_float(lines, "u8")[:, :, None], 3, axis=2)
 
 
 def work_size(w: int, h: int, multiple: int = 8) -> tuple[int, int]:
@@ -105,7 +105,7 @@ class StableDiffusion:
 
         h, w = rgb.shape[:2]
         tw, th = work_size(w, h)
-        small = _resize(rgb, tw, th)
+        small = imaging.resize(rgb, tw, th)
         names = self.plan(params, mask is not None)
         progress(span[0], "loading " + " + ".join(names))
         pipe = self.pipeline(names)
@@ -113,7 +113,8 @@ class StableDiffusion:
         fast = params.get("fast", False)
         steps = min(params["steps"], FAST_MAX_STEPS) if fast else params["steps"]
         runs = max(1, min(steps, int(steps * strength)))    # img2img skips the first steps
-        args = dict(prompt=prompt, image=Image.fromarray(_u8(small)), strength=strength,
+        args = dict(prompt=prompt, image=Image.fromarray(imaging.from_float(small, "u8")),
+                    strength=strength,
                     num_inference_steps=steps,
                     generator=torch.Generator("cpu").manual_seed(params["seed"]),
                     callback_on_step_end=devices.step_callback(progress, runs, *span),
@@ -130,7 +131,8 @@ class StableDiffusion:
             args["controlnet_conditioning_scale"] = float(params["structure"])
         with devices.out_of_memory_as_error(self.pipelines, f"{tw}x{th}"):
             out = pipe(**args).images[0].astype(np.float32)
-        return _upsample(out, rgb) if keep_detail else _resize(out, w, h)
+        return (imaging.upsample_with_detail(out, rgb) if keep_detail
+                else imaging.resize(out, w, h))
 
     def stylize(self, rgb: np.ndarray, mask, params: dict, reference, progress) -> np.ndarray:
         if params["preset"] == "reference":
@@ -159,6 +161,6 @@ register(EngineInfo(
     licence="CreativeML OpenRAIL-M (SD 1.5 weights)",
     weights="limner models pull sd15 (sd15-inpaint for selections; controlnet-lineart to "
             "keep structure; lcm-lora-sd15 for fast mode)",
-    load=StableDiffusion,
-    find_weights=lambda: models.local_path("sd15") or models.local_path("sd15-inpaint"),
+    load=StableDiffusion, models=(("sd15", "sd15-inpaint"),),
+    extras=("controlnet-lineart", "lcm-lora-sd15"),
     install_hint="limner models pull sd15"))

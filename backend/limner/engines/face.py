@@ -15,8 +15,8 @@ import functools
 import cv2
 import numpy as np
 
-from . import EngineInfo, register
-from .matting import package_file
+from .. import imaging
+from . import EngineInfo, package_file, register
 
 #: mediapipe landmark indices of the face's outline (FACEMESH_FACE_OVAL, in order)
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
@@ -42,7 +42,7 @@ class FaceMesh:
         one per face found, for an RGB float image in 0..1. When none is found (a face
         half in deep shadow), the picture's local contrast is evened out (CLAHE on its
         lightness) and the search made again."""
-        u8 = np.ascontiguousarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+        u8 = imaging.from_float(rgb, "u8")
         found = self._find(u8)
         if not found and min(u8.shape[:2]) >= 32:
             lab = cv2.cvtColor(u8, cv2.COLOR_RGB2LAB)

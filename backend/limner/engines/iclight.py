@@ -22,7 +22,6 @@ from . import EngineInfo, default, get, register
 from .diffusion import weights_variant, work_size
 from .lights import LUMA, gel_rgb, kelvin_to_rgb, rig
 from .relight import Lighting
-from .style import _resize, _upsample
 
 WORK_SIDE = 768
 #: variant: (model name, offsets file, UNet input channels)
@@ -150,7 +149,7 @@ class ICLight:
         h, w = start.shape[:2]
         with devices.out_of_memory_as_error(self.pipelines, f"{w}x{h}"):
             return pipe(prompt=prompt, negative_prompt="lowres, bad anatomy, worst quality",
-                        image=Image.fromarray((start * 255 + 0.5).astype(np.uint8)),
+                        image=Image.fromarray(imaging.from_float(start, "u8")),
                         strength=strength, num_inference_steps=steps, guidance_scale=2.0,
                         generator=torch.Generator("cpu").manual_seed(params["seed"]),
                         cross_attention_kwargs={"concat": concat},
@@ -166,16 +165,17 @@ class ICLight:
 
         h, w = composite.shape[:2]
         tw, th = work_size(w, h, 64)
-        small, matte = _resize(composite, tw, th), cv2.resize(alpha, (tw, th))[:, :, None]
+        small = imaging.resize(composite, tw, th)
+        matte = cv2.resize(alpha, (tw, th))[:, :, None]
         progress(0.6, "loading IC-Light (background-conditioned)")
         pipe = self.pipeline("fbc")
         devices.save_memory(pipe, max(tw, th))
         subject = small * matte + 0.5 * (1 - matte)
         concat = torch.cat([self._latent(pipe, subject),
-                            self._latent(pipe, _resize(background, tw, th))], dim=1)
+                            self._latent(pipe, imaging.resize(background, tw, th))], dim=1)
         out = self._diffuse(pipe, small, concat, "portrait photo, detailed face, " +
                             params["prompt"], 0.7, params, progress, (0.62, 0.9))
-        return np.clip(_upsample(out, composite), 0, 1)
+        return np.clip(imaging.upsample_with_detail(out, composite), 0, 1)
 
     def render(self, samples: np.ndarray, params: dict, progress, memo=None,
                matte=None) -> Lighting:
@@ -186,10 +186,10 @@ class ICLight:
         rgb = np.clip(imaging.to_float(samples[:, :, :3]), 0, 1)
         h, w = rgb.shape[:2]
         tw, th = work_size(w, h, 64)
-        small = _resize(rgb, tw, th)
+        small = imaging.resize(rgb, tw, th)
         progress(0.05, "finding the subject")
         alpha = (get("matting", default("matting")).matte(small) if matte is None
-                 else np.clip(_resize(np.asarray(matte(), np.float32), tw, th), 0, 1)
+                 else np.clip(imaging.resize(np.asarray(matte(), np.float32), tw, th), 0, 1)
                  )[:, :, None]
         subject = small * alpha + 0.5 * (1 - alpha)        # IC-Light's grey backdrop
         progress(0.1, "loading IC-Light")
@@ -203,7 +203,7 @@ class ICLight:
                             f"portrait photo, detailed face, {words[0]} {words[1]} light", 0.9,
                             params, progress, (0.12, 0.9))
         progress(0.92, "restoring full resolution")
-        relit = np.clip(_upsample(out, rgb), 0, 1)
+        relit = np.clip(imaging.upsample_with_detail(out, rgb), 0, 1)
         before, after = imaging.srgb_to_linear(rgb), imaging.srgb_to_linear(relit)
         if params["keep_colors"]:   # the original's colour under the new light's brightness
             ratio = (after @ LUMA) / np.maximum(before @ LUMA, 1e-5)
@@ -218,5 +218,5 @@ register(EngineInfo(
     licence="Apache-2.0 (IC-Light offsets) + CreativeML OpenRAIL-M (SD 1.5)",
     weights="limner models pull sd15 ic-light-fc (ic-light-fbc: background.generate "
             "relights the subject to match)",
-    load=ICLight, find_weights=lambda: models.local_path("ic-light-fc"),
+    load=ICLight, models=("sd15", "ic-light-fc"), extras=("ic-light-fbc",),
     install_hint="limner models pull sd15 ic-light-fc"))

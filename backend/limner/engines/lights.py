@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import imaging
+
 #: Rec. 709 / sRGB luminance weights, linear light
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
@@ -46,8 +48,7 @@ def _black_body(kelvin: float) -> np.ndarray:
 
 def gel_rgb(hex_colour: str) -> np.ndarray:
     """Linear RGB of a "#rrggbb" gel (sRGB-encoded, as colour pickers give it)."""
-    srgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)], np.float32)
-    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    return imaging.srgb_to_linear(imaging.hex_to_rgb(hex_colour))
 
 
 def light_direction(azimuth: float, elevation: float) -> np.ndarray:

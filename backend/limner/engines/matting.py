@@ -8,24 +8,12 @@ manager's folders) at run time and never copied into this repository.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import cv2
 import numpy as np
 
-from .. import devices, models, protocol
+from .. import devices, imaging, models, protocol
 from ..protocol import ProtocolError
-from . import EngineInfo, register
-
-
-def package_file(package: str, *parts: str) -> str | None:
-    """A file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(spec.submodule_search_locations[0], *parts)
-    return path if os.path.isfile(path) else None
+from . import EngineInfo, package_file, register
 
 
 class RobustVideoMatting:
@@ -34,6 +22,7 @@ class RobustVideoMatting:
 
     #: the long side RVM works at internally; RVM's authors use 256-512 px
     WORK_SIDE = 512
+    HAIR_LEVEL = False           # hair comes out as a soft band: refine.refined resolves it
 
     def __init__(self, path: str):
         import onnxruntime
@@ -55,13 +44,15 @@ class SelfieSegmentation:
     """mediapipe's selfie segmenter (256 px): very fast but coarse, so its mask is refined
     to the image's edges with OpenCV's guided filter."""
 
+    HAIR_LEVEL = False
+
     def __init__(self):
         from mediapipe.python.solutions import selfie_segmentation
 
         self.model = selfie_segmentation.SelfieSegmentation(model_selection=0)
 
     def matte(self, rgb: np.ndarray) -> np.ndarray:
-        u8 = np.ascontiguousarray((rgb * 255 + 0.5).astype(np.uint8))
+        u8 = imaging.from_float(rgb, "u8")
         coarse = self.model.process(u8).segmentation_mask.astype(np.float32)
         radius = max(4, max(rgb.shape[:2]) // 96)
         refined = cv2.ximgproc.guidedFilter(np.ascontiguousarray(rgb, np.float32), coarse,
@@ -99,7 +90,7 @@ class BiRefNet:
     safetensors loaded into it. It sees the picture at 1024 x 1024, as trained."""
 
     SIDE = 1024
-    HAIR_LEVEL = True            # refine.refined uses its matte as it is
+    HAIR_LEVEL = True            # trained on hair mattes: refine.refined uses it as it is
     MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
     def __init__(self):
@@ -138,5 +129,5 @@ register(EngineInfo(
     kind="matting", name="birefnet", label="BiRefNet matting (finest hair; GPU)",
     licence="MIT", weights="limner models pull birefnet-matting (its code needs torchvision, "
                           "timm, kornia and einops)",
-    load=BiRefNet, find_weights=lambda: models.local_path("birefnet-matting"),
+    load=BiRefNet, models=("birefnet-matting",),
     install_hint="limner models pull birefnet-matting"))

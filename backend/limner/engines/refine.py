@@ -271,7 +271,7 @@ def refined(engine, rgb: np.ndarray, detail: str = "normal", progress=None) -> n
     if detail not in DETAILS:
         raise ValueError(f"hair detail must be one of {', '.join(DETAILS)}, got {detail!r}")
     rgb = np.clip(rgb, 0, 1).astype(np.float32)
-    if detail == "off" or getattr(engine, "HAIR_LEVEL", False):
+    if detail == "off" or engine.HAIR_LEVEL:
         return np.clip(engine.matte(rgb), 0, 1).astype(np.float32)
     h, w = rgb.shape[:2]
     scale = min(1.0, REFINE_SIDE * (2 if detail == "fine" else 1) / max(h, w))

@@ -326,5 +326,6 @@ register(EngineInfo(
     label="Face mesh + matte surface: the photo's light removed, new light with shadows",
     licence="Apache-2.0 (face mesh) + the matting engine's",
     weights="mediapipe face models and the default matting engine",
-    load=GeometricRelight, find_weights=lambda: engines.get_info("face", "mediapipe").find_weights(),
+    load=GeometricRelight,
+    find_weights=lambda: engines.get_info("face", "mediapipe").find_weights(),
     install_hint="pip install --no-deps mediapipe==0.10.21", is_default=True))

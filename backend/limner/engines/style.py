@@ -14,17 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import EngineInfo, get, register
+from .. import imaging
+from . import EngineInfo, get, package_file, register
 from .face import face_mask
-from .matting import package_file
 
 #: the long side the networks and drawings work at: their strokes are sized in pixels, so
 #: a fixed working size keeps a preset's look the same on a 600 px and a 6000 px layer
 WORK_SIDE = 1024
-
-
-def _u8(rgb: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
@@ -39,7 +35,7 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator, strength: float) ->
     return 1 + strength * grain
 
 
-def _dodge_lines(grey: np.ndarray, sigma: float) -> np.ndarray:
+def dodge_lines(grey: np.ndarray, sigma: float) -> np.ndarray:
     """The classic sketch: the tone colour-dodged by its own blurred negative, which
     leaves flat areas white and draws the edges (wider for a larger sigma)."""
     inverted = cv2.GaussianBlur(1 - grey, (0, 0), sigma)
@@ -49,9 +45,9 @@ def _dodge_lines(grey: np.ndarray, sigma: float) -> np.ndarray:
 def pencil(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Fine graphite lines with diagonal hatching in the shadows, cross-hatching in the
     darkest parts, on light paper."""
-    u8 = cv2.bilateralFilter(_u8(rgb), 7, 40, 5)        # JPEG noise would draw as scribble
+    u8 = cv2.bilateralFilter(imaging.from_float(rgb, "u8"), 7, 40, 5)  # JPEG noise: scribble
     grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    lines = _dodge_lines(grey, 2.5) ** 2
+    lines = dodge_lines(grey, 2.5) ** 2
     shade = cv2.GaussianBlur(grey, (0, 0), 4)
     h, w = grey.shape
     yy, xx = np.mgrid[0:h, 0:w]
@@ -68,8 +64,9 @@ def pencil(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def charcoal(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Dark, grainy tone with smudged lines: a dodge sketch for the lines, the image's
     own tone pushed dark for the smudge, and diagonal stroke grain."""
-    grey = cv2.cvtColor(_u8(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    lines = _dodge_lines(grey, 5) ** 3
+    u8 = imaging.from_float(rgb, "u8")
+    grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    lines = dodge_lines(grey, 5) ** 3
     smudge = cv2.GaussianBlur(grey, (0, 0), 3) ** 1.5
     tone = lines * (0.25 + 0.75 * smudge)
     stroke = np.zeros((15, 15), np.float32)
@@ -91,7 +88,7 @@ POP_PALETTES = [
 
 def pop_art(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Flat vivid colour by tone (k-means in Lab, seeded), ink outlines and Ben-Day dots."""
-    smooth = _u8(rgb)
+    smooth = imaging.from_float(rgb, "u8")
     for _ in range(2):
         smooth = cv2.bilateralFilter(smooth, 9, 50, 7)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
@@ -113,25 +110,6 @@ def pop_art(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                                   9, 5)
     out[edges == 0] = palette[0] * 0.5
     return out
-
-
-def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    shrink = width * height < rgb.shape[0] * rgb.shape[1]
-    return cv2.resize(rgb, (width, height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
-def _upsample(styled: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """Scale the result up to the original's size and put back the photo's own detail
-    finer than the working size (as luminance, so drawings stay grey): a 4000 px layer
-    keeps its 4000 px sharpness under 1024 px strokes."""
-    h, w = original.shape[:2]
-    up = _resize(styled, w, h)
-    if w <= styled.shape[1]:
-        return up
-    luma = cv2.cvtColor(original, cv2.COLOR_RGB2GRAY)
-    coarse = _resize(_resize(luma, styled.shape[1], styled.shape[0]), w, h)
-    return up + (luma - coarse)[:, :, None]
 
 
 @dataclass(frozen=True)
@@ -163,20 +141,25 @@ class ClassicStyle:
 
         self.networks = StyleTransfer(device="auto", max_size=None)
 
+    @staticmethod
+    def plan(params: dict, inpaint: bool) -> list[str]:
+        return []                # its networks ship in a wheel, not the model manager
+
     def render(self, rgb: np.ndarray, preset: str, seed: int,
                reference: np.ndarray | None = None) -> np.ndarray:
         """One preset (or "reference" with a reference picture) at the given size."""
         from PIL import Image
 
         rng = np.random.default_rng(seed)
+        photo = Image.fromarray(imaging.from_float(rgb, "u8"))
         if preset == "reference":
-            styled = self.networks.stylize_with(Image.fromarray(_u8(rgb)),
-                                                Image.fromarray(_u8(reference)))
+            styled = self.networks.stylize_with(
+                photo, Image.fromarray(imaging.from_float(reference, "u8")))
             return np.asarray(styled, np.float32) / 255
         spec = PRESETS[preset]
         if spec.drawing is not None:
             return spec.drawing(rgb, rng)
-        styled = self.networks.stylize(Image.fromarray(_u8(rgb)), style=spec.network_style,
+        styled = self.networks.stylize(photo, style=spec.network_style,
                                        preserve_color=spec.keep_colors, max_size=None)
         out = np.asarray(styled, np.float32) / 255
         if spec.paper:
@@ -187,7 +170,7 @@ class ClassicStyle:
     def stylize(self, rgb: np.ndarray, mask, params: dict, reference, progress) -> np.ndarray:
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_SIDE / max(h, w))
-        small = _resize(rgb, max(32, round(w * scale)), max(32, round(h * scale)))
+        small = imaging.resize(rgb, max(32, round(w * scale)), max(32, round(h * scale)))
         progress(0.2, "painting")
         styled = self.render(small, params["preset"], params["seed"], reference)
         if params["face_detail"] > 0:
@@ -195,7 +178,7 @@ class ClassicStyle:
             styled = self._finer_faces(small, styled, params["preset"], params["seed"],
                                        reference, params["face_detail"])
         progress(0.8, "restoring full resolution")
-        styled = np.clip(_upsample(styled, rgb), 0, 1)
+        styled = np.clip(imaging.upsample_with_detail(styled, rgb), 0, 1)
         return rgb * (1 - params["strength"]) + styled * params["strength"]
 
     def _finer_faces(self, small: np.ndarray, styled: np.ndarray, preset: str, seed: int,
@@ -210,9 +193,9 @@ class ClassicStyle:
             x0, y0 = int(max(0, x0 - pad)), int(max(0, y0 - pad))
             x1, y1 = int(min(w, x1 + pad)), int(min(h, y1 + pad))
             crop = small[y0:y1, x0:x1]
-            fine = self.render(_resize(crop, 2 * crop.shape[1], 2 * crop.shape[0]), preset,
-                               seed, reference)
-            fine = _resize(fine, crop.shape[1], crop.shape[0])
+            fine = self.render(imaging.resize(crop, 2 * crop.shape[1], 2 * crop.shape[0]),
+                               preset, seed, reference)
+            fine = imaging.resize(fine, crop.shape[1], crop.shape[0])
             photo = crop
             if np.ptp(fine, axis=2).max() < 1e-3:   # a drawing: mix in the photo's grey only
                 photo = np.repeat(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)

@@ -12,7 +12,7 @@ import numpy as np
 from .. import engines, imaging, models, protocol
 from ..engines import refine
 from ..protocol import ProtocolError
-from .base import Layer, Operation, Param, Request
+from .base import FAST, SEED, STEPS, Layer, Operation, Param, Request
 
 HAIR_DETAIL = Param("hair_detail", "choice", "normal", "Hair detail",
                     "Refine the matte at the hair: normal, fine (slower, for large layers) or "
@@ -89,8 +89,7 @@ def replace(req: Request) -> list[Layer]:
         name = "Background image"
     else:
         colour = req.params["color"]
-        rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-        backdrop = np.broadcast_to(np.array(rgb, np.float32), (h, w, 3))[box]
+        backdrop = np.broadcast_to(imaging.hex_to_rgb(colour), (h, w, 3))[box]
         name = f"Background {colour}"
     _, foreground, alpha, layer_alpha = _subject(req, box)
     edited = _composite(req, box, foreground, alpha, layer_alpha, backdrop)
@@ -183,12 +182,7 @@ OPERATIONS = [
                Param("match_light", "bool", True, "Match the light",
                      "Relight the subject to sit in the new background (with the "
                      "ic-light-fbc model pulled)."),
-               Param("steps", "int", 25, "Diffusion steps",
-                     "Denoising steps (at most 8 in fast mode).", min=1, max=100, step=1),
-               Param("seed", "int", 1, "Seed", "The same seed gives the same background.",
-                     min=0, max=2**31 - 1, step=1),
-               Param("fast", "bool", False, "Fast mode",
-                     "A few steps with LCM-LoRA (needs the lcm-lora-sd15 model)."),
+               STEPS, SEED.but(help="The same seed gives the same background."), FAST,
                HAIR_DETAIL, DECONTAMINATE],
               generate, engine_kind="matting"),
 ]

@@ -3,6 +3,7 @@ controls from), validation of what a client sends, and the layers it returns."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ class Param:
     """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb"), text (one
     line, at most TEXT_LIMIT characters: a prompt), file (a path on the backend's machine,
     "" for none) or image (like file, or a layer the client sends as an extra buffer: the
-    run message's `inputs`)."""
+    run message's `inputs`). `engines`: the engines of the operation's kind it applies
+    to (none named: all of them), so editors show only the controls that matter."""
 
     name: str
     kind: str
@@ -33,6 +35,7 @@ class Param:
     max: float | None = None
     step: float | None = None
     choices: tuple = ()
+    engines: tuple[str, ...] = ()
 
     def schema(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "default": self.default,
@@ -42,7 +45,13 @@ class Param:
                 out[key] = getattr(self, key)
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.engines:
+            out["engines"] = list(self.engines)
         return out
+
+    def but(self, **changes) -> Param:
+        """This parameter with some fields changed (one declaration, reused)."""
+        return dataclasses.replace(self, **changes)
 
     def check(self, value):
         """The value to use, or a ValueError that says what is wrong with `value`."""
@@ -104,6 +113,15 @@ class Param:
                 raise ValueError(f"{self.name} must be true or false, got {text!r}")
             return text.lower() in ("true", "1", "yes")
         return text
+
+
+#: the diffusion engines' shared controls, declared once (operations adapt them with `but`)
+SEED = Param("seed", "int", 1, "Seed", "The same seed gives the same result.",
+             min=0, max=2**31 - 1, step=1)
+STEPS = Param("steps", "int", 25, "Diffusion steps",
+              "Denoising steps (at most 8 in fast mode).", min=1, max=100, step=1)
+FAST = Param("fast", "bool", False, "Fast mode",
+             "A few steps with LCM-LoRA instead of many (needs the lcm-lora-sd15 model).")
 
 
 @dataclass

@@ -15,7 +15,11 @@ import numpy as np
 
 from .. import cache, engines, imaging
 from ..engines.lights import SETUP_NAMES
-from .base import Layer, Operation, Param, Request
+from .base import SEED, STEPS, Layer, Operation, Param, Request
+
+#: the parameters only the geometric engine reads (IC-Light takes the key's direction,
+#: colour and softness and draws the rest itself)
+GEOMETRIC = ("geometric",)
 
 
 def relight(req: Request) -> list[Layer]:
@@ -81,19 +85,20 @@ def _title(p: dict) -> str:
 
 def _light_params(prefix: str, label: str, azimuth: float, elevation: float,
                   intensity: float, softness: float) -> list[Param]:
-    return [Param(f"{prefix}_intensity", "float", intensity, f"{label} intensity",
-                  f"Strength of the {label.lower()} light (custom setup); 0 turns it off.",
-                  min=0, max=3, step=0.05),
-            Param(f"{prefix}_azimuth", "float", azimuth, f"{label} direction",
-                  "Degrees around the subject, as for the key.", min=-180, max=180, step=5),
-            Param(f"{prefix}_elevation", "float", elevation, f"{label} height",
-                  "Degrees above the horizon.", min=-90, max=90, step=5),
-            Param(f"{prefix}_temperature", "float", 6500.0, f"{label} temperature (K)",
-                  "6500 K is the picture's white; lower is warmer, higher cooler.",
-                  min=1500, max=12000, step=100),
-            Param(f"{prefix}_softness", "float", softness, f"{label} softness",
-                  "0: hard light, crisp shadows; 1: broad, wrapping light.",
-                  min=0, max=1, step=0.05)]
+    params = [Param(f"{prefix}_intensity", "float", intensity, f"{label} intensity",
+                    f"Strength of the {label.lower()} light (custom setup); 0 turns it off.",
+                    min=0, max=3, step=0.05),
+              Param(f"{prefix}_azimuth", "float", azimuth, f"{label} direction",
+                    "Degrees around the subject, as for the key.", min=-180, max=180, step=5),
+              Param(f"{prefix}_elevation", "float", elevation, f"{label} height",
+                    "Degrees above the horizon.", min=-90, max=90, step=5),
+              Param(f"{prefix}_temperature", "float", 6500.0, f"{label} temperature (K)",
+                    "6500 K is the picture's white; lower is warmer, higher cooler.",
+                    min=1500, max=12000, step=100),
+              Param(f"{prefix}_softness", "float", softness, f"{label} softness",
+                    "0: hard light, crisp shadows; 1: broad, wrapping light.",
+                    min=0, max=1, step=0.05)]
+    return [param.but(engines=GEOMETRIC) for param in params]
 
 
 OPERATIONS = [
@@ -111,7 +116,7 @@ OPERATIONS = [
                      "Degrees above the horizon; negative lights from below.",
                      min=-90, max=90, step=5),
                Param("intensity", "float", 1.0, "Intensity", "Strength of the key light.",
-                     min=0, max=3, step=0.05),
+                     min=0, max=3, step=0.05, engines=GEOMETRIC),
                Param("temperature", "float", 6500.0, "Colour temperature (K)",
                      "6500 K is the picture's white; lower is warmer, higher cooler.",
                   min=1500, max=12000, step=100),
@@ -123,23 +128,24 @@ OPERATIONS = [
                *_light_params("fill", "Fill", 45.0, 0.0, 0.0, 0.8),
                *_light_params("rim", "Rim", 150.0, 25.0, 0.0, 0.3),
                Param("ambient", "float", 0.25, "Ambient",
-                     "Light that reaches everywhere (custom setup).", min=0, max=2, step=0.05),
+                     "Light that reaches everywhere (custom setup).", min=0, max=2, step=0.05,
+                     engines=GEOMETRIC),
                Param("remove_light", "float", 1.0, "Remove original light",
                      "How much of the photo's own light to take out first: 1 all of it, "
-                     "0 none (the new light goes on top).", min=0, max=1, step=0.05),
+                     "0 none (the new light goes on top).", min=0, max=1, step=0.05,
+                     engines=GEOMETRIC),
                Param("sheen", "float", 0.3, "Skin sheen",
-                     "Highlights on skin from each light.", min=0, max=1, step=0.05),
+                     "Highlights on skin from each light.", min=0, max=1, step=0.05,
+                     engines=GEOMETRIC),
                Param("background_light", "float", 0.0, "Light on background",
                      "0: the background keeps its brightness; 1: the lights fall on a wall "
-                     "behind the subject.", min=0, max=1, step=0.05),
+                     "behind the subject.", min=0, max=1, step=0.05, engines=GEOMETRIC),
                Param("backdrop_shadow", "float", 0.0, "Shadow on backdrop",
                      "How dark the subject's shadow on a wall behind it is.",
-                     min=0, max=1, step=0.05),
+                     min=0, max=1, step=0.05, engines=GEOMETRIC),
                Param("keep_colors", "bool", False, "Keep original colours",
                      "Change brightness only; ignore the lights' colours."),
-               Param("steps", "int", 25, "Diffusion steps", "Denoising steps (IC-Light only).",
-                     min=1, max=100, step=1),
-               Param("seed", "int", 1, "Seed", "Fixes the IC-Light result (IC-Light only).",
-                     min=0, max=2**31 - 1, step=1)],
+               STEPS.but(help="Denoising steps.", engines=("ic-light",)),
+               SEED.but(engines=("ic-light",))],
               relight, engine_kind="relight"),
 ]

@@ -10,7 +10,7 @@ import numpy as np
 from .. import engines, imaging
 from ..engines.style import PRESETS
 from ..protocol import E_BAD_PARAMETER, ProtocolError
-from .base import Layer, Operation, Param, Request
+from .base import FAST, SEED, STEPS, Layer, Operation, Param, Request
 
 
 def _reference(value) -> np.ndarray:
@@ -40,10 +40,10 @@ def style(req: Request) -> list[Layer]:
     if image.shape[2] == 4:
         out = np.dstack([out, image[:, :, 3]])
     label = "Reference style" if p["preset"] == "reference" else PRESETS[p["preset"]].label
-    plan = getattr(engine, "plan", None)        # the diffusion engine names its models
-    used = {"models": plan(p, mask is not None)} if plan else {}
+    used = engine.plan(p, mask is not None)
     return [Layer(f"{label} {p['strength']:.0%}",
-                  imaging.blend_into(req.image, out, box, req.mask), provenance=used)]
+                  imaging.blend_into(req.image, out, box, req.mask),
+                  provenance={"models": used} if used else {})]
 
 
 OPERATIONS = [
@@ -59,20 +59,16 @@ OPERATIONS = [
                Param("face_detail", "float", 0.6, "Face detail",
                      "How much finer the strokes are on faces, to keep the sitter "
                      "recognisable.", min=0, max=1, step=0.05),
-               Param("seed", "int", 1, "Seed",
-                     "Varies paper grain and palettes; the same seed gives the same result.",
-                     min=0, max=2**31 - 1, step=1),
+               SEED.but(help="Varies paper grain and palettes; the same seed gives the same "
+                             "result."),
                Param("reference", "image", "", "Reference",
-                     "A layer or an image file whose style to copy (preset 'reference')."),
-               Param("steps", "int", 20, "Diffusion steps",
-                     "Denoising steps (diffusion engine only; at most 8 in fast mode).",
-                     min=1, max=100, step=1),
+                     "A layer or an image file whose style to copy (preset 'reference').",
+                     engines=("classic",)),
+               STEPS.but(default=20, engines=("diffusion",)),
                Param("structure", "float", 0.7, "Keep structure",
                      "How closely the painting follows the photo's lines (diffusion engine, "
                      "with the controlnet-lineart model pulled; 0 turns it off).",
-                     min=0, max=2, step=0.05),
-               Param("fast", "bool", False, "Fast mode",
-                     "A few steps with LCM-LoRA instead of many (diffusion engine; needs the "
-                     "lcm-lora-sd15 model).")],
+                     min=0, max=2, step=0.05, engines=("diffusion",)),
+               FAST.but(engines=("diffusion",))],
               style, engine_kind="style"),
 ]

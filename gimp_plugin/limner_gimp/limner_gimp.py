@@ -6,12 +6,13 @@ copy of the backend's capabilities that the installer writes beside this file, s
 operation or parameter needs no change here. Each procedure reads the drawable (at the
 image's own precision, perceptual sRGB) and the selection, runs the operation on the
 backend (starting it when none runs), and inserts the result layers above the source in
-one undo group. Every procedure also runs non-interactively with its arguments."""
+one undo group. Every procedure also runs non-interactively with its arguments. When the
+backend's operations differ from the installed copy, it says to re-run the installer."""
 
 import json
 import os
-import re
 import sys
+from dataclasses import dataclass
 
 import gi
 
@@ -22,9 +23,11 @@ gi.require_version("Babl", "0.1")
 from gi.repository import Babl, Gegl, Gimp, GimpUi, GLib, GObject
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "vendor"))   # the client and websockets, vendored
+sys.path[:0] = [HERE, os.path.join(HERE, "vendor")]   # names.py; the client, websockets
 
-PREFIX = "plug-in-limner-"
+from limner.protocol import Pixels  # noqa: E402
+from names import argument_name, choice_nick, procedure_name, schema_difference  # noqa: E402
+
 #: GIMP precision family -> (protocol sample type, babl sample name)
 SAMPLES = {"U8": ("u8", "u8"), "U16": ("u16", "u16"), "FLOAT": ("f32", "float"),
            "HALF": ("f32", "float"), "DOUBLE": ("f32", "float"), "U32": ("f32", "float")}
@@ -37,23 +40,15 @@ def load_capabilities():
         return json.load(fh)
 
 
-#: arguments every image procedure already has
-RESERVED = {"run-mode", "image", "drawables"}
+@dataclass(frozen=True)
+class Source:
+    """A drawable read for the backend: its pixels, the selection over it (u8 bytes, None
+    when nothing is selected), where it sits in the image, and its babl sample name."""
 
-
-def argument_name(param_name):
-    """GIMP argument names are lower case with dashes; a parameter named like one of the
-    procedure's own arguments gets a prefix."""
-    name = param_name.replace("_", "-")
-    return f"limner-{name}" if name in RESERVED else name
-
-
-def choice_nick(value):
-    return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
-
-
-def procedure_name(op_id):
-    return PREFIX + op_id.replace(".", "-")
+    pixels: Pixels
+    mask: bytes | None
+    offset: tuple[int, int]
+    babl: str
 
 
 def add_argument(procedure, schema):
@@ -106,8 +101,8 @@ def colour_hex(colour):
 
 
 def read_drawable(drawable, with_selection=True):
-    """Pixels of the drawable at its precision, perceptual sRGB, RGBA, plus the selection
-    as an 8-bit mask in drawable coordinates (None when nothing is selected)."""
+    """The drawable at its precision, perceptual sRGB, RGBA, plus the selection as an 8-bit
+    mask in drawable coordinates (None when nothing is selected)."""
     image = drawable.get_image()
     family = image.get_precision().value_nick.split("-")[0].upper()
     sample, babl = SAMPLES[family]
@@ -123,22 +118,20 @@ def read_drawable(drawable, with_selection=True):
         if not any(mask):
             raise ValueError("the selection does not touch this layer")
     _, x, y = drawable.get_offsets()
-    return {"image": bytes(data), "width": width, "height": height, "channels": 4,
-            "sample": sample, "babl": babl, "mask": None if mask is None else bytes(mask),
-            "offset": (x, y)}
+    return Source(Pixels(bytes(data), width, height, 4, sample),
+                  None if mask is None else bytes(mask), (x, y), babl)
 
 
 def write_layers(image, source, layers, babl):
-    """Insert the result layers above `source` (top first as the backend lists them); a
-    matte becomes the layer mask of a copy of the source."""
+    """Insert the result layers ((ResultLayer, Pixels) pairs, top first as the backend
+    lists them) above `source`; a matte becomes the layer mask of a copy of the source."""
     parent = source.get_parent()
     position = image.get_item_position(source)
     formats = {1: "Y", 3: "R'G'B'", 4: "R'G'B'A"}
     added = []
-    for layer in reversed(layers):      # bottom first, each inserted above the last
-        spec = layer.spec
-        rect = Gegl.Rectangle.new(0, 0, spec.width, spec.height)
-        fmt = f"{formats[spec.channels]} {babl}"
+    for layer, pixels in reversed(layers):    # bottom first, each inserted above the last
+        rect = Gegl.Rectangle.new(0, 0, pixels.width, pixels.height)
+        fmt = f"{formats[pixels.channels]} {babl}"
         if layer.role == "mask":
             node = source.copy()
             node.set_name(f"{source.get_name()} (masked) {layer.name}")
@@ -146,20 +139,20 @@ def write_layers(image, source, layers, babl):
             mask = node.create_mask(Gimp.AddMaskType.WHITE)
             node.add_mask(mask)
             buffer = mask.get_buffer()
-            buffer.set(rect, fmt, bytes(layer.data))
+            buffer.set(rect, fmt, bytes(pixels.data))
             buffer.flush()
-            mask.update(0, 0, spec.width, spec.height)
+            mask.update(0, 0, pixels.width, pixels.height)
             node.set_visible(False)
         else:
-            node = Gimp.Layer.new(image, layer.name, spec.width, spec.height,
+            node = Gimp.Layer.new(image, layer.name, pixels.width, pixels.height,
                                   Gimp.ImageType.RGBA_IMAGE, 100.0,
                                   LAYER_MODES.get(layer.blend, Gimp.LayerMode.NORMAL))
             image.insert_layer(node, parent, position)
             node.set_offsets(*layer.offset)
             buffer = node.get_buffer()             # RGB-only results become opaque RGBA
-            buffer.set(rect, fmt, bytes(layer.data))
+            buffer.set(rect, fmt, bytes(pixels.data))
             buffer.flush()
-            node.update(0, 0, spec.width, spec.height)
+            node.update(0, 0, pixels.width, pixels.height)
             node.set_visible(layer.visible)
         added.append(node)
     return added
@@ -208,12 +201,13 @@ class Limner(Gimp.PlugIn):
         try:
             params, inputs = self.parameters(op, config)
             request = read_drawable(source)
-            layers = self.call_backend(op, params, inputs, request)
+            layers = self.call_backend(op, params, inputs, request.pixels, request.mask,
+                                       request.offset)
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
             return self.fail(procedure, str(exc))
         image.undo_group_start()
         try:
-            write_layers(image, source, layers, request["babl"])
+            write_layers(image, source, layers, request.babl)
         finally:
             image.undo_group_end()
         Gimp.displays_flush()
@@ -234,15 +228,13 @@ class Limner(Gimp.PlugIn):
             elif kind == "image":
                 if value is None:
                     continue
-                other = read_drawable(value, with_selection=False)
-                inputs[schema["name"]] = (other["image"], other["width"], other["height"],
-                                          4, other["sample"])
+                inputs[schema["name"]] = read_drawable(value, with_selection=False).pixels
                 continue
             params[schema["name"]] = value
         return params, inputs
 
     @staticmethod
-    def call_backend(op, params, inputs, request):
+    def call_backend(op, params, inputs, pixels, mask, offset):
         from limner import launcher, protocol
         from limner.client import BackendError, Client
 
@@ -261,9 +253,12 @@ class Limner(Gimp.PlugIn):
         try:
             with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
                         name=f"gimp {Gimp.version()}") as client:
-                return client.run(op["id"], params, request["image"], request["width"],
-                                  request["height"], request["channels"], request["sample"],
-                                  mask=request["mask"], offset=request["offset"],
+                difference = schema_difference(load_capabilities(), client.capabilities)
+                if difference:
+                    Gimp.message("Limner: the backend's operations differ from the ones GIMP "
+                                 f"registered ({difference}). Re-run the Limner installer "
+                                 "(install/gimp.py) and restart GIMP to see them all.")
+                return client.run(op["id"], params, pixels, mask=mask, offset=offset,
                                   inputs=inputs, on_progress=progress)
         except BackendError as exc:
             raise RuntimeError(f"Limner backend: {exc.message}") from None

@@ -13,8 +13,7 @@ import os
 import time
 
 from krita import Krita, Selection
-
-from .qt import QtCore, QtWidgets
+from limner_krita.qt import QtCore, QtWidgets
 
 _RUNNING: list[dict] = []   # holds the timer: a timer only its own callback refers to is collected
 
@@ -51,7 +50,8 @@ def _tick(timer, state) -> None:
 
 
 def _step(state) -> None:
-    from .docker import INSTANCES
+    from limner_krita.controller import State
+    from limner_krita.docker import INSTANCES
 
     app, spec = Krita.instance(), state["spec"]
     window = app.activeWindow()
@@ -65,9 +65,9 @@ def _step(state) -> None:
         state.update(step="wait-ready", doc=doc)
     elif state["step"] == "wait-ready":
         docker = INSTANCES[0]
-        if docker.panel.state == "error" and not docker.panel.operations:
+        if docker.panel.state is State.ERROR and not docker.panel.operations:
             raise RuntimeError(docker.panel.status.text())
-        if docker.panel.state != "ready":
+        if docker.panel.state is not State.READY:
             return
         doc = state["doc"]
         source = doc.topLevelNodes()[0]

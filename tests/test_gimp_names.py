@@ -1,0 +1,83 @@
+"""The GIMP plug-in's GIMP-free helpers (names.py) against the real backend schema, and its
+installer; no GIMP needed (tests/test_gimp.py runs the plug-in inside GIMP 3)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from limner.server import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "gimp_plugin" / "limner_gimp"))
+import names  # noqa: E402
+
+#: what GIMP 3 accepts as a procedure or argument name
+GIMP_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+@pytest.fixture(scope="module")
+def capabilities():
+    return Server(write_discovery=False).capabilities()
+
+
+def test_names_follow_gimps_rules():
+    assert names.argument_name("hair_detail") == "hair-detail"
+    assert names.argument_name("image") == "limner-image"      # the procedure's own argument
+    assert names.argument_name("drawables") == "limner-drawables"
+    assert names.choice_nick("Rembrandt (45°) Key") == "rembrandt-45-key"
+    assert names.choice_nick(3) == "3"
+    assert names.procedure_name("background.remove") == "plug-in-limner-background-remove"
+
+
+def test_every_operation_maps_to_distinct_valid_gimp_names(capabilities):
+    """GIMP refuses a plug-in whose names clash or break its rules: the whole schema,
+    not a sample, must map cleanly."""
+    operations = capabilities["operations"]
+    procedures = [names.procedure_name(op["id"]) for op in operations]
+    assert len(set(procedures)) == len(procedures)
+    assert all(GIMP_NAME.match(p) for p in procedures)
+    for op in operations:
+        arguments = [names.argument_name(p["name"]) for p in op["params"]]
+        assert len(set(arguments)) == len(arguments), op["id"]
+        assert not set(arguments) & names.RESERVED, op["id"]
+        assert all(GIMP_NAME.match(a) for a in arguments), (op["id"], arguments)
+        for param in op["params"]:
+            if param["kind"] == "choice":
+                nicks = [names.choice_nick(c) for c in param["choices"]]
+                assert len(set(nicks)) == len(nicks) and all(nicks), (op["id"], param["name"])
+
+
+def test_schema_difference_names_what_changed(capabilities):
+    assert names.schema_difference(capabilities, copy.deepcopy(capabilities)) is None
+    later = copy.deepcopy(capabilities)
+    later["engines"] = {}                                      # engines do not count
+    later["operations"].append({"id": "mood.apply", "params": []})
+    later["operations"][0]["params"] = later["operations"][0]["params"][:-1]
+    gone = later["operations"].pop(1)["id"]
+    text = names.schema_difference(capabilities, later)
+    assert "new operations: mood.apply" in text
+    assert f"removed operations: {gone}" in text
+    assert f"changed operations: {capabilities['operations'][0]['id']}" in text
+
+
+def test_installer_writes_the_plug_in_and_replaces_an_old_one(tmp_path, capabilities):
+    plug_ins = tmp_path / "plug-ins"
+    old = plug_ins / "limner"
+    old.mkdir(parents=True)
+    (old / "limner.py").write_text("# the plug-in under its old name\n")
+    (plug_ins / "other").mkdir()
+    subprocess.run([sys.executable, str(ROOT / "install" / "gimp.py"), "--plug-ins-dir",
+                    str(plug_ins)], check=True, capture_output=True)
+    target = plug_ins / "limner_gimp"
+    assert not old.exists() and (plug_ins / "other").exists()
+    assert (target / "limner_gimp.py").stat().st_mode & 0o111
+    assert (target / "names.py").exists()
+    assert (target / "vendor" / "limner" / "client.py").exists()
+    installed = json.loads((target / "capabilities.json").read_text())
+    assert names.schema_difference(installed, capabilities) is None
