@@ -138,3 +138,21 @@ def test_the_private_names_check_sees_both_forms(tmp_path):
     sample.write_text("from limner.engines.style import _grey\nimport limner.engines as e\n"
                       "e._LOADED.clear()\nself._x = 1\n")
     assert len(private_reaches(sample)) == 2
+
+
+def test_setup_presets_are_custom_parameters_that_place_the_same_lights():
+    """What an editor puts in its controls when a setup is picked: valid values, with the
+    key and fill where the named setup puts them for a face looking at the camera."""
+    from limner.engines.lights import SETUPS, rig
+
+    op = operations.get("relight")
+    presets = next(p for p in op.schema()["params"] if p["name"] == "setup")["presets"]
+    assert set(presets) == set(SETUPS)
+    for name, values in presets.items():
+        custom, named = (rig(op.validate({**values, "setup": setup})).lights
+                         for setup in ("custom", name))
+        assert (custom[0].azimuth, custom[0].elevation) == \
+            pytest.approx((named[0].azimuth, named[0].elevation)), name
+        if SETUPS[name].fill:
+            assert (custom[1].azimuth, custom[1].elevation) == \
+                pytest.approx((named[1].azimuth, named[1].elevation)), name

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from limner import discovery
+from limner import discovery, models
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "tests" / "output"
@@ -58,7 +58,9 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
     spec = {"image": str(image), "selection": [120, 100, 260, 260], "op": "relight",
             "params": {"azimuth": -90.0, "elevation": 10.0},
             "screenshot": str(OUTPUT / "krita-docker.png"),
-            "findings": str(tmp_path / "findings.json")}
+            "findings": str(tmp_path / "findings.json"),
+            "light": {"docker_shot": str(OUTPUT / "krita-light.png"),
+                      "models_shot": str(OUTPUT / "krita-models.png")}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     display = f":{random.randint(100, 999)}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
@@ -101,3 +103,19 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
     assert findings["progress"] == 100
     shot = cv2.imread(spec["screenshot"])
     assert shot is not None and shot.shape[0] > 400 and shot.shape[1] > 600
+    # the light dragged by hand: the controls follow, previews coalesced and shown
+    drag = findings["drag"]
+    print("light drag:", json.dumps(drag))
+    (az0, el0), _, (az1, el1) = drag["angles"]
+    assert az0 < -40 and az1 > 40 and el0 > 10 and el1 > 10, drag
+    assert drag["setup"] == "custom"
+    assert 2 <= drag["sent"] <= drag["asked"] / 3, drag          # debounced
+    assert drag["shown"] == drag["sent"] and drag["distinct_pictures"] >= 2, drag
+    assert drag["preview_size"] and min(drag["preview_size"]) > 100, drag
+    geometric, iclight = findings["controls"]["geometric"], findings["controls"]["ic-light"]
+    assert "sheen" in geometric and "steps" not in geometric
+    assert "steps" in iclight and "seed" in iclight and "sheen" not in iclight
+    assert sorted(findings["models"]) == sorted(models.MODELS)
+    for name in ("krita-light.png", "krita-models.png"):
+        picture = cv2.imread(str(OUTPUT / name))
+        assert picture is not None and picture.shape[0] > 200, name

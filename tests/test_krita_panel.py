@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PyQt5 import QtWidgets
 
@@ -272,3 +273,140 @@ def test_kritaio_pixel_helpers(sample, typecode):
         assert kritaio.to_u8(array("H", [0x1234, 0xFF00]).tobytes(), "u16") == b"\x12\xff"
     if sample == "f32":
         assert kritaio.to_u8(array("f", [0.0, 0.5, 2.0]).tobytes(), "f32") == b"\x00\x80\xff"
+
+
+def drag(widget, points):
+    """Press at the first point, move through the rest, release: real Qt mouse events."""
+    from PyQt5 import QtCore, QtGui
+
+    def send(kind, point, buttons):
+        event = QtGui.QMouseEvent(kind, QtCore.QPointF(*point), QtCore.Qt.LeftButton, buttons,
+                                  QtCore.Qt.NoModifier)
+        QtWidgets.QApplication.sendEvent(widget, event)
+
+    send(QtCore.QEvent.MouseButtonPress, points[0], QtCore.Qt.LeftButton)
+    for point in points[1:]:
+        send(QtCore.QEvent.MouseMove, point, QtCore.Qt.LeftButton)
+    send(QtCore.QEvent.MouseButtonRelease, points[-1], QtCore.Qt.NoButton)
+
+
+def test_the_light_sphere_maps_angles_both_ways():
+    from limner_krita.light import from_disc, to_disc
+
+    for azimuth, elevation in ((-45, 30), (0, 0), (90, 10), (-150, 20), (120, -40)):
+        x, y, front = to_disc(azimuth, elevation)
+        assert front == (abs(azimuth) <= 90)
+        assert from_disc(x, y, front) == pytest.approx((azimuth, elevation), abs=1e-6)
+    assert from_disc(-1, 0, True) == pytest.approx((-90, 0))       # the image's left
+    assert from_disc(0, 2, True) == pytest.approx((0, 90))         # outside: the edge
+
+
+def test_dragging_the_key_moves_the_controls_and_a_setup_turns_custom(app, capabilities):
+    panel = LimnerPanel()
+    panel.set_capabilities(capabilities)
+    panel.select_operation("relight")
+    controls, sphere = panel.controls["relight"], panel.spheres["relight"]
+    sphere.resize(200, 200)
+    controls["setup"].widget.setCurrentText("rembrandt")          # moves the markers
+    assert controls["azimuth"].value() == -60 and controls["elevation"].value() == 45
+    assert sphere.lights[""] == [-60, 45] and sphere.shown["fill_"] and not sphere.shown["rim_"]
+    start = sphere.marker_position("")
+    cx, cy, r = sphere._disc()
+    drag(sphere, [(start.x(), start.y()), (cx + 0.3 * r, cy - 0.2 * r),
+                  (cx + 0.5 * r, cy - 0.5 * r)])
+    azimuth, elevation = controls["azimuth"].value(), controls["elevation"].value()
+    assert azimuth > 0 and elevation == pytest.approx(30, abs=1)   # y = sin(30°) = 0.5
+    assert controls["setup"].value() == "custom"                  # the drag takes effect
+    assert controls["fill_intensity"].value() == pytest.approx(0.1)   # the setup's fill kept
+    controls["azimuth"].widget.setValue(-90)                       # spin box -> sphere
+    assert sphere.lights[""][0] == -90
+    controls["rim_intensity"].widget.setValue(1.0)
+    assert sphere.shown["rim_"]
+
+
+def test_only_the_chosen_engines_controls_show(app, capabilities):
+    panel = LimnerPanel()
+    panel.set_capabilities(capabilities)
+    panel.set_state("ready")
+    panel.select_operation("relight")
+    controls = panel.controls["relight"]
+    shown = {name for name, c in controls.items() if not c.widget.isHidden()}
+    assert {"sheen", "fill_azimuth", "ambient"} <= shown and not {"steps", "seed"} & shown
+    controls["engine"].widget.setCurrentText("ic-light")
+    shown = {name for name, c in controls.items() if not c.widget.isHidden()}
+    assert {"steps", "seed", "azimuth", "softness"} <= shown
+    assert not {"sheen", "fill_azimuth", "ambient"} & shown
+    assert controls["steps"].label.isHidden() is False and controls["sheen"].label.isHidden()
+    # IC-Light's weights are not here: the docker offers them instead of failing later
+    asked = []
+    panel.models_clicked.connect(asked.append)
+    assert not panel.missing.isHidden() and not panel.run_button.isEnabled()
+    panel.download_button.click()
+    assert asked == [["sd15", "ic-light-fc", "ic-light-fbc"]]
+    controls["engine"].widget.setCurrentText("geometric")
+    assert panel.missing.isHidden() and panel.run_button.isEnabled()
+
+
+def test_previews_are_coalesced_and_the_newest_settings_win(app, connected, portraits):
+    """A burst of changes (a dragged light) against the real backend: far fewer preview
+    runs than changes, never two in flight, and the last picture shown is of the last
+    settings."""
+    import cv2
+    from limner_krita.preview import Previewer
+
+    panel, backend, _ = connected
+    layer = Source(imaging.to_pixels(cv2.resize(portraits["astronaut"], (384, 384))))
+    settings = {"azimuth": -90.0}
+    sent, shown, told = [], [], []
+
+    def build():
+        sent.append(settings["azimuth"])
+        return Request("relight", {"azimuth": settings["azimuth"], "elevation": 20.0}, layer)
+
+    previewer = Previewer(backend, build, shown.append, told.append, interval_ms=30)
+    for step in range(60):                    # 60 moves over about 0.6 s
+        settings["azimuth"] = -90.0 + 3 * step
+        previewer.schedule()
+        assert previewer.in_flight is None or previewer.sent - previewer.shown <= 1
+        app.processEvents()
+        time.sleep(0.01)
+    wait_for(app, lambda: previewer.in_flight is None and not previewer.timer.isActive()
+             and not previewer.wanted)
+    assert not told and previewer.asked == 60
+    assert 2 <= previewer.sent <= 30 and previewer.shown == previewer.sent
+    assert sent[-1] == settings["azimuth"]                 # the newest settings went last
+    assert shown[-1].width == 384 and shown[-1].sample == "u8"
+    first, last = (imaging.from_pixels(p) for p in (shown[0], shown[-1]))
+    assert np.abs(first.astype(int) - last.astype(int)).mean() > 2   # the light moved
+
+
+def test_the_models_dialog_lists_and_downloads_through_the_backend(app, connected, tmp_path,
+                                                                   monkeypatch, fresh_engines):
+    """Mocked edge: the hub (a local one serving a 24 MB file as the LCM-LoRA)."""
+    import os as _os
+
+    from conftest import use_hub
+    from fake_hub import FakeHub
+    from limner import models
+    from limner_krita.models_dialog import ModelsDialog
+
+    panel, backend, _ = connected
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pytorch_lora_weights.safetensors").write_bytes(_os.urandom(24 << 20))
+    with FakeHub({models.MODELS["lcm-lora-sd15"].repo: repo}) as hub:
+        use_hub(monkeypatch, tmp_path / "cache", hub.url)
+        monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
+        dialog = ModelsDialog(backend, panel.capabilities["models"], ["lcm-lora-sd15"])
+        names = [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
+        assert sorted(names) == sorted(models.MODELS) and names[0] == "lcm-lora-sd15"
+        assert dialog.table.item(0, 1).text() == "135 MB"
+        assert dialog.table.item(0, 3).text() == "style/diffusion"
+        assert dialog.table.item(0, 4).text() == "not here"
+        stages = []
+        backend.pull_progress.connect(lambda name, fraction, stage: stages.append(stage))
+        dialog.download_button.click()
+        assert dialog.cancel_button.isEnabled() and not dialog.download_button.isEnabled()
+        wait_for(app, lambda: dialog.downloading is None)
+    assert dialog.table.item(0, 4).text() == "here", dialog.status.text()
+    assert "lcm-lora-sd15: 24 of 24 MB" in stages and dialog.progress.value() == 1000

@@ -16,22 +16,34 @@ else:
     from .docker import DOCKER_ID, INSTANCES, LimnerDocker
 
 
+#: action name -> (menu text, what it does to the visible docker)
+ACTIONS = {
+    "limner_run": ("Limner: Run", lambda d: d.run()),
+    "limner_cancel": ("Limner: Cancel", lambda d: d.backend.cancel()),
+    "limner_repeat": ("Limner: Repeat Last Operation", lambda d: d.repeat_last()),
+    "limner_remove_background": ("Limner: Remove Background",
+                                 lambda d: d.run_operation("background.remove")),
+    "limner_relight": ("Limner: Relight", lambda d: d.run_operation("relight")),
+    "limner_stylize": ("Limner: Stylize", lambda d: d.run_operation("style")),
+}
+
+
 class LimnerExtension(Extension if Krita else object):
-    """The Run and Cancel actions (limner_krita.action), so they can get shortcuts."""
+    """The docker's actions (limner_krita.action), so they can get shortcuts."""
 
     def setup(self):
         pass
 
     def createActions(self, window):
-        for name, method in (("limner_run", "run"), ("limner_cancel", "cancel")):
-            action = window.createAction(name, f"Limner: {method.title()}", "tools/scripts")
-            action.triggered.connect(lambda _=False, m=method: self._trigger(m))
+        for name, (text, act) in ACTIONS.items():
+            action = window.createAction(name, text, "tools/scripts")
+            action.triggered.connect(lambda _=False, a=act: self._trigger(a))
 
     @staticmethod
-    def _trigger(method):
+    def _trigger(act):
         for docker in INSTANCES:
             if docker.isVisible():
-                (docker.run if method == "run" else docker.backend.cancel)()
+                act(docker)
                 return
 
 

@@ -1,6 +1,7 @@
 """The backend connection, off Krita's GUI thread: connecting (and starting the backend
 when none runs) and each job run in a worker thread; results and progress come back as Qt
-signals, which Qt delivers on the GUI thread."""
+signals, which Qt delivers on the GUI thread. Previews and model downloads go over
+connections of their own, so neither waits for, nor blocks, a full run."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ class Backend(QtCore.QObject):
     progress = Signal(float, str)
     finished = Signal(object, object)      # the request, the result layers
     failed = Signal(str, str)              # error code, message
+    preview_ready = Signal(str, object)    # job, the preview's Pixels
+    preview_failed = Signal(str, str, str)  # job, error code, message
+    pull_progress = Signal(str, float, str)  # model, fraction, stage
+    pull_done = Signal(str, str)           # model, where it now is
+    pull_failed = Signal(str, str, str)    # model, error code, message
+
+    #: the long side of a live preview
+    PREVIEW_SIDE = 512
 
     def __init__(self, plugin_dir: str, client_name: str, parent=None):
         super().__init__(parent)
@@ -25,6 +34,9 @@ class Backend(QtCore.QObject):
         self.client = None
         self.job: str | None = None
         self._lock = threading.Lock()
+        self.preview_client = None
+        self._preview_lock = threading.Lock()
+        self.pulling: tuple[object, str] | None = None     # (client, job) of a download
 
     def connect_async(self) -> None:
         threading.Thread(target=self._connect_guarded, daemon=True).start()
@@ -45,6 +57,82 @@ class Backend(QtCore.QObject):
                 from limner import protocol
 
                 self.failed.emit(protocol.E_CLOSED, str(exc))
+
+    def preview_async(self, request: Request) -> str:
+        """A quick preview of `request` (its layer already small); returns its job id."""
+        request.job = uuid.uuid4().hex[:12]
+        threading.Thread(target=self._preview, args=(request,), daemon=True).start()
+        return request.job
+
+    def cancel_preview(self, job: str) -> None:
+        client = self.preview_client
+        if client is not None:
+            try:
+                client.cancel(job)
+            except Exception:  # noqa: BLE001 - gone already: nothing to stop
+                pass
+
+    def _preview(self, request: Request) -> None:
+        from limner import launcher, protocol
+        from limner.client import BackendError, Client
+
+        source = request.source
+        try:
+            with self._preview_lock:       # one preview at a time on its connection
+                if self.preview_client is None:
+                    info = launcher.ensure_running(self.plugin_dir)
+                    self.preview_client = Client(
+                        f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
+                        name=self.client_name + " (preview)")
+                layers = self.preview_client.run(
+                    request.op, request.params, source.pixels, mask=source.mask,
+                    offset=source.offset, inputs=request.inputs, transfer=source.transfer,
+                    preview_side=self.PREVIEW_SIDE, job=request.job)
+        except BackendError as exc:
+            if exc.code in (protocol.E_CLOSED, protocol.E_UNREACHABLE):
+                self.preview_client = None
+            self.preview_failed.emit(request.job, exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
+            self.preview_client = None
+            self.preview_failed.emit(request.job, "error", f"{type(exc).__name__}: {exc}")
+        else:
+            self.preview_ready.emit(request.job, layers[0][1])
+
+    def pull_async(self, model: str) -> None:
+        """Download a model on the backend (on a connection of its own)."""
+        threading.Thread(target=self._pull, args=(model,), daemon=True).start()
+
+    def cancel_pull(self) -> None:
+        pulling = self.pulling
+        if pulling is not None:
+            try:
+                pulling[0].cancel(pulling[1])
+            except Exception:  # noqa: BLE001 - gone already: nothing to stop
+                pass
+
+    def _pull(self, model: str) -> None:
+        from limner import launcher, protocol
+        from limner.client import BackendError, Client
+
+        job = uuid.uuid4().hex[:12]
+        try:
+            info = launcher.ensure_running(self.plugin_dir)
+            with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
+                        name=self.client_name + " (models)") as client:
+                self.pulling = (client, job)
+                path = client.pull(model, job=job, on_progress=lambda _, fraction, stage:
+                                   self.pull_progress.emit(model, fraction, stage))
+                self.pulling = None
+                self.pull_done.emit(model, path)
+            with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
+                        name=self.client_name + " (models)") as fresh:
+                self.capabilities_ready.emit(fresh.capabilities)    # the model is here now
+        except BackendError as exc:
+            self.pull_failed.emit(model, exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - shown in the dialog, never raised into Krita
+            self.pull_failed.emit(model, "error", f"{type(exc).__name__}: {exc}")
+        finally:
+            self.pulling = None
 
     def _connect_guarded(self) -> None:
         try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 
 from krita import DockWidget, Krita
 
 from . import kritaio
 from .connection import Backend
 from .controller import Controller, State, UnsupportedLayer
+from .models_dialog import ModelsDialog
 from .panel import LimnerPanel
+from .preview import Previewer
 
 DOCKER_ID = "limner_docker"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -25,6 +28,13 @@ class LimnerDocker(DockWidget):
         self.backend = Backend(PLUGIN_DIR, f"krita {Krita.instance().version()}", self)
         self.backend.state_changed.connect(self.panel.set_state)
         self.backend.capabilities_ready.connect(self._capabilities)
+        self.previewer = Previewer(self.backend, self._preview_request,
+                                   self.panel.show_preview, self._no_preview, parent=self)
+        self.panel.values_changed.connect(self.previewer.schedule)
+        self.panel.models_clicked.connect(self.show_models)
+        self.models_dialog = None
+        self._preview_source = None     # (key, Source, when): the layer read small, reused
+        self.last_run: tuple[str, dict] | None = None     # for "repeat last operation"
         self.backend.progress.connect(self.panel.set_progress)
         self.backend.finished.connect(self._finished)
         self.backend.failed.connect(self._failed)
@@ -37,6 +47,7 @@ class LimnerDocker(DockWidget):
 
     def canvasChanged(self, canvas):
         self.panel.set_layers(self._layer_names())
+        self._preview_source = None
 
     def _layer_names(self) -> list[str]:
         doc = Krita.instance().activeDocument()
@@ -51,20 +62,80 @@ class LimnerDocker(DockWidget):
         return sorted(names)
 
     def _capabilities(self, capabilities):
-        self.panel.set_capabilities(capabilities)
-        self.panel.set_layers(self._layer_names())
+        if self.panel.operations and \
+                capabilities["operations"] == self.panel.capabilities.get("operations"):
+            self.panel.set_availability(capabilities)    # after a download: keep the values
+        else:
+            self.panel.set_capabilities(capabilities)
+            self.panel.set_layers(self._layer_names())
+        if self.models_dialog is not None:
+            self.models_dialog.set_models(capabilities["models"])
 
-    def run(self):
+    def show_models(self, first=()):
+        """The models dialog, with an engine's missing models first."""
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self.backend, [], parent=self)
+        self.models_dialog.set_models(self.panel.capabilities.get("models", []), list(first))
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+
+    def _preview_request(self):
+        """The preview of the shown operation on the active layer, read small (and kept
+        for a few seconds: a dragged light sends many previews of the same layer)."""
+        doc = Krita.instance().activeDocument()
+        op = self.panel.operation()
+        if doc is None or doc.activeNode() is None or op is None or self.pending:
+            return None
+        node = doc.activeNode()
+        selection = doc.selection()
+        key = (doc.fileName(), node.uniqueId().toString(), selection and (
+            selection.x(), selection.y(), selection.width(), selection.height()))
+        cached = self._preview_source
+        if cached is None or cached[0] != key or time.monotonic() - cached[2] > 3:
+            cached = (key, kritaio.read_preview(doc, node, Backend.PREVIEW_SIDE),
+                      time.monotonic())
+        self._preview_source = (cached[0], cached[1], time.monotonic())
+
+        def read(name):
+            if name is None:
+                return cached[1]
+            other = doc.nodeByName(name)
+            if other is None:
+                raise UnsupportedLayer(f"no layer named {name!r}")
+            return kritaio.read_preview(doc, other, Backend.PREVIEW_SIDE)
+
+        return self.controller.build(op, self.panel.values(), read)
+
+    def _no_preview(self, message: str) -> None:
+        self.panel.preview.setVisible(True)
+        self.panel.preview.setText(f"No preview: {message}")
+
+    def run_operation(self, op_id: str) -> None:
+        """A shortcut's operation with the docker's settings for it."""
+        self.panel.select_operation(op_id)
+        self.run()
+
+    def repeat_last(self) -> None:
+        """The last operation again, with the same settings, on the active layer."""
+        if self.last_run is None:
+            self.panel.set_state(State.ERROR, "nothing to repeat yet")
+            return
+        self.run(*self.last_run)
+
+    def run(self, op_id: str | None = None, values: dict | None = None):
+        """Run the shown operation with the panel's values (or the given ones)."""
         if self.controller.pending is not None:
             return
         doc = Krita.instance().activeDocument()
         if doc is None or doc.activeNode() is None:
             self.panel.set_state(State.ERROR, "open an image and select a paint layer")
             return
-        op = self.panel.operation()
+        op = self.panel.operation() if op_id is None else \
+            next((o for o in self.panel.operations if o["id"] == op_id), None)
         if op is None:
             self.panel.set_state(State.ERROR, "the backend has not described its operations yet")
             return
+        values = self.panel.values() if values is None else values
         source = doc.activeNode()
 
         def read(name):
@@ -76,10 +147,12 @@ class LimnerDocker(DockWidget):
             return kritaio.read_layer(doc, node, with_selection=False)
 
         try:
-            request = self.controller.build(op, self.panel.values(), read)
+            request = self.controller.build(op, values, read)
         except UnsupportedLayer as exc:
             self.panel.set_state(State.ERROR, str(exc))
             return
+        self.previewer.stop()
+        self.last_run = (op["id"], dict(values))
         self.controller.start(request, (doc, source))
         self.panel.set_state(State.BUSY)
         self.backend.run_async(request)

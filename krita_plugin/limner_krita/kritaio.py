@@ -87,6 +87,54 @@ def read_layer(doc, node, with_selection: bool = True) -> Source:
     return Source(Pixels(data, w, h, 4, sample), mask, (x, y), "linear" if linear else "srgb")
 
 
+def image_bytes(image, bytes_per_pixel: int) -> bytes:
+    """A QImage's pixels, rows packed (Qt pads each row to 4 bytes)."""
+    width, height, stride = image.width(), image.height(), image.bytesPerLine()
+    bits = image.constBits()
+    bits.setsize(stride * height)
+    data = bytes(bits)
+    row = width * bytes_per_pixel
+    if stride == row:
+        return data
+    return b"".join(data[y * stride:y * stride + row] for y in range(height))
+
+
+def read_preview(doc, node, side: int) -> Source:
+    """The layer and the selection scaled down to `side` on the long side, as 8-bit
+    sRGB RGBA: what a live preview sends (Qt scales it, in C++; the layer is not read at
+    full depth for a picture 512 px wide)."""
+    from .qt import QtCore, QtGui
+
+    sample, _, _ = layer_format(node)
+    bounds = node.bounds()
+    x, y, w, h = bounds.x(), bounds.y(), bounds.width(), bounds.height()
+    if w <= 0 or h <= 0:
+        raise UnsupportedLayer(f"the layer {node.name()!r} is empty")
+    scale = min(1.0, side / max(w, h))
+    size = QtCore.QSize(max(1, round(w * scale)), max(1, round(h * scale)))
+    keep, smooth = (QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+                    QtCore.Qt.TransformationMode.SmoothTransformation)
+    if sample == "u8":     # Krita's B, G, R, A bytes are Qt's ARGB32 on little-endian
+        data = bytes(node.pixelData(x, y, w, h))
+        image = QtGui.QImage(data, w, h, w * 4, QtGui.QImage.Format.Format_ARGB32)
+        image = image.scaled(size, keep, smooth)
+    else:                  # deeper layers: Krita's own 8-bit thumbnail of them
+        image = node.thumbnail(size.width(), size.height())
+    image = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+    mask = None
+    selection = doc.selection()
+    if selection is not None:
+        data = bytes(selection.pixelData(x, y, w, h))
+        if not any(data):
+            raise UnsupportedLayer("the selection does not touch this layer")
+        grey = QtGui.QImage(data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
+        mask = image_bytes(grey.scaled(image.size(), keep, smooth), 1)
+    profile = node.colorProfile() or ""
+    linear = sample == "u8" and ("g10" in profile or "linear" in profile.lower())
+    return Source(Pixels(image_bytes(image, 4), image.width(), image.height(), 4, "u8"),
+                  mask, (0, 0), "linear" if linear else "srgb")
+
+
 def _paint_layer(doc, name: str, rgba: bytes, layer, pixels, typecode: str, bgra: bool):
     node = doc.createNode(name, "paintlayer")
     if bgra:

@@ -1,12 +1,14 @@
 """The docker's content as a plain Qt widget (no Krita import, so it is tested offscreen):
-an operation chooser, controls generated from the backend's parameter schemas, Run and
-Cancel, a progress bar and the backend's state. A new operation or parameter in the
-backend shows up here without any change to this file."""
+an operation chooser, controls generated from the backend's parameter schemas (only those
+the chosen engine reads; a light widget where an operation has a light's direction), a
+live preview, Run and Cancel, a progress bar and the backend's state. A new operation or
+parameter in the backend shows up here without any change to this file."""
 
 from __future__ import annotations
 
 from .controller import State
-from .qt import QtGui, QtWidgets, Signal
+from .light import LIGHTS, LightSphere
+from .qt import QtCore, QtGui, QtWidgets, Signal
 
 STATES = {State.CONNECTING: "Connecting to the Limner backend…",
           State.STARTING: "Starting the backend…", State.READY: "Ready",
@@ -69,12 +71,52 @@ class ParamControl:
         w.setToolTip(schema.get("help", ""))
         w.setObjectName(f"param_{schema['name']}")
         self.widget = w
+        self.label = QtWidgets.QLabel(schema["label"])
+        self.label.setToolTip(schema.get("help", ""))
+
+    def connect_changed(self, callback) -> None:
+        """Call `callback()` whenever the user changes the value."""
+        w, kind = self.widget, self.kind
+        if kind in ("float", "int"):
+            w.valueChanged.connect(lambda _: callback())
+        elif kind == "bool":
+            w.toggled.connect(lambda _: callback())
+        elif kind == "choice":
+            w.currentIndexChanged.connect(lambda _: callback())
+        elif kind == "text":
+            w.editingFinished.connect(callback)
+        elif kind in ("file", "image"):
+            self.path.editingFinished.connect(callback)
+            if self.layer is not None:
+                self.layer.currentIndexChanged.connect(lambda _: callback())
+        self._on_colour = callback if kind == "color" else None
+
+    def set_value(self, value) -> None:
+        """Put a value (as the schema gives it) into the control."""
+        w, kind = self.widget, self.kind
+        if kind in ("float", "int"):
+            w.setValue(value)
+        elif kind == "bool":
+            w.setChecked(bool(value))
+        elif kind == "choice":
+            w.setCurrentIndex([str(c) for c in self.schema["choices"]].index(str(value)))
+        elif kind == "color":
+            self._colour = value
+            self._paint_colour(w)
+        elif kind == "text":
+            w.setText(value)
+
+    def set_visible(self, visible: bool) -> None:
+        self.widget.setVisible(visible)
+        self.label.setVisible(visible)
 
     def _pick_colour(self):
         colour = QtWidgets.QColorDialog.getColor(QtGui.QColor(self._colour), self.widget)
         if colour.isValid():
             self._colour = colour.name()
             self._paint_colour(self.widget)
+            if self._on_colour:
+                self._on_colour()
 
     def _paint_colour(self, button):
         button.setText(self._colour)
@@ -116,12 +158,18 @@ class ParamControl:
 class LimnerPanel(QtWidgets.QWidget):
     run_clicked = Signal()
     cancel_clicked = Signal()
+    values_changed = Signal()            # a control of the shown operation changed
+    models_clicked = Signal(list)        # the models dialog, these models first
+    PREVIEW_HEIGHT = 180
 
     def __init__(self, parent=None, layers_provider=list):
         super().__init__(parent)
         self.layers_provider = layers_provider
         self.controls: dict[str, dict[str, ParamControl]] = {}
+        self.spheres: dict[str, LightSphere] = {}
         self.operations: list[dict] = []
+        self.capabilities: dict = {}
+        self.engine_missing = False
         layout = QtWidgets.QVBoxLayout(self)
         self.operation_box = QtWidgets.QComboBox()
         self.operation_box.setObjectName("operation")
@@ -131,7 +179,47 @@ class LimnerPanel(QtWidgets.QWidget):
         self.operation_box.currentIndexChanged.connect(self._show_operation)
         layout.addWidget(self.operation_box)
         layout.addWidget(self.description)
-        layout.addWidget(self.pages)
+        self.missing = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(self.missing)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.missing_text = QtWidgets.QLabel()
+        self.missing_text.setWordWrap(True)
+        self.download_button = QtWidgets.QPushButton("Download…")
+        self.download_button.setObjectName("download_engine")
+        self.download_button.clicked.connect(
+            lambda: self.models_clicked.emit(self.missing_models()))
+        row.addWidget(self.missing_text, 1)
+        row.addWidget(self.download_button)
+        self.missing.setVisible(False)
+        layout.addWidget(self.missing)
+        scroll = QtWidgets.QScrollArea()          # relight's controls are many
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.pages)
+        layout.addWidget(scroll, 1)
+        preview_row = QtWidgets.QHBoxLayout()
+        self.live_preview = QtWidgets.QCheckBox("Live preview")
+        self.live_preview.setObjectName("live_preview")
+        self.live_preview.setChecked(True)
+        self.live_preview.setToolTip("Show a small preview as the controls change; the "
+                                     "document is only changed by Run")
+        self.live_preview.toggled.connect(lambda on: on and self.values_changed.emit())
+        self.models_button = QtWidgets.QPushButton("Models…")
+        self.models_button.setObjectName("models")
+        self.models_button.clicked.connect(lambda: self.models_clicked.emit([]))
+        preview_row.addWidget(self.live_preview)
+        preview_row.addStretch(1)
+        preview_row.addWidget(self.models_button)
+        layout.addLayout(preview_row)
+        self.preview = QtWidgets.QLabel()
+        self.preview.setObjectName("preview")
+        self.preview.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.preview.setFixedHeight(self.PREVIEW_HEIGHT)
+        self.preview.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                                   QtWidgets.QSizePolicy.Policy.Fixed)
+        self.preview.setVisible(False)            # until there is a preview to show
+        layout.addWidget(self.preview)
         buttons = QtWidgets.QHBoxLayout()
         self.run_button = QtWidgets.QPushButton("Run")
         self.run_button.setObjectName("run")
@@ -150,7 +238,6 @@ class LimnerPanel(QtWidgets.QWidget):
         self.status.setWordWrap(True)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addStretch(1)
         self.set_state(State.CONNECTING)
 
     def set_capabilities(self, capabilities: dict) -> None:
@@ -159,25 +246,143 @@ class LimnerPanel(QtWidgets.QWidget):
             self.pages.removeWidget(self.pages.widget(0))
         self.operation_box.blockSignals(True)
         self.operation_box.clear()
+        self.capabilities = capabilities
         self.operations = [op for op in capabilities["operations"] if not op.get("hidden")]
-        self.controls = {}
+        self.controls, self.spheres = {}, {}
         for op in self.operations:
             page = QtWidgets.QWidget()
             form = QtWidgets.QFormLayout(page)
-            self.controls[op["id"]] = {}
+            form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+            controls = self.controls[op["id"]] = {}
             for schema in op["params"]:
                 control = ParamControl(schema, self.layers_provider)
-                self.controls[op["id"]][schema["name"]] = control
-                form.addRow(schema["label"], control.widget)
+                controls[schema["name"]] = control
+                form.addRow(control.label, control.widget)
+            if "azimuth" in controls and "elevation" in controls:
+                self.spheres[op["id"]] = sphere = LightSphere()
+                sphere.setObjectName("light")
+                form.insertRow(0, sphere)
+                self._link_lights(sphere, controls)
+            for control in controls.values():
+                if control.schema.get("presets"):
+                    control.connect_changed(lambda c=control, o=controls: self._preset(c, o))
+                control.connect_changed(lambda o=op["id"]: self._changed(o))
+            if "engine" in controls:
+                controls["engine"].connect_changed(lambda o=op["id"]: self._show_engine(o))
+            self._show_engine(op["id"])
             self.pages.addWidget(page)
             self.operation_box.addItem(op["label"], op["id"])
         self.operation_box.blockSignals(False)
         self._show_operation(0)
 
+    def set_availability(self, capabilities: dict) -> None:
+        """New capabilities with the same operations (after a download): only what is
+        installed changed, so the controls keep the user's values."""
+        self.capabilities = capabilities
+        op = self.operation()
+        if op is not None:
+            self._show_engine(op["id"])
+
+    def _link_lights(self, sphere: LightSphere, controls: dict) -> None:
+        """Sphere and spin boxes show the same lights; a light dragged by hand turns a
+        named setup into the custom one it looks like (its values are in the controls)."""
+        for prefix, _, _ in LIGHTS:
+            azimuth, elevation = controls.get(f"{prefix}azimuth"), \
+                controls.get(f"{prefix}elevation")
+            if azimuth is None or elevation is None:
+                continue
+
+            def follow(_=None, p=prefix, a=azimuth, e=elevation):
+                sphere.set_light(p, a.widget.value(), e.widget.value())
+
+            azimuth.widget.valueChanged.connect(follow)
+            elevation.widget.valueChanged.connect(follow)
+            follow()
+            intensity = controls.get(f"{prefix}intensity") if prefix else None
+            if intensity is not None:
+                def shown(_=None, p=prefix, i=intensity):
+                    sphere.set_shown(p, i.widget.value() > 0)
+
+                intensity.widget.valueChanged.connect(shown)
+                shown()
+
+        def moved(prefix: str, azimuth: float, elevation: float) -> None:
+            setup = controls.get("setup")
+            if setup is not None and setup.value() != "custom":
+                setup.widget.blockSignals(True)
+                setup.set_value("custom")
+                setup.widget.blockSignals(False)
+            controls[f"{prefix}azimuth"].set_value(azimuth)
+            controls[f"{prefix}elevation"].set_value(elevation)
+
+        sphere.moved.connect(moved)
+
+    def _preset(self, control: ParamControl, controls: dict) -> None:
+        for name, value in control.schema["presets"].get(control.value(), {}).items():
+            if name in controls:
+                controls[name].set_value(value)
+
+    def _changed(self, op_id: str) -> None:
+        op = self.operation()
+        if op is not None and op["id"] == op_id and self.live_preview.isChecked():
+            self.values_changed.emit()
+
+    def _engine_info(self, op: dict) -> dict | None:
+        controls = self.controls.get(op["id"], {})
+        if "engine" not in controls or not op.get("engine_kind"):
+            return None
+        name = controls["engine"].value()
+        return next((e for e in self.capabilities.get("engines", {}).get(op["engine_kind"], [])
+                     if e["name"] == name), None)
+
+    def _show_engine(self, op_id: str) -> None:
+        """Only the controls the chosen engine reads; a download offer when its weights
+        are missing."""
+        controls = self.controls.get(op_id, {})
+        engine = controls["engine"].value() if "engine" in controls else None
+        for control in controls.values():
+            engines = control.schema.get("engines")
+            control.set_visible(not engines or engine in engines)
+        op = self.operation()
+        if op is not None and op["id"] == op_id:
+            info = self._engine_info(op)
+            missing = self.engine_missing = info is not None and not info["available"]
+            self.missing.setVisible(missing)
+            if missing:
+                self.missing_text.setText(f"{info['label']}: its weights are not on this "
+                                          "machine.")
+            self.run_button.setEnabled(self._ready())
+
+    def missing_models(self) -> list[str]:
+        """The models the chosen engine needs that are not here."""
+        op = self.operation()
+        info = self._engine_info(op) if op else None
+        present = {m["name"]: m["present"] for m in self.capabilities.get("models", [])}
+        return [name for name in (info or {}).get("models", []) if not present.get(name)]
+
     def _show_operation(self, index: int) -> None:
         if 0 <= index < len(self.operations):
+            for i in range(self.pages.count()):   # only the shown page sets the width
+                self.pages.widget(i).setSizePolicy(
+                    *(2 * [QtWidgets.QSizePolicy.Policy.Preferred if i == index
+                           else QtWidgets.QSizePolicy.Policy.Ignored]))
             self.pages.setCurrentIndex(index)
+            self.pages.adjustSize()
             self.description.setText(self.operations[index]["description"])
+            self.preview.clear()
+            self.preview.setVisible(False)
+            self._show_engine(self.operations[index]["id"])
+            self._changed(self.operations[index]["id"])
+
+    def show_preview(self, pixels) -> None:
+        """A preview's pixels (RGBA u8, as previews come) in the docker."""
+        image = QtGui.QImage(bytes(pixels.data), pixels.width, pixels.height,
+                             pixels.width * 4, QtGui.QImage.Format.Format_RGBA8888).copy()
+        self.preview.setVisible(True)
+        self.preview.setPixmap(QtGui.QPixmap.fromImage(image).scaled(
+            max(60, self.preview.width() - 8), self.PREVIEW_HEIGHT - 4,
+            QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+            QtCore.Qt.TransformationMode.SmoothTransformation))
 
     def operation(self) -> dict | None:
         index = self.operation_box.currentIndex()
@@ -201,12 +406,16 @@ class LimnerPanel(QtWidgets.QWidget):
         text = STATES[state] + (f": {message}" if message else "")
         self.status.setText(text)
         self.status.setStyleSheet("color: #c0392b" if state is State.ERROR else "")
-        ready = bool(self.operations) and state in (State.READY, State.ERROR)
-        self.run_button.setEnabled(ready)
+        self.run_button.setEnabled(self._ready())
         self.cancel_button.setEnabled(state is State.BUSY)
         if state is State.BUSY:
             self.progress.setValue(0)
             self.progress.setFormat("%p%")
+
+    def _ready(self) -> bool:
+        """Run is offered: operations known, nothing running, the engine's weights here."""
+        return bool(self.operations) and not self.engine_missing and \
+            getattr(self, "state", None) in (State.READY, State.ERROR)
 
     def set_progress(self, fraction: float, stage: str) -> None:
         self.progress.setValue(int(round(fraction * 100)))

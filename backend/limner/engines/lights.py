@@ -94,6 +94,19 @@ class Setup:
     ambient: float = 0.15
     side: str = "azimuth"                   # "azimuth", "broad", "short" or "none"
 
+    def as_params(self) -> dict:
+        """The custom setup's parameters that match this one for a face looking at the
+        camera, key on the image's left where the side is free: what an editor shows (and keeps, when the user
+        then moves a light by hand). The key's strength stays the intensity parameter's;
+        two rims are drawn as one, on the left."""
+        side = _side(self, -1.0, 0.0)
+        fill_azimuth = -self.key_azimuth if self.fill_azimuth is None else self.fill_azimuth
+        return {"azimuth": side * self.key_azimuth, "elevation": self.key_elevation,
+                "fill_intensity": self.fill, "fill_azimuth": side * fill_azimuth,
+                "fill_elevation": self.fill_elevation,
+                "rim_intensity": min(3.0, 2 * self.rim), "rim_azimuth": -self.rim_azimuth,
+                "rim_elevation": self.rim_elevation, "ambient": self.ambient}
+
 
 #: The usual photographic definitions (key angle from the nose's line and height, fill
 #: ratio). "custom" is absent: it takes every light from the parameters.

@@ -24,7 +24,9 @@ class Param:
     line, at most TEXT_LIMIT characters: a prompt), file (a path on the backend's machine,
     "" for none) or image (like file, or a layer the client sends as an extra buffer: the
     run message's `inputs`). `engines`: the engines of the operation's kind it applies
-    to (none named: all of them), so editors show only the controls that matter."""
+    to (none named: all of them), so editors show only the controls that matter.
+    `presets` (choices): for a choice, the values it implies for other parameters, which
+    editors put into their controls when it is picked."""
 
     name: str
     kind: str
@@ -36,6 +38,7 @@ class Param:
     step: float | None = None
     choices: tuple = ()
     engines: tuple[str, ...] = ()
+    presets: dict | None = None
 
     def schema(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "default": self.default,
@@ -47,6 +50,8 @@ class Param:
             out["choices"] = list(self.choices)
         if self.engines:
             out["engines"] = list(self.engines)
+        if self.presets:
+            out["presets"] = self.presets
         return out
 
     def but(self, **changes) -> Param:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .. import cache, engines, imaging
-from ..engines.lights import SETUP_NAMES
+from ..engines.lights import SETUP_NAMES, SETUPS
 from .base import SEED, STEPS, Layer, Operation, Param, Request
 
 #: the parameters only the geometric engine reads (IC-Light takes the key's direction,
@@ -108,7 +108,8 @@ OPERATIONS = [
               [Param("setup", "choice", "custom", "Lighting setup",
                      "A classic portrait pattern (it sets the lights' angles, fill and "
                      "ambient; the direction's sign picks the key's side) or custom.",
-                     choices=SETUP_NAMES),
+                     choices=SETUP_NAMES,
+                     presets={name: setup.as_params() for name, setup in SETUPS.items()}),
                Param("azimuth", "float", -45.0, "Direction",
                      "Degrees around the subject: 0 from the camera, -90 from the image's "
                      "left, +90 from its right, 180 from behind.", min=-180, max=180, step=5),

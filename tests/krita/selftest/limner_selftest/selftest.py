@@ -2,8 +2,13 @@
 open a portrait, select a region, press the docker's Run button, wait for the layers, save
 a screenshot of the window and what was found, and quit. Used by the end-to-end tests.
 
+Then, with "light" in the spec, it drags the light widget with real mouse events, waits
+for the live previews, switches the relight engine, opens the models dialog, and keeps
+screenshots of the docker and the dialog.
+
 Spec: {"image": path, "selection": [x, y, w, h], "op": id, "params": {...},
-       "screenshot": path, "findings": path}
+       "screenshot": path, "findings": path,
+       "light": {"docker_shot": path, "models_shot": path}}
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def _step(state) -> None:
         group = docker.results[-1]
         QtWidgets.QApplication.processEvents()
         window.qwindow().grab().save(spec["screenshot"])
-        _finish(state, {
+        state["findings"] = {
             "status": docker.panel.status.text(), "progress": docker.panel.progress.value(),
             "operations": [docker.panel.operation_box.itemText(i)
                            for i in range(docker.panel.operation_box.count())],
@@ -109,4 +114,108 @@ def _step(state) -> None:
             "layers": [{"name": n.name(), "visible": n.visible(), "blend": n.blendingMode()}
                        for n in reversed(group.childNodes())],
             "source_unchanged": bytes(source.pixelData(0, 0, doc.width(), doc.height()))
-            == state["before"]})
+            == state["before"]}
+        if "light" not in spec:
+            _finish(state, state["findings"])
+            return
+        state["step"] = "warm"
+    elif state["step"] == "warm":         # relight shown: its first preview works out the
+        docker = INSTANCES[0]             # geometry, as when a user opens it
+        docker.setFloating(True)          # room for the light widget and the preview
+        docker.resize(340, 980)
+        docker.panel.select_operation("relight")
+        docker.panel.live_preview.setChecked(True)
+        docker.previewer.schedule()       # relight was already shown: no change to say so
+        state["step"] = "wait-warm"
+    elif state["step"] == "wait-warm":
+        previewer = INSTANCES[0].previewer
+        if previewer.shown and previewer.in_flight is None and not previewer.wanted:
+            state["step"] = "drag"
+    elif state["step"] == "drag":
+        _drag_light(state)
+        state["step"] = "wait-previews"
+    elif state["step"] == "wait-previews":
+        docker = INSTANCES[0]
+        previewer = docker.previewer
+        if previewer.in_flight is not None or previewer.wanted or previewer.timer.isActive():
+            return
+        _after_drag(state)
+        state["step"] = "models"
+    elif state["step"] == "models":
+        docker = INSTANCES[0]
+        docker.panel.models_button.click()
+        QtWidgets.QApplication.processEvents()
+        dialog = docker.models_dialog
+        table = dialog.table
+        state["findings"]["models"] = [table.item(row, 0).text()
+                                       for row in range(table.rowCount())]
+        dialog.grab().save(spec["light"]["models_shot"])
+        dialog.close()
+        _finish(state, state["findings"])
+
+
+def _send_mouse(widget, kind, x, y, buttons):
+    from limner_krita.qt import QtCore, QtGui
+
+    event = QtGui.QMouseEvent(kind, QtCore.QPointF(x, y), QtCore.Qt.MouseButton.LeftButton,
+                              buttons, QtCore.Qt.KeyboardModifier.NoModifier)
+    QtWidgets.QApplication.sendEvent(widget, event)
+
+
+def _drag_light(state) -> None:
+    """The key dragged from the image's left, over the top, to its right, as a hand
+    would: 60 moves 15 ms apart, the GUI's events processed between them."""
+    from limner_krita.docker import INSTANCES
+    from limner_krita.qt import QtCore
+
+    docker = INSTANCES[0]
+    panel, previewer = docker.panel, docker.previewer
+    before = (previewer.asked, previewer.sent, previewer.shown)
+    sphere = panel.spheres["relight"]
+    controls = panel.controls["relight"]
+    pictures = state["pictures"] = []
+    docker.backend.preview_ready.connect(
+        lambda job, pixels: pictures.append(hash(bytes(pixels.data))))
+    cx, cy, r = sphere._disc()
+    start = sphere.marker_position("")
+    left = QtCore.Qt.MouseButton.LeftButton
+    _send_mouse(sphere, QtCore.QEvent.Type.MouseButtonPress, start.x(), start.y(), left)
+    angles, started = [], time.monotonic()
+    for step in range(60):
+        t = step / 59
+        x, y = cx + (-0.8 + 1.6 * t) * r, cy - (0.3 + 0.3 * (1 - abs(2 * t - 1))) * r
+        _send_mouse(sphere, QtCore.QEvent.Type.MouseMove, x, y, left)
+        angles.append((controls["azimuth"].value(), controls["elevation"].value()))
+        end = time.monotonic() + 0.015
+        while time.monotonic() < end:
+            QtWidgets.QApplication.processEvents()
+    _send_mouse(sphere, QtCore.QEvent.Type.MouseButtonRelease, x, y,
+                QtCore.Qt.MouseButton.NoButton)
+    state["drag"] = {"moves": 60, "seconds": time.monotonic() - started,
+                     "angles": [angles[0], angles[30], angles[-1]],
+                     "shown_during": previewer.shown - before[2], "before": before}
+
+
+def _after_drag(state) -> None:
+    from limner_krita.docker import INSTANCES
+
+    docker = INSTANCES[0]
+    panel, previewer = docker.panel, docker.previewer
+    controls = panel.controls["relight"]
+    pixmap = panel.preview.pixmap()
+    findings = state["findings"]
+    asked, sent, shown = (n - m for n, m in zip((previewer.asked, previewer.sent,
+                                                 previewer.shown), state["drag"]["before"]))
+    findings["drag"] = dict(state["drag"], asked=asked, sent=sent, shown=shown,
+                            setup=controls["setup"].value(),
+                            distinct_pictures=len(set(state["pictures"])),
+                            preview_size=[pixmap.width(), pixmap.height()] if pixmap else None,
+                            preview_text=panel.preview.text())
+    QtWidgets.QApplication.processEvents()
+    docker.grab().save(state["spec"]["light"]["docker_shot"])
+    visible = {}
+    for engine in ("ic-light", "geometric"):
+        controls["engine"].widget.setCurrentText(engine)
+        visible[engine] = sorted(name for name, c in controls.items()
+                                 if not c.widget.isHidden())
+    findings["controls"] = visible

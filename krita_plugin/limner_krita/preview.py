@@ -1,0 +1,81 @@
+"""Live previews: each change to the controls asks for a preview, and the asks are
+coalesced so that a dragged light gives a steady stream of pictures, not a queue of stale
+ones: at most one preview is in flight, changes meanwhile collapse into one next request
+with the newest settings, and a picture older than one already shown is never shown.
+No Krita here (tested offscreen against the real backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .controller import Request, UnsupportedLayer
+from .qt import QtCore
+
+
+class Previewer(QtCore.QObject):
+    """`build()` gives the preview's Request (its layer read small) or None; `show(pixels)`
+    puts a preview on screen; `tell(message)` says why there is none."""
+
+    def __init__(self, backend, build: Callable[[], Request | None],
+                 show: Callable[[object], None], tell: Callable[[str], None],
+                 interval_ms: int = 40, parent=None):
+        super().__init__(parent)
+        self.backend, self.build, self.show, self.tell = backend, build, show, tell
+        self.timer = QtCore.QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._send)
+        backend.preview_ready.connect(self._ready)
+        backend.preview_failed.connect(self._failed)
+        self.in_flight: str | None = None
+        self.wanted = False
+        self.asked = self.sent = self.shown = 0       # for the tests and the benchmark
+
+    def schedule(self) -> None:
+        """The controls changed: a preview soon (asks within the interval are one)."""
+        self.asked += 1
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def stop(self) -> None:
+        """No preview now (another operation, or a full run): drop what is waiting and
+        stop the one in flight."""
+        self.timer.stop()
+        self.wanted = False
+        if self.in_flight is not None:
+            self.backend.cancel_preview(self.in_flight)
+            self.in_flight = None
+
+    def _send(self) -> None:
+        if self.in_flight is not None:
+            self.wanted = True             # sent when the one in flight is back
+            return
+        try:
+            request = self.build()
+        except UnsupportedLayer as exc:
+            self.tell(str(exc))
+            return
+        if request is not None:
+            self.in_flight = self.backend.preview_async(request)
+            self.sent += 1
+
+    def _ready(self, job: str, pixels) -> None:
+        if job != self.in_flight:
+            return                         # stopped meanwhile: stale
+        self.in_flight = None
+        self.show(pixels)
+        self.shown += 1
+        self._next()
+
+    def _failed(self, job: str, code: str, message: str) -> None:
+        if job != self.in_flight:
+            return
+        self.in_flight = None
+        if code != "cancelled":
+            self.tell(message)
+        self._next()
+
+    def _next(self) -> None:
+        if self.wanted:
+            self.wanted = False
+            self._send()
