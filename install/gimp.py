@@ -1,8 +1,12 @@
 """Install the Limner GIMP 3 plug-in into a GIMP profile's plug-ins folder.
 
-    python install/gimp.py                 # the user's GIMP 3 (Linux, macOS, Windows)
+    python install/gimp.py                 # the user's GIMP 3.x (Linux, macOS, Windows)
     python install/gimp.py --flatpak       # Flatpak GIMP (org.gimp.GIMP)
     python install/gimp.py --plug-ins-dir DIR
+
+GIMP keeps one profile per minor version (GIMP/3.0, GIMP/3.2, …; 3.2 copies 3.0's once,
+on its first start), so the plug-in goes into every 3.x profile there is, or, when there
+is none yet, into the newest GIMP's found on this machine.
 
 Run it with the backend environment's Python (.venv/bin/python): it records that Python as
 the command that starts the backend, and writes the backend's capabilities beside the
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -27,16 +32,39 @@ NAME = "limner_gimp"
 OLD_NAME = "limner"
 
 
-def default_plug_ins_dir(flatpak: bool) -> Path:
+#: the newest GIMP minor version this plug-in is tested with
+NEWEST = "3.2"
+
+
+def gimp_config(flatpak: bool) -> Path:
+    """The folder that holds GIMP's per-version profiles."""
     home = Path.home()
     if flatpak:
-        return home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins"
+        return home / ".var/app/org.gimp.GIMP/config/GIMP"
     if sys.platform == "win32":
-        return Path(os.environ["APPDATA"]) / "GIMP" / "3.0" / "plug-ins"
+        return Path(os.environ["APPDATA"]) / "GIMP"
     if sys.platform == "darwin":
-        return home / "Library/Application Support/GIMP/3.0/plug-ins"
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    return config / "GIMP" / "3.0" / "plug-ins"
+        return home / "Library/Application Support/GIMP"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "GIMP"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def default_plug_ins_dirs(flatpak: bool) -> list[Path]:
+    """Every GIMP 3.x profile's plug-ins folder; with none yet, the newest installed
+    GIMP's (else NEWEST's). No empty profile is made beside an existing one: GIMP copies
+    the previous version's profile only into a version folder that does not exist."""
+    config = gimp_config(flatpak)
+    versions = sorted((p.name for p in config.glob("3.*")
+                       if p.is_dir() and re.fullmatch(r"3\.\d+", p.name)), key=_version_key)
+    if not versions:
+        found = [m.group(1) for name in os.environ.get("PATH", "").split(os.pathsep)
+                 if os.path.isdir(name) for entry in os.listdir(name)
+                 if (m := re.fullmatch(r"gimp(?:-console)?-(3\.\d+)(?:\.exe)?", entry))]
+        versions = [max(found, key=_version_key)] if found else [NEWEST]
+    return [config / version / "plug-ins" for version in versions]
 
 
 def install(plug_ins: Path) -> Path:
@@ -65,8 +93,10 @@ def main() -> int:
     parser.add_argument("--plug-ins-dir", type=Path, help="a GIMP 3 plug-ins folder")
     parser.add_argument("--flatpak", action="store_true", help="the Flatpak GIMP")
     args = parser.parse_args()
-    target = install(args.plug_ins_dir or default_plug_ins_dir(args.flatpak))
-    print(f"installed {target}; restart GIMP and find it under Filters > Limner")
+    folders = [args.plug_ins_dir] if args.plug_ins_dir else default_plug_ins_dirs(args.flatpak)
+    for folder in folders:
+        print(f"installed {install(folder)}")
+    print("restart GIMP and find it under Filters > Limner")
     return 0
 
 

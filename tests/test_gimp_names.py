@@ -81,3 +81,28 @@ def test_installer_writes_the_plug_in_and_replaces_an_old_one(tmp_path, capabili
     assert (target / "vendor" / "limner" / "client.py").exists()
     installed = json.loads((target / "capabilities.json").read_text())
     assert names.schema_difference(installed, capabilities) is None
+
+
+@pytest.mark.parametrize("profiles, on_path, expected", [
+    (["3.0", "3.2"], [], ["3.0", "3.2"]),         # both generations a user has started
+    (["3.0"], ["gimp-3.2"], ["3.0"]),             # 3.2 will copy 3.0's profile, plug-in too
+    ([], ["gimp-console-3.0"], ["3.0"]),          # none started yet: the installed GIMP's
+    ([], [], ["3.2"]),                            # nothing known: the newest tested
+])
+def test_installer_goes_into_every_gimp_3_profile(tmp_path, profiles, on_path, expected):
+    config = tmp_path / "config"
+    for version in profiles:
+        (config / "GIMP" / version).mkdir(parents=True)
+    (config / "GIMP" / "2.10").mkdir(parents=True)              # GIMP 2 profiles are not ours
+    binaries = tmp_path / "bin"
+    binaries.mkdir()
+    for name in on_path:
+        (binaries / name).write_text("")
+    env = {"PATH": f"{binaries}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(config)}
+    done = subprocess.run([sys.executable, str(ROOT / "install" / "gimp.py")], env=env,
+                          check=True, capture_output=True, text=True)
+    installed = sorted(p.parent.parent.name for p in config.glob("GIMP/*/plug-ins/limner_gimp"))
+    assert installed == expected
+    for version in expected:
+        assert f"GIMP/{version}/plug-ins/limner_gimp" in done.stdout

@@ -18,12 +18,16 @@ from limner import imaging
 from limner.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROOT = Path(os.environ.get("LIMNER_EDITORS_CHROOT", ROOT / ".cache" / "editors-trixie"))
 REQUIRED = bool(os.environ.get("LIMNER_REQUIRE_EDITORS"))
-KRITAS = {   # Krita 5.1 from the host's Debian 12, Krita 5.2 from the Debian 13 chroot
-    "host-5.1": shutil.which("kritarunner") is not None,
-    "chroot-5.2": (CHROOT / "usr" / "bin" / "kritarunner").exists(),
-}
+#: Krita 5.1 from the host's Debian 12; 5.2 and 5.3 from the chroots (None: the host)
+CHROOTS = {"host-5.1": None,
+           "chroot-5.2": Path(os.environ.get("LIMNER_EDITORS_CHROOT",
+                                             ROOT / ".cache" / "editors-trixie")),
+           "chroot-5.3": Path(os.environ.get("LIMNER_EDITORS_SID_CHROOT",
+                                             ROOT / ".cache" / "editors-sid"))}
+KRITAS = {name: shutil.which("kritarunner") is not None if chroot is None
+          else (chroot / "usr" / "bin" / "kritarunner").exists()
+          for name, chroot in CHROOTS.items()}
 
 
 @pytest.fixture(scope="module", params=list(KRITAS))
@@ -32,12 +36,13 @@ def krita(request, tmp_path_factory):
     by the installer, and a backend whose discovery file that Krita can read."""
     if not KRITAS[request.param] and not REQUIRED:
         pytest.skip(f"no {request.param} Krita here (.ci/run installs both)")
-    if request.param == "chroot-5.2":
+    chroot = CHROOTS[request.param]
+    if chroot is not None:
         inside = "/home/limner-krita"
-        home = CHROOT / inside.lstrip("/")
+        home = chroot / inside.lstrip("/")
         if home.exists():
             shutil.rmtree(home)
-        prefix = ["chroot", str(CHROOT)]
+        prefix = ["chroot", str(chroot)]
     else:
         home = tmp_path_factory.mktemp("krita-home")
         inside, prefix = str(home), []
