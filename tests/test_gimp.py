@@ -216,3 +216,91 @@ def test_generate_a_background_from_a_typed_prompt(gimp_home, portraits, tiny_mo
                           "plug-in-limner-background-generate", {"prompt": "  "})
     assert refused["status"] == "execution-error"
     assert "describe the new background" in refused["error"]
+
+
+def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, tmp_path,
+                                                   monkeypatch, fresh_engines):
+    """Filters > Limner > Models… as a script calls it: with no model it lists them all;
+    with one it has the backend download it (mocked edge: a local hub serving a 24 MB file
+    as the LCM-LoRA)."""
+    from conftest import use_hub
+    from fake_hub import FakeHub
+    from limner import models
+
+    listed = run_in_gimp(gimp_home, "models-list", portraits["astronaut"],
+                         "plug-in-limner-models", {"model": ""})
+    assert listed["status"] == "success", listed.get("error")
+    console = " ".join(listed["console"].split())
+    assert all(name in console for name in models.MODELS), console[-2000:]
+    assert "ic-light-fbc 1720 MB Apache-2.0 relight/ic-light not here" in console
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pytorch_lora_weights.safetensors").write_bytes(os.urandom(24 << 20))
+    with FakeHub({models.MODELS["lcm-lora-sd15"].repo: repo}) as hub:
+        use_hub(monkeypatch, tmp_path / "cache", hub.url)
+        monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
+        pulled = run_in_gimp(gimp_home, "models-pull", portraits["astronaut"],
+                             "plug-in-limner-models", {"model": "lcm-lora-sd15"})
+    assert pulled["status"] == "success", pulled.get("error")
+    assert "lcm-lora-sd15 is here" in " ".join(pulled["console"].split())
+    assert models.local_path("lcm-lora-sd15") is not None
+
+
+# GIMP 3.2's GUI dies in the chroot before any plug-in runs: its image loaders (glycin)
+# sandbox themselves with bwrap, which needs a /proc the chroot does not mount. Its console
+# runs every other test here.
+@pytest.mark.parametrize("gimp_home", ["3.0"], indirect=True)
+def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits):
+    """GIMP's GUI under Xvfb: Filters > Limner > Relight… opens its dialog, which shows the
+    geometric engine's controls only and a preview worked out by the backend; a screenshot
+    of the screen is kept for a person to look at (tests/output/gimp-<version>-relight.png)."""
+    import random
+    import signal
+    import time
+
+    run = gimp_home / "dialog"
+    run.mkdir()
+    cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portraits["grace_hopper"],
+                                                        cv2.COLOR_RGB2BGR))
+    shutil.copy2(ROOT / "tests" / "gimp" / "dialog.py", run / "dialog.py")
+    number = random.randint(100, 999)
+    xvfb = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1400x1000x24", "-listen",
+                             "tcp", "-ac"], start_new_session=True, stderr=subprocess.DEVNULL)
+    display = f"127.0.0.1:{number}"             # the chroot shares the network, not /tmp
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"DISPLAY={display}",
+           f"LIMNER_STATE_DIR={HOME}/state", f"LIMNER_IMAGE={HOME}/dialog/portrait.png"]
+    gimp = None
+    shot = ROOT / "tests" / "output" / f"gimp-{gimp_home.version}-relight.png"
+    shot.parent.mkdir(exist_ok=True)
+    log = open(run / "gimp.log", "wb")
+    try:
+        time.sleep(1)
+        gimp = subprocess.Popen(["chroot", str(gimp_home.chroot), *env,
+                                 f"gimp-{gimp_home.version}", "-n", "--no-splash",
+                                 "--batch-interpreter", "python-fu-eval",
+                                 "-b", f"exec(open('{HOME}/dialog/dialog.py').read())"],
+                                start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        deadline, windows = time.time() + 120, ""
+        while "Relight" not in windows and time.time() < deadline and gimp.poll() is None:
+            time.sleep(1)
+            windows = subprocess.run(["xwininfo", "-display", f":{number}", "-root", "-tree"],
+                                     capture_output=True, text=True).stdout
+        assert "Relight" in windows, (run / "gimp.log").read_text(errors="replace")[-3000:]
+        time.sleep(8)                           # the first preview works out the geometry
+        subprocess.run(["/usr/bin/python3", "-c",
+                        "import sys; from PyQt5 import QtWidgets; "
+                        "app = QtWidgets.QApplication(['shot']); "
+                        "app.primaryScreen().grabWindow(0).save(sys.argv[1])", str(shot)],
+                       env={"DISPLAY": f":{number}", "PATH": "/usr/bin:/bin"}, check=True,
+                       capture_output=True, timeout=60)
+    finally:
+        for process in (gimp, xvfb):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        log.close()
+    picture = cv2.imread(str(shot))
+    assert picture is not None and picture.shape[:2] == (1000, 1400)
+    # the preview: a photograph beside the controls, where the dialog has no other picture
+    beside = picture[40:400, 420:750].astype(np.float32)
+    assert beside.std() > 30, "no preview beside the controls"

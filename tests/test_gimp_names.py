@@ -106,3 +106,44 @@ def test_installer_goes_into_every_gimp_3_profile(tmp_path, profiles, on_path, e
     assert installed == expected
     for version in expected:
         assert f"GIMP/{version}/plug-ins/limner_gimp" in done.stdout
+
+
+def test_gimp_previews_collapse_into_the_newest_against_the_real_backend(client, portraits):
+    """The GIMP dialog's preview queue, without GIMP: 40 quick changes of the light give
+    a few real preview runs, one at a time, the last with the newest settings."""
+    import threading
+    import time
+
+    import cv2
+    from limner import imaging
+    from previews import LatestOnly
+
+    layer = imaging.to_pixels(cv2.resize(portraits["grace_hopper"], (256, 320)))
+    running, overlapped, delivered = [0], [], []
+    done = threading.Event()
+
+    def run(azimuth):
+        running[0] += 1
+        overlapped.append(running[0] > 1)
+        try:
+            return azimuth, client.run("relight", {"azimuth": azimuth}, layer,
+                                       preview_side=512)
+        finally:
+            running[0] -= 1
+
+    def deliver(result, error):
+        delivered.append((result, error))
+        done.set()
+
+    queue = LatestOnly(run, deliver)
+    for step in range(40):
+        queue.ask(-90.0 + 4 * step)
+        time.sleep(0.005)
+    deadline = time.time() + 60
+    while not queue.idle() and time.time() < deadline:
+        time.sleep(0.01)
+    assert queue.idle() and queue.asked == 40 and 2 <= queue.ran <= 20
+    assert not any(overlapped) and all(error is None for _, error in delivered)
+    assert len(delivered) == queue.ran and delivered[-1][0][0] == -90.0 + 4 * 39
+    layer_back, pixels = delivered[-1][0][1][0]
+    assert (pixels.width, pixels.height) == (256, 320)

@@ -7,11 +7,14 @@ operation or parameter needs no change here. Each procedure reads the drawable (
 image's own precision, perceptual sRGB) and the selection, runs the operation on the
 backend (starting it when none runs), and inserts the result layers above the source in
 one undo group. Every procedure also runs non-interactively with its arguments. When the
-backend's operations differ from the installed copy, it says to re-run the installer."""
+backend's operations differ from the installed copy, it says to re-run the installer.
+The dialogs show only the chosen engine's controls and a preview (live for relight, on
+request for the rest); Filters > Limner > Models… lists and downloads the models."""
 
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 
 import gi
@@ -20,13 +23,20 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
 gi.require_version("Babl", "0.1")
-from gi.repository import Babl, Gegl, Gimp, GimpUi, GLib, GObject
+gi.require_version("Gtk", "3.0")
+gi.require_version("GdkPixbuf", "2.0")
+from gi.repository import Babl, GdkPixbuf, Gegl, Gimp, GimpUi, GLib, GObject, Gtk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "vendor")]   # names.py; the client, websockets
 
 from limner.protocol import Pixels  # noqa: E402
 from names import argument_name, choice_nick, procedure_name, schema_difference  # noqa: E402
+from previews import LatestOnly  # noqa: E402
+
+MODELS_PROCEDURE = "plug-in-limner-models"
+#: the long side of a dialog's preview
+PREVIEW_SIDE = 512
 
 #: GIMP precision family -> (protocol sample type, babl sample name)
 SAMPLES = {"U8": ("u8", "u8"), "U16": ("u16", "u16"), "FLOAT": ("f32", "float"),
@@ -100,26 +110,210 @@ def colour_hex(colour):
     return "#" + bytes(data[:3]).hex()
 
 
-def read_drawable(drawable, with_selection=True):
+def read_drawable(drawable, with_selection=True, side=None):
     """The drawable at its precision, perceptual sRGB, RGBA, plus the selection as an 8-bit
-    mask in drawable coordinates (None when nothing is selected)."""
+    mask in drawable coordinates (None when nothing is selected). With `side`: scaled down
+    by GEGL to that long side, 8-bit (a preview's)."""
     image = drawable.get_image()
     family = image.get_precision().value_nick.split("-")[0].upper()
-    sample, babl = SAMPLES[family]
-    width, height = drawable.get_width(), drawable.get_height()
+    sample, babl = SAMPLES[family] if side is None else ("u8", "u8")
+    full_width, full_height = drawable.get_width(), drawable.get_height()
+    scale = 1.0 if side is None else min(1.0, side / max(full_width, full_height))
+    width, height = max(1, round(full_width * scale)), max(1, round(full_height * scale))
     rect = Gegl.Rectangle.new(0, 0, width, height)
-    data = drawable.get_buffer().get(rect, 1.0, f"R'G'B'A {babl}", Gegl.AbyssPolicy.CLAMP)
+    data = drawable.get_buffer().get(rect, scale, f"R'G'B'A {babl}", Gegl.AbyssPolicy.CLAMP)
     mask = None
+    _, x, y = drawable.get_offsets()
     if with_selection and not Gimp.Selection.is_empty(image):
-        _, x, y = drawable.get_offsets()
         selection = image.get_selection().get_buffer()
-        mask = selection.get(Gegl.Rectangle.new(x, y, width, height), 1.0, "Y u8",
-                             Gegl.AbyssPolicy.NONE)
+        mask = selection.get(Gegl.Rectangle.new(round(x * scale), round(y * scale), width,
+                                                height), scale, "Y u8", Gegl.AbyssPolicy.NONE)
         if not any(mask):
             raise ValueError("the selection does not touch this layer")
-    _, x, y = drawable.get_offsets()
     return Source(Pixels(bytes(data), width, height, 4, sample),
                   None if mask is None else bytes(mask), (x, y), babl)
+
+
+def connect():
+    """A client of the running backend (started when none runs)."""
+    from limner import launcher, protocol
+    from limner.client import Client
+
+    info = launcher.ensure_running(HERE)
+    return Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
+                  name=f"gimp {Gimp.version()}")
+
+
+def show_engine_controls(dialog, config, op):
+    """Hide the controls the chosen engine does not read, now and whenever it changes."""
+    limited = [schema for schema in op["params"] if schema.get("engines")]
+    engine = next((schema for schema in op["params"] if schema["name"] == "engine"), None)
+    if not limited or engine is None:
+        return
+
+    def update(*_):
+        chosen = {choice_nick(c): c for c in engine["choices"]}[config.get_property("engine")]
+        for schema in limited:
+            widget = dialog.get_widget(argument_name(schema["name"]), GObject.TYPE_NONE)
+            if widget is not None:
+                widget.set_visible(chosen in schema["engines"])
+
+    config.connect("notify::engine", update)
+    update()
+
+
+def follow_presets(config, op):
+    """Picking a choice that implies other values (a lighting setup) puts them in."""
+    for schema in op["params"]:
+        if not schema.get("presets"):
+            continue
+
+        def apply(*_, schema=schema):
+            chosen = {choice_nick(c): c for c in schema["choices"]}[
+                config.get_property(argument_name(schema["name"]))]
+            for name, value in schema["presets"].get(chosen, {}).items():
+                config.set_property(argument_name(name), value)
+
+        config.connect(f"notify::{argument_name(schema['name'])}", apply)
+
+
+class DialogPreview:
+    """A dialog's preview: the main result layer at PREVIEW_SIDE px, made again off the
+    GUI thread as the parameters change; live for relight, on request for the others."""
+
+    SHOWN = 400                        # pixels on screen, long side
+
+    def __init__(self, dialog, config, op, drawable):
+        self.config, self.op, self.client = config, op, None
+        self.source = read_drawable(drawable, side=PREVIEW_SIDE)
+        live = any(schema["name"] == "azimuth" for schema in op["params"])
+        self.toggle = Gtk.CheckButton.new_with_label("Preview")
+        self.toggle.set_active(live)
+        self.picture = Gtk.Image()
+        self.status = Gtk.Label()
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+        for widget in (self.toggle, self.picture, self.status):
+            box.pack_start(widget, False, False, 0)
+        self.status.set_line_wrap(True)
+        self.status.set_max_width_chars(40)
+        # beside the controls, not under them: relight's are taller than most screens
+        area = dialog.get_content_area()
+        controls = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+        for child in area.get_children():
+            area.remove(child)
+            controls.pack_start(child, True, True, 0)
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+        row.pack_start(controls, True, True, 0)
+        row.pack_start(box, False, False, 0)
+        area.pack_start(row, True, True, 0)
+        row.show_all()
+        self.previews = LatestOnly(self._run, lambda result, error:
+                                   GLib.idle_add(self._show, result, error))
+        config.connect("notify", self._changed)
+        self.toggle.connect("toggled", self._changed)
+        self._changed()
+
+    def _changed(self, *_):
+        if self.toggle.get_active():
+            self.status.set_text("Working…")
+            self.previews.ask(Limner.parameters(self.op, self.config, side=PREVIEW_SIDE))
+
+    def _run(self, settings):          # in the worker thread
+        params, inputs = settings
+        if self.client is None:
+            self.client = connect()
+        return self.client.run(self.op["id"], params, self.source.pixels,
+                               mask=self.source.mask, inputs=inputs,
+                               preview_side=PREVIEW_SIDE)
+
+    def _show(self, result, error):    # in GTK's main loop
+        if error is not None:
+            self.status.set_text(f"No preview: {getattr(error, 'message', error)}")
+            return False
+        pixels = result[0][1]
+        if pixels.channels == 4 and pixels.sample == "u8":
+            picture = GdkPixbuf.Pixbuf.new_from_bytes(
+                GLib.Bytes.new(bytes(pixels.data)), GdkPixbuf.Colorspace.RGB, True, 8,
+                pixels.width, pixels.height, pixels.width * 4)
+            scale = min(1.0, self.SHOWN / max(pixels.width, pixels.height))
+            self.picture.set_from_pixbuf(picture.scale_simple(
+                max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)),
+                GdkPixbuf.InterpType.BILINEAR))
+        self.status.set_text("")
+        return False
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+
+
+class ModelsDialog:
+    """Filters > Limner > Models…: the backend's models (size, licence, engines, here or
+    not) with Download and a progress bar; the download runs on the backend."""
+
+    COLUMNS = ("Model", "Size", "Licence", "Used by", "State")
+
+    def __init__(self, models):
+        self.models = models
+        self.dialog = GimpUi.Dialog(title="Limner models", role="limner-models")
+        self.dialog.add_button("_Close", Gtk.ResponseType.CLOSE)
+        self.store = Gtk.ListStore(*[str] * len(self.COLUMNS))
+        for model in models:
+            self.store.append(self._row(model))
+        self.view = Gtk.TreeView(model=self.store)
+        for index, title in enumerate(self.COLUMNS):
+            self.view.append_column(Gtk.TreeViewColumn(title, Gtk.CellRendererText(),
+                                                       text=index))
+        self.download = Gtk.Button.new_with_label("Download")
+        self.download.connect("clicked", self._download)
+        self.progress = Gtk.ProgressBar(show_text=True)
+        area = self.dialog.get_content_area()
+        area.set_spacing(6)
+        for widget in (self.view, self.download, self.progress):
+            area.pack_start(widget, False, False, 0)
+        self.dialog.set_default_size(720, 360)
+        self.dialog.show_all()
+
+    @staticmethod
+    def _row(model):
+        return [model["name"], f"{model['size_mb']} MB", model["licence"],
+                ", ".join(model["engines"]), "here" if model["present"] else "not here"]
+
+    def run(self):
+        self.dialog.run()
+        self.dialog.destroy()
+
+    def _download(self, _button):
+        _, rows = self.view.get_selection().get_selected_rows()
+        if not rows:
+            return
+        name = self.models[rows[0].get_indices()[0]]["name"]
+        self.download.set_sensitive(False)
+
+        def progress(_job, fraction, stage):
+            GLib.idle_add(self._progress, fraction, stage)
+
+        def work():
+            try:
+                with connect() as client:
+                    path = client.pull(name, progress)
+                GLib.idle_add(self._done, rows[0], f"{name} is here: {path}")
+            except Exception as exc:  # noqa: BLE001 - shown in the dialog
+                GLib.idle_add(self._done, None, str(getattr(exc, "message", exc)))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def _progress(self, fraction, stage):
+        self.progress.set_fraction(fraction)
+        self.progress.set_text(stage)
+        return False
+
+    def _done(self, row, text):
+        if row is not None:
+            self.store[row][4] = "here"
+        self.progress.set_text(text)
+        self.download.set_sensitive(True)
+        return False
 
 
 def write_layers(image, source, layers, babl):
@@ -166,13 +360,16 @@ class Limner(Gimp.PlugIn):
             print(f"limner: no capabilities.json beside the plug-in ({exc}); "
                   "run the Limner installer", file=sys.stderr)
             return []
-        return [procedure_name(op["id"]) for op in operations if not op.get("hidden")]
+        return [procedure_name(op["id"]) for op in operations if not op.get("hidden")] + \
+            [MODELS_PROCEDURE]
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
         Gegl.init(None)      # colour defaults are Gegl.Color: without GEGL the query crashes
+        if name == MODELS_PROCEDURE:
+            return self.models_procedure(name)
         op = next(o for o in load_capabilities()["operations"] if procedure_name(o["id"]) == name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, op)
         procedure.set_image_types("RGB*")
@@ -193,8 +390,17 @@ class Limner(Gimp.PlugIn):
             GimpUi.init("limner")
             dialog = GimpUi.ProcedureDialog.new(procedure, config, op["label"])
             dialog.fill(None)
+            try:
+                preview = DialogPreview(dialog, config, op, drawables[0])
+            except Exception as exc:  # noqa: BLE001 - no preview; the dialog still works
+                preview = None
+                print(f"limner: no preview: {exc}", file=sys.stderr)
+            show_engine_controls(dialog, config, op)      # after the preview's show_all
+            follow_presets(config, op)
             accepted = dialog.run()
             dialog.destroy()
+            if preview is not None:
+                preview.close()
             if not accepted:
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         source = drawables[0]
@@ -213,8 +419,46 @@ class Limner(Gimp.PlugIn):
         Gimp.displays_flush()
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
+    def models_procedure(self, name):
+        procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_models,
+                                       None)
+        procedure.set_menu_label("Models…")
+        procedure.add_menu_path("<Image>/Filters/Limner/")
+        procedure.set_documentation("The models of Limner's high-quality engines: list and "
+                                    "download", "Non-interactively: model names one to "
+                                    "download, or is empty to list them.", name)
+        procedure.set_attribution("Limner", "Limner authors, GPL-3.0-or-later", "2026")
+        procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
+                                    Gimp.RunMode.NONINTERACTIVE, GObject.ParamFlags.READWRITE)
+        procedure.add_string_argument("model", "Model", "A model to download ('' lists "
+                                      "them)", "", GObject.ParamFlags.READWRITE)
+        return procedure
+
+    def run_models(self, procedure, config, _data):
+        try:
+            with connect() as client:
+                models = client.capabilities["models"]
+                if config.get_property("run-mode") == Gimp.RunMode.INTERACTIVE:
+                    GimpUi.init("limner")
+                    ModelsDialog(models).run()
+                elif config.get_property("model"):
+                    name = config.get_property("model")
+                    Gimp.progress_init(f"Limner: downloading {name}")
+
+                    def progress(_job, fraction, stage):
+                        Gimp.progress_set_text(stage)
+                        Gimp.progress_update(fraction)
+
+                    Gimp.message(f"Limner: {name} is here: {client.pull(name, progress)}")
+                else:
+                    Gimp.message("Limner models:\n" + "\n".join(
+                        "  ".join(ModelsDialog._row(model)) for model in models))
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
+            return self.fail(procedure, str(getattr(exc, "message", exc)))
+        return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
     @staticmethod
-    def parameters(op, config):
+    def parameters(op, config, side=None):
         params, inputs = {}, {}
         for schema in op["params"]:
             value = config.get_property(argument_name(schema["name"]))
@@ -228,7 +472,8 @@ class Limner(Gimp.PlugIn):
             elif kind == "image":
                 if value is None:
                     continue
-                inputs[schema["name"]] = read_drawable(value, with_selection=False).pixels
+                inputs[schema["name"]] = read_drawable(value, with_selection=False,
+                                                       side=side).pixels
                 continue
             params[schema["name"]] = value
         return params, inputs

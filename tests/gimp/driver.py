@@ -41,8 +41,10 @@ try:
     findings["label"] = procedure.get_menu_label() if procedure else None
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", [source])
+    on_image = config.find_property("image") is not None     # not so: Models…
+    if on_image:
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", [source])
     for name, value in spec["args"].items():
         if isinstance(value, str) and value.startswith("#"):   # a colour argument
             value = Gegl.Color.new(value)
