@@ -194,3 +194,31 @@ def pytest_sessionfinish(session, exitstatus):
         reporter.write_line(f"{len(skipped)} test(s) skipped: CI runs every test",
                             red=True, bold=True)
         session.exitstatus = 1
+
+
+def start_xvfb(size: str, tcp: bool = False):
+    """A virtual display for an editor's GUI: (the Xvfb process, its number), once it
+    accepts clients (its socket is there; a fixed sleep is too short on a busy machine).
+    The caller kills the process group. `tcp`: also on 127.0.0.1 (for a chroot, which
+    shares the network but not /tmp)."""
+    import os
+    import random
+    import subprocess
+    import time
+
+    for _ in range(20):
+        number = random.randint(100, 999)
+        if not (Path(f"/tmp/.X{number}-lock").exists()
+                or Path(f"/tmp/.X11-unix/X{number}").exists()):
+            break
+    listen = ["-listen", "tcp", "-ac"] if tcp else ["-nolisten", "tcp"]
+    process = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", f"{size}x24", *listen],
+                               start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if process.poll() is not None or time.time() > deadline:
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+            raise RuntimeError(f"Xvfb :{number} did not start")
+        time.sleep(0.1)
+    return process, number

@@ -156,3 +156,13 @@ def test_setup_presets_are_custom_parameters_that_place_the_same_lights():
         if SETUPS[name].fill:
             assert (custom[1].azimuth, custom[1].elevation) == \
                 pytest.approx((named[1].azimuth, named[1].elevation)), name
+
+
+def test_every_preset_names_parameters_of_its_operation_with_valid_values():
+    for op in operations.OPERATIONS.values():
+        names = {p.name for p in op.all_params()}
+        for param in op.params:
+            for choice, values in (param.presets or {}).items():
+                assert choice in param.choices, (op.id, choice)
+                assert set(values) <= names, (op.id, choice, set(values) - names)
+                op.validate({**values, param.name: choice})     # raises if a value is bad

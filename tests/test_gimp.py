@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FACE, FACE_BOX
+from conftest import FACE, FACE_BOX, start_xvfb
 from limner import imaging
 from limner.server import ServerThread
 
@@ -65,14 +65,14 @@ class Gimp:
 
 
 def run_in_gimp(gimp, name, portrait, procedure, args, selection=None, precision=None,
-                layer_offset=(0, 0)):
+                layer_offset=(0, 0), export=None):
     run = gimp / name
     run.mkdir()
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
     inside = f"{HOME}/{name}"
     spec = {"image": f"{inside}/portrait.png", "precision": precision, "selection": selection,
             "layer_offset": list(layer_offset), "procedure": procedure, "args": args,
-            "out": inside}
+            "out": inside, "export": export}
     (run / "spec.json").write_text(json.dumps(spec))
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/state",
            f"LIMNER_GIMP_SPEC={inside}/spec.json"]
@@ -254,7 +254,6 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
     """GIMP's GUI under Xvfb: Filters > Limner > Relight… opens its dialog, which shows the
     geometric engine's controls only and a preview worked out by the backend; a screenshot
     of the screen is kept for a person to look at (tests/output/gimp-<version>-relight.png)."""
-    import random
     import signal
     import time
 
@@ -263,9 +262,7 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portraits["grace_hopper"],
                                                         cv2.COLOR_RGB2BGR))
     shutil.copy2(ROOT / "tests" / "gimp" / "dialog.py", run / "dialog.py")
-    number = random.randint(100, 999)
-    xvfb = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1400x1000x24", "-listen",
-                             "tcp", "-ac"], start_new_session=True, stderr=subprocess.DEVNULL)
+    xvfb, number = start_xvfb("1400x1000", tcp=True)
     display = f"127.0.0.1:{number}"             # the chroot shares the network, not /tmp
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"DISPLAY={display}",
            f"LIMNER_STATE_DIR={HOME}/state", f"LIMNER_IMAGE={HOME}/dialog/portrait.png"]
@@ -274,7 +271,6 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
     shot.parent.mkdir(exist_ok=True)
     log = open(run / "gimp.log", "wb")
     try:
-        time.sleep(1)
         gimp = subprocess.Popen(["chroot", str(gimp_home.chroot), *env,
                                  f"gimp-{gimp_home.version}", "-n", "--no-splash",
                                  "--batch-interpreter", "python-fu-eval",
@@ -304,3 +300,24 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
     # the preview: a photograph beside the controls, where the dialog has no other picture
     beside = picture[40:400, 420:750].astype(np.float32)
     assert beside.std() > 30, "no preview beside the controls"
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None and not os.environ.get(
+    "LIMNER_REQUIRE_EDITORS"), reason="exiftool is not installed (.ci/run installs it)")
+def test_a_gimp_export_says_it_was_edited_with_ai(gimp_home, portraits):
+    """The plug-in puts the IPTC digital source type and the AI system in the image's XMP;
+    GIMP's own PNG export writes it when XMP is included (off by default in GIMP's export
+    dialog), and exiftool reads it."""
+    from limner import provenance
+
+    findings = run_in_gimp(gimp_home, "export", portraits["astronaut"],
+                           "plug-in-limner-background-blur", {"radius": 6},
+                           export="exported.png")
+    assert findings["status"] == "success", findings.get("error")
+    assert findings["export"] == "success"
+    tags = json.loads(subprocess.run(
+        ["exiftool", "-j", "-G1", "-XMP:all", str(findings["run"] / "exported.png")],
+        check=True, capture_output=True, text=True).stdout)[0]
+    assert tags["XMP-iptcExt:DigitalSourceType"] == provenance.EDITED
+    assert tags["XMP-iptcExt:AISystemUsed"] == "Limner (rvm)"
+    assert tags["XMP-dc:Description"] == "Edited with AI by Limner: background.blur"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import start_xvfb
 from limner import discovery, models
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,14 +62,12 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
             "light": {"docker_shot": str(OUTPUT / "krita-light.png"),
                       "models_shot": str(OUTPUT / "krita-models.png")}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    display = f":{random.randint(100, 999)}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                            start_new_session=True, stderr=subprocess.DEVNULL)
+    xvfb, number = start_xvfb("1600x1000")
+    display = f":{number}"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "DISPLAY": display,
            "LIMNER_STATE_DIR": str(state), "LIMNER_KRITA_SELFTEST": str(tmp_path / "spec.json")}
     krita = None
     try:
-        time.sleep(1)
         log = tmp_path / "krita.log"
         with open(log, "wb") as out:
             krita = subprocess.Popen(["krita", "--nosplash"], env=env, start_new_session=True,
@@ -94,7 +92,7 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
     assert "error" not in findings, findings
     assert findings["operations"] == ["Remove Background", "Replace Background",
                                       "Blur Background", "Generate Background", "Relight",
-                                      "Stylize"]
+                                      "Stylize", "Colour Grade", "Mood"]
     assert findings["source_unchanged"]
     assert findings["group"] == "Limner: Relight (geometric)"
     assert [l["blend"] for l in findings["layers"]] == ["normal", "dodge", "multiply"]

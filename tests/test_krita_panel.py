@@ -50,8 +50,8 @@ def test_controls_are_generated_from_the_schemas(app, capabilities):
     panel.set_capabilities(capabilities)
     shown = [panel.operation_box.itemData(i) for i in range(panel.operation_box.count())]
     assert shown == ["background.remove", "background.replace", "background.blur",
-                     "background.generate", "relight",
-                     "style"]                       # the hidden diagnostics op is not offered
+                     "background.generate", "relight", "style", "grade",
+                     "mood"]               # the hidden diagnostics op is not offered
     for op in capabilities["operations"]:
         if op["hidden"]:
             continue
@@ -134,7 +134,7 @@ def connected(app, server, monkeypatch, capabilities):
 
 def test_a_job_runs_off_the_gui_thread_and_reports_progress(app, connected, portraits):
     panel, backend, events = connected
-    assert panel.operation_box.count() == 6
+    assert panel.operation_box.count() == 8
     backend.run_async(_request(portraits["astronaut"], "background.remove", {}))
     wait_for(app, lambda: events["finished"] or events["failed"])
     assert not events["failed"]

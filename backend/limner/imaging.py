@@ -106,13 +106,16 @@ def selection_box(mask: np.ndarray | None, shape: tuple[int, int], context: floa
 
 def blend_into(base: np.ndarray, edited: np.ndarray, box: tuple[slice, slice],
                mask: np.ndarray | None) -> np.ndarray:
-    """`base` (the layer as it would be untouched) with `edited` (float 0..1, box-sized)
-    blended in through the selection mask. Outside the mask, the result is `base` exactly."""
+    """`base` (the layer as it would be untouched) with `edited` (float 0..1, or samples of
+    the base's own type; box-sized) blended in through the selection mask. Outside the
+    mask, the result is `base` exactly."""
     sample = sample_of(base)
     out = base.copy()
     if mask is None:
-        out[box] = from_float(edited, sample)
+        out[box] = edited if edited.dtype == base.dtype else from_float(edited, sample)
         return out
+    if edited.dtype == base.dtype and sample != "f32":
+        edited = to_float(edited)
     weight = (mask[box].astype(np.float32) / 255.0)[:, :, None]
     region = base[box]
     mixed = from_float(to_float(region) * (1 - weight) + edited * weight, sample)

@@ -123,8 +123,10 @@ class ParamControl:
         button.setStyleSheet(f"background-color: {self._colour}")
 
     def _browse(self):
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.widget, "Choose an image", "",
-                                                        "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp)")
+        extensions = self.schema.get("extensions")
+        kinds = (f"{self.schema['label']} ({' '.join('*' + e for e in extensions)})"
+                 if extensions else "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.widget, "Choose a file", "", kinds)
         if path:
             self.path.setText(path)
 

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 from limner import discovery, imaging
 from limner.client import Client
+from limner.ora import read_image
 
 
 def fresh_layers(image: np.ndarray):
@@ -144,6 +145,8 @@ def main() -> None:
     parser.add_argument("--relight-only", action="store_true", help="the relight table alone")
     parser.add_argument("--matting-only", action="store_true",
                         help="the hair detail table alone")
+    parser.add_argument("--grade-only", action="store_true",
+                        help="the grading and mood table alone")
     args = parser.parse_args()
     from skimage import data
 
@@ -154,6 +157,9 @@ def main() -> None:
             return
         if args.matting_only:
             matting_table(backend, data.astronaut(), args.repeat)
+            return
+        if args.grade_only:
+            grade_table(backend, data.astronaut(), args.repeat)
             return
         rng = np.random.default_rng(0)
         rows = []
@@ -195,6 +201,7 @@ def main() -> None:
               ["operation", "engine / preset", "size", "latency", "backend peak RSS"], rows)
         matting_table(backend, portrait, args.repeat)
         relight_table(backend, portrait, args.repeat)
+        grade_table(backend, portrait, args.repeat)
     finally:
         backend.close()
     print(f"\n{os.cpu_count()} CPUs; repeat={args.repeat}")
@@ -217,6 +224,35 @@ def matting_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
     table("Background removal by hair detail (rvm, end to end through the server, median)",
           ["hair detail", "layer", "first run", "same layer again (matte cached)",
            "backend peak RSS"], rows)
+
+
+def grade_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
+    """The grading work alone (in this process) and end to end through the server."""
+    from limner import grading
+    from matplotlib import cbook
+
+    reference = read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    rows = []
+    big = cv2.resize(portrait, (4096, 4096), interpolation=cv2.INTER_CUBIC)
+    lut = grading.look_table("teal and orange")
+    look = {"look": "teal and orange", "protect_skin": 0.0}
+    for sample in ("u8", "u16", "f32"):
+        samples = imaging.from_float(imaging.to_float(big), sample)
+        alone = median_time(lambda: grading.apply_table(samples[:, :, :3], lut), repeat)
+        served = median_time(lambda: backend.run("grade", look, samples), repeat)
+        rows.append([f"LUT (teal and orange) 4096x4096 {sample}", f"{alone * 1000:.0f} ms",
+                     f"{served * 1000:.0f} ms"])
+    side = cv2.resize(portrait, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    source, ref = imaging.to_float(side), imaging.to_float(reference[..., :3])
+    for method in grading.MATCH_METHODS:
+        alone = median_time(lambda: grading.match_colour(source, ref, method), repeat)
+        rows.append([f"match colour ({method}) 2048x2048", f"{alone * 1000:.0f} ms", "—"])
+    backend.run("mood", {"mood": "golden hour"}, side)            # geometry and matte cached
+    for mood in ("golden hour", "film noir"):
+        seconds = median_time(lambda: backend.run("mood", {"mood": mood}, side), repeat)
+        rows.append([f"mood {mood} 2048x2048 (geometry cached)", "—",
+                     f"{seconds * 1000:.0f} ms"])
+    table("Grading and moods (median)", ["work", "the work alone", "end to end"], rows)
 
 
 def relight_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:

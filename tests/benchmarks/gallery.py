@@ -1,9 +1,10 @@
-"""Write every style preset, every relight setup, a relight sweep over azimuth and the
-hair of a background replacement at each hair detail level for both real portraits (and
-for a composite with curly synthetic hair), plus a labelled contact sheet of each, to a
-folder for looking at (not a test):
+"""Write every style preset, every relight setup, a relight sweep over azimuth, every
+mood and every built-in grading look, and the hair of a background replacement at each
+hair detail level for both real portraits (and for a composite with curly synthetic hair),
+plus a labelled contact sheet of each, to a folder for looking at (not a test):
 
-    .venv/bin/python tests/benchmarks/gallery.py --out gallery/ [--only relight|hair|style]
+    .venv/bin/python tests/benchmarks/gallery.py --out gallery/ \
+        [--only relight|hair|style|mood]
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from limner import imaging
+from limner import grading, imaging
 from limner.client import Client
 from limner.engines.lights import SETUP_NAMES
 from limner.engines.style import PRESETS
+from limner.operations.mood import MOODS
 from limner.ora import read_image
 from limner.server import ServerThread
 from matplotlib import cbook
@@ -33,6 +35,9 @@ SHEETS = {
     "setups": [("relight", {"setup": s}, f"relight {s}") for s in SETUP_NAMES],
     "sweep": [("relight", {"azimuth": az, "elevation": el}, f"relight az{az:+d} el{el:+d}")
               for az, el in SWEEP],
+    "moods": [("mood", {"mood": m}, f"mood {m}") for m in MOODS],
+    "looks": [("grade", {"look": look, "protect_skin": 0.6}, f"look {look}")
+              for look in grading.LOOKS],
 }
 
 
@@ -79,13 +84,14 @@ def sheet(tiles: dict[str, np.ndarray], columns: int = 4, width: int = 256) -> I
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("gallery"))
-    parser.add_argument("--only", choices=("style", "relight", "hair"))
+    parser.add_argument("--only", choices=("style", "relight", "hair", "mood"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     portraits = {"astronaut": data.astronaut(),
                  "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
                                                                   asfileobj=False))}
-    groups = {"style": "style", "setups": "relight", "sweep": "relight", "hair": "hair"}
+    groups = {"style": "style", "setups": "relight", "sweep": "relight", "hair": "hair",
+              "moods": "mood", "looks": "mood"}
     wanted = {name: jobs for name, jobs in {**SHEETS, "hair": HAIR}.items()
               if args.only in (None, groups[name])}
     with ServerThread(port=0, write_discovery=False) as server, \

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .. import protocol
 from ..protocol import ProtocolError
-from . import background, diagnostics, relight, style
+from . import background, diagnostics, grade, mood, relight, style
 from .base import Layer, Operation, Param, Request
 
-OPERATIONS: dict[str, Operation] = {op.id: op for module in (background, relight, style, diagnostics)
+OPERATIONS: dict[str, Operation] = {op.id: op for module in (background, relight, style, grade,
+                                                            mood, diagnostics)
                                     for op in module.OPERATIONS}
 
 __all__ = ["OPERATIONS", "Layer", "Operation", "Param", "Request", "get", "schemas"]

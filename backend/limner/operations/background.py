@@ -101,8 +101,18 @@ def blur(req: Request) -> list[Layer]:
     rgb, foreground, alpha, layer_alpha = _subject(req, box)
     radius = req.params["radius"]
     req.progress(0.9, "blurring the background")
-    # Blur in linear light (bright spots bloom as a lens does) with the subject's own pixels
-    # weighted out, so the blurred background carries no halo of the subject's colours.
+    backdrop = lens_blur(rgb, alpha, radius)
+    edited = _composite(req, box, foreground, alpha, np.ones_like(layer_alpha), backdrop)
+    if req.image.shape[2] == 4:
+        edited[:, :, 3] = layer_alpha
+    return [Layer(f"Background blur {radius} px", imaging.blend_into(req.image, edited, box,
+                                                                     req.mask))]
+
+
+def lens_blur(rgb: np.ndarray, alpha: np.ndarray, radius: int) -> np.ndarray:
+    """The background blurred as by a wide lens: a disc in linear light (bright spots
+    bloom as a lens does) with the subject's own pixels weighted out, so the blurred
+    background carries no halo of the subject's colours."""
     weight = np.clip(1 - alpha, 0, 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     kernel = kernel.astype(np.float32) / kernel.sum()
@@ -111,12 +121,7 @@ def blur(req: Request) -> list[Layer]:
     coverage = cv2.filter2D(weight, -1, kernel, borderType=cv2.BORDER_REFLECT)[:, :, None]
     plain = cv2.filter2D(linear, -1, kernel, borderType=cv2.BORDER_REFLECT)
     blurred = np.where(coverage > 1e-3, spread / np.maximum(coverage, 1e-3), plain)
-    backdrop = imaging.linear_to_srgb(blurred)
-    edited = _composite(req, box, foreground, alpha, np.ones_like(layer_alpha), backdrop)
-    if req.image.shape[2] == 4:
-        edited[:, :, 3] = layer_alpha
-    return [Layer(f"Background blur {radius} px", imaging.blend_into(req.image, edited, box,
-                                                                     req.mask))]
+    return imaging.linear_to_srgb(blurred)
 
 
 def generate(req: Request) -> list[Layer]:

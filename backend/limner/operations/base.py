@@ -26,7 +26,8 @@ class Param:
     run message's `inputs`). `engines`: the engines of the operation's kind it applies
     to (none named: all of them), so editors show only the controls that matter.
     `presets` (choices): for a choice, the values it implies for other parameters, which
-    editors put into their controls when it is picked."""
+    editors put into their controls when it is picked. `extensions` (files): the file
+    types a file picker offers (none named: pictures)."""
 
     name: str
     kind: str
@@ -39,6 +40,7 @@ class Param:
     choices: tuple = ()
     engines: tuple[str, ...] = ()
     presets: dict | None = None
+    extensions: tuple[str, ...] = ()
 
     def schema(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "default": self.default,
@@ -52,6 +54,8 @@ class Param:
             out["engines"] = list(self.engines)
         if self.presets:
             out["presets"] = self.presets
+        if self.extensions:
+            out["extensions"] = list(self.extensions)
         return out
 
     def but(self, **changes) -> Param:
@@ -156,6 +160,21 @@ class Request:
     progress: Callable[[float, str], None]  # raises jobs.Cancelled when the job is cancelled
     owner: Hashable | None = None
     preview: bool = False
+
+    def picture(self, name: str) -> np.ndarray | None:
+        """An image parameter's picture as RGB float 0..1: the layer the plug-in sent, or
+        the file it names; None when it names neither."""
+        from .. import imaging
+        from ..ora import read_picture
+
+        value = self.params.get(name)
+        if isinstance(value, np.ndarray):
+            picture = value
+        elif value:
+            picture = read_picture(value, name)
+        else:
+            return None
+        return np.clip(imaging.to_float(picture)[:, :, :3], 0, 1)
 
     def subject_matte(self, box: tuple[slice, slice], engine: str | None = None,
                       detail: str = "normal") -> np.ndarray:

@@ -13,23 +13,14 @@ from ..protocol import E_BAD_PARAMETER, ProtocolError
 from .base import FAST, SEED, STEPS, Layer, Operation, Param, Request
 
 
-def _reference(value) -> np.ndarray:
-    """The reference picture: a layer the plug-in sent, or an image file."""
-    from ..ora import read_picture
-
-    if isinstance(value, np.ndarray):
-        picture = value
-    elif value:
-        picture = read_picture(value, "reference")
-    else:
-        raise ProtocolError(E_BAD_PARAMETER, 'style: the "reference" preset needs a reference '
-                                             "layer or image file")
-    return np.clip(imaging.to_float(picture)[:, :, :3], 0, 1)
-
-
 def style(req: Request) -> list[Layer]:
     p = req.params
-    reference = _reference(p["reference"]) if p["preset"] == "reference" else None
+    reference = None
+    if p["preset"] == "reference":
+        reference = req.picture("reference")
+        if reference is None:
+            raise ProtocolError(E_BAD_PARAMETER, 'style: the "reference" preset needs a '
+                                                 "reference layer or image file")
     box = imaging.selection_box(req.mask, req.image.shape[:2])
     image = imaging.to_float(req.image[box])
     rgb = np.clip(image[:, :, :3], 0, 1)
