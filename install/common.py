@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the backend modules the plug-ins import: standard library + websockets only
-CLIENT_MODULES = ["__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py"]
+CLIENT_MODULES = ["__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py",
+                  "provenance.py"]
 
 
 def copy_tree(src: Path, dest: Path) -> None:

@@ -145,7 +145,8 @@ def test_the_readmes_main_command_writes_every_result_a_person_can_open(tmp_path
     assert result.returncode == 0, result.stderr[-2000:]
     for portrait in ("astronaut", "grace_hopper"):
         for stem in ("background-remove", "background-replace", "background-blur", "relight",
-                     "style-oil-painting", "style-pencil-sketch"):
+                     "style-oil-painting", "style-pencil-sketch", "grade-teal-and-orange",
+                     "mood-golden-hour"):
             with zipfile.ZipFile(out / f"{portrait}-{stem}.ora") as ora:
                 assert {"mimetype", "stack.xml", "mergedimage.png"} <= set(ora.namelist())
         assert (out / f"{portrait}-rembrandt-relight.ora").exists()

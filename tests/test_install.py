@@ -28,7 +28,8 @@ def test_install_into_a_profile_enables_and_records_the_backend(tmp_path):
     assert json.loads((plugin / "backend.json").read_text())["command"] == \
         [sys.executable, "-m", "limner", "serve"]
     vendored = {p.name for p in (plugin / "vendor" / "limner").iterdir()}
-    assert vendored == {"__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py"}
+    assert vendored == {"__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py",
+                        "provenance.py"}
     assert (plugin / "vendor" / "websockets" / "sync" / "client.py").exists()
     assert not list((plugin / "vendor").rglob("*.so")), "compiled modules would tie it to one Python"
 

@@ -1,7 +1,9 @@
-"""`limner serve | run | ops | demo`: the backend's command line.
+"""`limner serve | run | batch | ops | models | demo`: the backend's command line.
 
-`run` and `demo` go through the real protocol: they connect to the running backend named by
-the discovery file, or start a private one for the duration of the command.
+`run`, `batch` and `demo` go through the real protocol: they connect to the running backend
+named by the discovery file, or start a private one for the duration of the command. What
+they write carries IPTC provenance in XMP, and C2PA Content Credentials when a certificate
+is given.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -46,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--mask", type=Path, help="selection mask: a greyscale image, same size")
     p.add_argument("--out", type=Path, required=True, help="folder for the results")
+    _signing_arguments(p)
+
+    p = sub.add_parser("batch", help="run one operation (or mood) over a folder of pictures")
+    p.add_argument("inputs", help="a folder, or a glob such as 'shoot/*.jpg'")
+    p.add_argument("--op", required=True, help="operation id (see `limner ops`)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--out", type=Path, required=True, help="folder for the results")
+    _signing_arguments(p)
 
     p = sub.add_parser("ops", help="list operations and their parameters")
     p.add_argument("--json", action="store_true", help="print the full capabilities as JSON")
@@ -60,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"serve": _serve, "run": _run, "ops": _ops, "models": _models,
-                "demo": _demo}[args.command](args)
+        return {"serve": _serve, "run": _run, "batch": _batch, "ops": _ops,
+                "models": _models, "demo": _demo}[args.command](args)
     except (BackendError, ValueError, OSError) as exc:
         print(f"limner: {exc}", file=sys.stderr)
         return 2
@@ -165,12 +176,59 @@ def _run(args) -> int:
         if mask.shape != image.shape[:2]:
             raise ValueError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the image "
                              f"{image.shape[1]}x{image.shape[0]}: they must match")
+    signing = _signing(args)
     with _connect() as client:
         params = _parse_params(client, args.op, args.param)
-        paths = run_and_save(client, args.op, params, image, mask, args.out, args.image.stem)
+        paths = run_and_save(client, args.op, params, image, mask, args.out, args.image.stem,
+                             signing)
     for path in paths:
         print(path)
     return 0
+
+
+#: what `batch` takes from a folder
+PICTURES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+
+
+def _batch(args) -> int:
+    """One operation over many pictures through one backend (models load once). A picture
+    that cannot be read gets a line and is skipped; one whose results are already written
+    is skipped too, so an interrupted batch resumes where it stopped."""
+    import glob
+
+    from tqdm import tqdm
+
+    from .ora import read_picture
+
+    folder = Path(args.inputs)
+    inputs = sorted(p for p in folder.iterdir() if p.suffix.lower() in PICTURES) \
+        if folder.is_dir() else sorted(Path(p) for p in glob.glob(args.inputs))
+    if not inputs:
+        raise ValueError(f"no pictures in {args.inputs}")
+    signing = _signing(args)
+    done = skipped = failed = 0
+    with _connect() as client:
+        params = _parse_params(client, args.op, args.param)
+        if client.operation(args.op) is None:
+            raise ValueError(f"unknown operation {args.op!r} (see `limner ops`)")
+        for path in tqdm(inputs, desc=f"limner batch {args.op}", unit="picture"):
+            if _stack_path(args.out, path.stem, args.op, params).exists():
+                skipped += 1
+                continue
+            try:
+                image = read_picture(str(path), "batch")
+            except (BackendError, protocol.ProtocolError, OSError, ValueError) as exc:
+                tqdm.write(f"limner batch: skipped {path}: {getattr(exc, 'message', exc)}",
+                           file=sys.stderr)
+                failed += 1
+                continue
+            for written in run_and_save(client, args.op, params, image, None, args.out,
+                                        path.stem, signing):
+                tqdm.write(str(written))
+            done += 1
+    print(f"limner batch: {done} done, {skipped} already done, {failed} could not be read",
+          file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _demo(args) -> int:
@@ -188,7 +246,8 @@ def _demo(args) -> int:
             ("background.blur", {"radius": 12}, ""),
             ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}, ""),
             ("relight", {"setup": "rembrandt", "softness": 0.25}, "-rembrandt"),
-            ("style", {"preset": "oil painting"}, ""), ("style", {"preset": "pencil sketch"}, "")]
+            ("style", {"preset": "oil painting"}, ""), ("style", {"preset": "pencil sketch"}, ""),
+            ("grade", {"look": "teal and orange"}, ""), ("mood", {"mood": "golden hour"}, "")]
     with _connect() as client:
         for name, image in portraits.items():
             for op, params, suffix in jobs:
@@ -241,12 +300,54 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
+def _stack_path(out: Path, stem: str, op: str, params: dict) -> Path:
+    """The .ora a run writes, last: its presence means the run finished."""
+    variant = params.get("preset") or params.get("mood") or params.get("look") or ""
+    return out / f"{stem}-{_slug(f'{op} {variant}')}.ora"
+
+
+def _signing_arguments(parser) -> None:
+    parser.add_argument("--sign-cert", type=Path, help="sign the PNGs with C2PA Content "
+                        "Credentials: a PEM certificate chain (ES256), signing cert first")
+    parser.add_argument("--sign-key", type=Path, help="the signing certificate's PEM key")
+
+
+def _signing(args) -> tuple[Path, Path] | None:
+    """The certificate and key to sign with: the options, else the config file
+    ($LIMNER_CONFIG, or limner/config.json in the user's config folder: {"sign_cert": …,
+    "sign_key": …}); None: exports carry the XMP only."""
+    cert, key = args.sign_cert, args.sign_key
+    if cert is None and key is None:
+        config = Path(os.environ.get("LIMNER_CONFIG") or
+                      Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+                      / "limner" / "config.json")
+        if config.is_file():
+            settings = json.loads(config.read_text())
+            cert, key = settings.get("sign_cert"), settings.get("sign_key")
+    if (cert is None) != (key is None):
+        raise ValueError("signing needs both a certificate (--sign-cert) and its key "
+                         "(--sign-key)")
+    if cert is None:
+        return None
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise ValueError(f"cannot read {path} for signing")
+    from .provenance import check_signer
+
+    check_signer(Path(cert), Path(key))
+    return Path(cert), Path(key)
+
+
 def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
-                 mask: np.ndarray | None, out: Path, stem: str) -> list[Path]:
+                 mask: np.ndarray | None, out: Path, stem: str,
+                 signing: tuple[Path, Path] | None = None) -> list[Path]:
     """Send one image through the backend and write each result layer as a PNG, an .ora
-    stack (the source at the bottom, hidden, the new layers above) and the provenance."""
+    stack (the source at the bottom, hidden, the new layers above) and the provenance.
+    Every AI-made file says so in XMP; with `signing` (certificate, key) each PNG is also
+    signed with C2PA Content Credentials, the source as its parent."""
     from tqdm import tqdm
 
+    from . import provenance
     from .ora import StackLayer, png_bytes, write_ora
 
     with tqdm(total=100, desc=f"{stem} {op}", unit="%", leave=False,
@@ -259,10 +360,14 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
                             mask=None if mask is None else mask.tobytes(), on_progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     written, stack = [], []
+    source_png = png_bytes(image) if signing else b""
     for layer, received in layers:
         pixels = imaging.from_pixels(received)
         path = out / f"{stem}-{_slug(layer.name)}.png"
-        path.write_bytes(png_bytes(pixels))
+        path.write_bytes(provenance.with_xmp(png_bytes(pixels),
+                                             provenance.xmp_fields([layer.provenance])))
+        if signing:
+            provenance.sign_png(path, source_png, [layer.provenance], *signing)
         written.append(path)
         stack.append(StackLayer(layer.name, pixels, *layer.offset,
                                 visible=layer.visible and layer.role != "mask",
@@ -271,11 +376,10 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     # the source stays visible only where the new layers need it beneath them (light layers)
     covered = any(s.visible and s.blend == "normal" for s in stack)
     stack.append(StackLayer(stem, image, visible=not covered))
-    job = _slug(f"{op} {params.get('preset', '')}")   # two style presets: two stacks
-    ora_path = out / f"{stem}-{job}.ora"
-    write_ora(ora_path, stack, image.shape[1], image.shape[0])
-    provenance = out / f"{stem}-{job}.provenance.json"
-    provenance.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
-                                       "provenance": l.provenance} for l, _ in layers],
-                                     indent=2))
-    return [*written, ora_path, provenance]
+    ora_path = _stack_path(out, stem, op, params)       # two style presets: two stacks
+    record = ora_path.with_suffix(".provenance.json")
+    record.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
+                                   "provenance": l.provenance} for l, _ in layers], indent=2))
+    write_ora(ora_path, stack, image.shape[1], image.shape[0],
+              provenance.xmp_fields([layer.provenance for layer, _ in layers]))
+    return [*written, ora_path, record]

@@ -133,16 +133,21 @@ def _flatten(layers: list[StackLayer], width: int, height: int) -> np.ndarray:
     return np.rint(canvas * 255).astype(np.uint8)
 
 
-def write_ora(path, layers: list[StackLayer], width: int, height: int) -> None:
+def write_ora(path, layers: list[StackLayer], width: int, height: int,
+              xmp: dict | None = None) -> None:
     """An OpenRaster file; `layers` top first. Layer PNGs are 8-bit, which every
-    OpenRaster reader takes; full-precision PNGs are written beside it by the CLI."""
+    OpenRaster reader takes; full-precision PNGs are written beside it by the CLI. `xmp`
+    (provenance.xmp_fields): set on the merged image and on each layer made with AI."""
+    from .provenance import with_xmp, xmp_fields
+
     entries = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(zipfile.ZipInfo("mimetype"), "image/openraster",
                     compress_type=zipfile.ZIP_STORED)  # first and uncompressed, per the spec
         for i, layer in enumerate(layers):
             src = f"data/layer{i}.png"
-            zf.writestr(src, png_bytes(_rgba8(layer.pixels)))
+            made = xmp_fields([layer.attributes.get("provenance", {})])
+            zf.writestr(src, with_xmp(png_bytes(_rgba8(layer.pixels)), made))
             extra = "".join(f" limner:{k}={quoteattr(v if isinstance(v, str) else json.dumps(v))}"
                             for k, v in layer.attributes.items())
             entries.append(f'    <layer name={quoteattr(layer.name)} src="{src}" x="{layer.x}" '
@@ -154,7 +159,7 @@ def write_ora(path, layers: list[StackLayer], width: int, height: int) -> None:
                  + "\n".join(entries) + "\n  </stack>\n</image>\n")
         zf.writestr("stack.xml", stack)
         merged = _flatten(layers, width, height)
-        zf.writestr("mergedimage.png", png_bytes(merged))
+        zf.writestr("mergedimage.png", with_xmp(png_bytes(merged), xmp or {}))
         thumb = Image.fromarray(merged)
         thumb.thumbnail((256, 256))
         buf = io.BytesIO()

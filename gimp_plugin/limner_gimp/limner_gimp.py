@@ -134,6 +134,18 @@ def read_drawable(drawable, with_selection=True, side=None):
                   None if mask is None else bytes(mask), (x, y), babl)
 
 
+def mark_ai_edited(image, layers):
+    """The image's XMP says it was edited with AI (IPTC digital source type, the AI system
+    and its version), so GIMP's own export writes it when the user exports with XMP."""
+    from limner.provenance import xmp_fields, xmp_packet
+
+    fields = xmp_fields([layer.provenance for layer, _ in layers])
+    if fields:
+        metadata = image.get_metadata() or Gimp.Metadata.new()
+        metadata.set_from_xmp(xmp_packet(fields))
+        image.set_metadata(metadata)
+
+
 def connect():
     """A client of the running backend (started when none runs)."""
     from limner import launcher, protocol
@@ -414,6 +426,7 @@ class Limner(Gimp.PlugIn):
         image.undo_group_start()
         try:
             write_layers(image, source, layers, request.babl)
+            mark_ai_edited(image, layers)
         finally:
             image.undo_group_end()
         Gimp.displays_flush()

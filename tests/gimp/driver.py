@@ -3,7 +3,8 @@
 # script would, saves the image as XCF and writes what it finds for the test to check.
 # The spec's path comes in LIMNER_GIMP_SPEC:
 #   {"image", "precision" (Gimp.Precision name or null), "selection" [x, y, w, h] or null,
-#    "layer_offset" [x, y], "procedure", "args" {name: value}, "out"}
+#    "layer_offset" [x, y], "procedure", "args" {name: value}, "out",
+#    "export" (a file name to export the image to, optional)}
 import json
 import os
 import traceback
@@ -70,6 +71,14 @@ try:
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(f"{out}/result.xcf"),
                    None)
     findings["saved"] = os.path.exists(f"{out}/result.xcf")
+    if spec.get("export"):             # as File > Export As… PNG, with "Save XMP data" on
+        exporter = Gimp.get_pdb().lookup_procedure("file-png-export")
+        export = exporter.create_config()
+        export.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+        export.set_property("image", image)
+        export.set_property("file", Gio.File.new_for_path(f"{out}/{spec['export']}"))
+        export.set_property("include-xmp", True)
+        findings["export"] = exporter.run(export).index(0).value_nick
 except Exception as exc:  # noqa: BLE001 - the test reads the failure from the file
     findings["exception"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
 json.dump(findings, open(f"{out}/findings.json", "w"), indent=1)

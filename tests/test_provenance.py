@@ -1,0 +1,292 @@
+"""Honest images: the IPTC digital source type in every file the CLI writes (read back by
+exiftool, not by the library that wrote it), C2PA Content Credentials signed with a test
+chain made here and verified by the C2PA reader, batches that skip bad files and resume,
+and proof that no operation opens a connection off this machine."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+
+import cv2
+import pytest
+from conftest import run_array
+from limner import provenance
+
+EXIFTOOL = shutil.which("exiftool")
+needs_exiftool = pytest.mark.skipif(EXIFTOOL is None and not os.environ.get(
+    "LIMNER_REQUIRE_EDITORS"), reason="exiftool is not installed (.ci/run installs it)")
+
+
+def limner(*args, env, timeout=300):
+    return subprocess.run([sys.executable, "-m", "limner", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def exif(path) -> dict:
+    out = subprocess.run(["exiftool", "-j", "-G1", "-XMP:all", str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)[0]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """No backend to discover (the CLI starts its own) and no user config."""
+    return {**os.environ, "LIMNER_STATE_DIR": str(tmp_path / "state"),
+            "LIMNER_CONFIG": str(tmp_path / "no-config.json")}
+
+
+@pytest.fixture
+def pictures(tmp_path, portraits):
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    for name, image in portraits.items():
+        small = cv2.resize(image, (256, 256 * image.shape[0] // image.shape[1]))
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@needs_exiftool
+def test_every_file_the_cli_writes_says_it_was_edited_with_ai(tmp_path, pictures, env):
+    out = tmp_path / "out"
+    done = limner("run", pictures / "astronaut.png", "--op", "relight", "--out", out, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    relit = next(out.glob("astronaut-relit-*.png"))
+    tags = exif(relit)
+    assert tags["XMP-iptcExt:DigitalSourceType"] == provenance.EDITED
+    assert tags["XMP-iptcExt:AISystemUsed"] == "Limner (geometric)"
+    assert tags["XMP-iptcExt:AISystemVersionUsed"] == "0.1.0"
+    assert tags["XMP-dc:Description"] == "Edited with AI by Limner: relight"
+    with zipfile.ZipFile(out / "astronaut-relight.ora") as ora:   # the stack's picture too
+        (tmp_path / "merged.png").write_bytes(ora.read("mergedimage.png"))
+        (tmp_path / "source.png").write_bytes(ora.read("data/layer3.png"))   # the original
+    assert exif(tmp_path / "merged.png")["XMP-iptcExt:DigitalSourceType"] == provenance.EDITED
+    assert "XMP-iptcExt:DigitalSourceType" not in exif(tmp_path / "source.png")
+
+
+def make_test_chain(folder):
+    """A throwaway ES256 chain: a CA and a signing certificate it issued (C2PA refuses a
+    self-signed signer), as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(common):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Limner tests")])
+
+    def usage(sign_certs):
+        return x509.KeyUsage(digital_signature=not sign_certs, content_commitment=False,
+                             key_encipherment=False, data_encipherment=False,
+                             key_agreement=False, key_cert_sign=sign_certs,
+                             crl_sign=sign_certs, encipher_only=False, decipher_only=False)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def certificate(subject, public, ca):
+        builder = (x509.CertificateBuilder().subject_name(name(subject))
+                   .issuer_name(name("Limner test CA")).public_key(public)
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=7))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None),
+                                  critical=True)
+                   .add_extension(usage(ca), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public),
+                                  critical=False))
+        if not ca:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False).add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    ca = certificate("Limner test CA", ca_key.public_key(), True)
+    leaf = certificate("Limner test signer", key.public_key(), False)
+    pem = serialization.Encoding.PEM
+    (folder / "chain.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    (folder / "key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "chain.pem", folder / "key.pem"
+
+
+@needs_exiftool
+def test_signed_exports_carry_c2pa_credentials_the_reader_verifies(tmp_path, pictures, env):
+    import c2pa
+
+    cert, key = make_test_chain(tmp_path)
+    out = tmp_path / "out"
+    done = limner("run", pictures / "grace_hopper.png", "--op", "background.blur", "--out",
+                  out, "--sign-cert", cert, "--sign-key", key, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    signed = next(out.glob("grace_hopper-background-blur-*.png"))
+    with open(signed, "rb") as stream:
+        reader = c2pa.Reader("image/png", stream)
+        assert reader.get_validation_state() == "Valid"       # intact; the CA is not trusted
+        store = json.loads(reader.json())
+    active = store["manifests"][store["active_manifest"]]
+    actions = next(a for a in active["assertions"]
+                   if a["label"].startswith("c2pa.actions"))["data"]["actions"]
+    assert [a["action"] for a in actions] == ["c2pa.opened", "c2pa.edited"]
+    edit = actions[1]
+    assert edit["digitalSourceType"] == provenance.EDITED
+    assert edit["parameters"]["operation"] == "background.blur"
+    assert edit["parameters"]["engine"] == "rvm"
+    assert active["ingredients"][0]["relationship"] == "parentOf"
+    assert active["claim_generator_info"][0]["name"] == "Limner"
+    assert exif(signed)["XMP-iptcExt:DigitalSourceType"] == provenance.EDITED   # kept too
+    # a key that is not the certificate's is refused before anything is written
+    (tmp_path / "other").mkdir()
+    _, other_key = make_test_chain(tmp_path / "other")
+    refused = limner("run", pictures / "grace_hopper.png", "--op", "background.blur",
+                     "--out", tmp_path / "refused", "--sign-cert", cert, "--sign-key",
+                     other_key, env=env)
+    assert refused.returncode == 2 and "sign" in refused.stderr
+    assert not (tmp_path / "refused").exists()                  # nothing half signed
+    half = limner("run", pictures / "grace_hopper.png", "--op", "background.blur", "--out",
+                  tmp_path / "half", "--sign-cert", cert, env=env)
+    assert half.returncode == 2 and "--sign-key" in half.stderr
+
+
+def test_a_batch_skips_what_it_cannot_read_and_resumes(tmp_path, pictures, env):
+    (pictures / "broken.jpg").write_bytes(b"this is no jpeg")
+    (pictures / "notes.txt").write_text("not a picture, not taken")
+    out = tmp_path / "out"
+    # interrupted: stopped once the first picture's results are written
+    batch = subprocess.Popen([sys.executable, "-m", "limner", "batch", str(pictures),
+                              "--op", "mood", "--param", "mood=film noir", "--out", str(out)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    deadline = time.time() + 240
+    while not (out / "astronaut-mood-film-noir.ora").exists() and time.time() < deadline \
+            and batch.poll() is None:
+        time.sleep(0.1)
+    os.killpg(batch.pid, signal.SIGKILL)
+    batch.wait(30)
+    assert (out / "astronaut-mood-film-noir.ora").exists()
+    first = sorted(p.name for p in out.iterdir())
+    done = limner("batch", pictures, "--op", "mood", "--param", "mood=film noir", "--out",
+                  out, env=env)
+    assert done.returncode == 1                                   # one picture was bad
+    assert "skipped" in done.stderr and "broken.jpg" in done.stderr
+    assert "1 done, 1 already done, 1 could not be read" in done.stderr
+    assert (out / "grace_hopper-mood-film-noir.ora").exists()
+    assert {p.name for p in out.iterdir()} > set(first)
+    again = limner("batch", str(pictures / "*.png"), "--op", "mood", "--param",
+                   "mood=film noir", "--out", out, env=env)
+    assert again.returncode == 0 and "0 done, 2 already done" in again.stderr
+
+
+class Outbound(Exception):
+    pass
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every connection that is not to this machine raises, and is recorded."""
+    tried = []
+    loopback = ("127.0.0.1", "::1", "localhost", "0.0.0.0")
+
+    def guard(address):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if host not in loopback:
+            tried.append(host)
+            raise Outbound(f"a connection to {host}")
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            guard(address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            guard(address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in loopback and host is not None:
+            guard((host,))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return tried
+
+
+def test_the_guard_catches_a_connection_off_the_machine(offline):
+    with pytest.raises(Outbound):
+        socket.create_connection(("example.org", 80), timeout=1)
+    assert offline == ["example.org"]
+
+
+def test_no_operation_opens_a_connection_off_this_machine(client, portraits, offline,
+                                                          tiny_models, caplog, tmp_path):
+    """Every operation, the diffusion ones on the tiny models, with all outbound traffic
+    refused: none tries. Nor does any write its pixels, or a file it read, to the log."""
+    from limner import operations
+
+    secret = "the-sitters-private-notes-7a1f"
+    notes = tmp_path / "notes.png"
+    notes.write_text(secret)                 # a "picture" that is really a private text
+    image = cv2.resize(portraits["grace_hopper"], (192, 224))
+    caplog.set_level(logging.DEBUG)
+    runs = {"style": [{"preset": "oil painting"}, {"engine": "diffusion", "steps": 2}],
+            "background.generate": [{"steps": 2, "match_light": False}],
+            "grade": [{"look": "teal and orange"}],
+            "background.replace": [{"backdrop": str(notes)}]}
+    ran = []
+    for op_id in operations.OPERATIONS:
+        for params in runs.get(op_id, [{}]):
+            try:
+                run_array(client, op_id, params, image)
+            except Exception as exc:  # noqa: BLE001 - a refusal is fine, a connection is not
+                assert "cannot read" in str(exc), (op_id, exc)
+            ran.append(op_id)
+    assert offline == [], offline
+    assert set(ran) == set(operations.OPERATIONS)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert secret not in logged
+    assert max((len(record.getMessage()) for record in caplog.records), default=0) < 4000
+
+
+def test_what_is_worked_out_about_faces_stays_in_memory(tmp_path, portraits, monkeypatch):
+    """A relight (faces, geometry, the photo's light, the matte) writes nothing anywhere:
+    the state folder holds only the discovery file and the log, and no file is opened for
+    writing by the backend while it runs."""
+    import builtins
+
+    from limner.client import Client
+    from limner.server import ServerThread
+
+    written = []
+    real_open = builtins.open
+
+    def watching(file, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "wax+"):
+            written.append(str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    with ServerThread(port=0, state_dir=tmp_path / "state") as server:
+        with Client(server.uri, server.server.token) as client:
+            run_array(client, "relight", {}, portraits["astronaut"])     # load models first
+            monkeypatch.setattr(builtins, "open", watching)
+            run_array(client, "relight", {"azimuth": 40.0},
+                      cv2.flip(portraits["astronaut"], 1))               # a new layer
+            monkeypatch.setattr(builtins, "open", real_open)
+    assert written == []
+    assert {p.name for p in (tmp_path / "state").iterdir()} <= {"server.json", "backend.log"}
