@@ -175,7 +175,17 @@ def show_engine_controls(dialog, config, op):
 
 
 def follow_presets(config, op):
-    """Picking a choice that implies other values (a lighting setup) puts them in."""
+    """Picking a choice that implies other values (a lighting setup, a mood's recipe) puts
+    them in, each as its argument's kind wants it."""
+    kinds = {schema["name"]: schema["kind"] for schema in op["params"]}
+
+    def argument_value(name, value):
+        if kinds.get(name) == "choice":
+            return choice_nick(value)
+        if kinds.get(name) == "color":
+            return Gegl.Color.new(value)
+        return value
+
     for schema in op["params"]:
         if not schema.get("presets"):
             continue
@@ -184,7 +194,8 @@ def follow_presets(config, op):
             chosen = {choice_nick(c): c for c in schema["choices"]}[
                 config.get_property(argument_name(schema["name"]))]
             for name, value in schema["presets"].get(chosen, {}).items():
-                config.set_property(argument_name(name), value)
+                if name in kinds:
+                    config.set_property(argument_name(name), argument_value(name, value))
 
         config.connect(f"notify::{argument_name(schema['name'])}", apply)
 
