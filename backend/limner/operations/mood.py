@@ -20,36 +20,39 @@ from .base import Layer, Operation, Param, Request
 from .grade import LOOK, NO_LOOK, PROTECT_SKIN, graded
 
 #: The moods, in one place: each names its light (a relight setup, with the key's
-#: direction, colour temperature and softness), its look, and what happens behind the
-#: subject (darken in stops, desaturate 0..1, blur radius in px at 1000 px, a tint).
+#: direction, colour temperature and softness), its look, what happens behind the subject
+#: (darken in stops, desaturate 0..1, blur radius in px at 1000 px, a tint) and how much
+#: the frame's light falls off away from the subject's head (vignette).
 MOODS: dict[str, dict] = {
     "golden hour": dict(setup="custom", azimuth=-65.0, elevation=12.0, temperature=3300.0,
                         softness=0.6, look="golden hour", protect_skin=0.4,
                         background_darken=0.0, background_desaturate=0.0, background_blur=6,
-                        background_tint="#ffb060", background_tint_amount=0.2),
+                        background_tint="#ffb060", background_tint_amount=0.2, vignette=0.15),
     "cool and moody": dict(setup="short", azimuth=-45.0, elevation=30.0, temperature=8000.0,
                            softness=0.35, look="cool and moody", protect_skin=0.5,
                            background_darken=1.2, background_desaturate=0.5,
                            background_blur=0, background_tint="#304860",
-                           background_tint_amount=0.25),
+                           background_tint_amount=0.25, vignette=0.3),
     "film noir": dict(setup="split", azimuth=-90.0, elevation=5.0, temperature=6500.0,
                       softness=0.1, look="noir", protect_skin=0.0, background_darken=1.5,
                       background_desaturate=1.0, background_blur=0, background_tint="#000000",
-                      background_tint_amount=0.0),
+                      background_tint_amount=0.0, vignette=0.6),
     "high-key studio": dict(setup="clamshell", azimuth=0.0, elevation=45.0,
                             temperature=6500.0, softness=0.9, look="high key",
                             protect_skin=0.5, background_darken=-1.5,
                             background_desaturate=0.6, background_blur=8,
-                            background_tint="#ffffff", background_tint_amount=0.6),
+                            background_tint="#ffffff", background_tint_amount=0.6,
+                            vignette=0.0),
     "low-key dramatic": dict(setup="rembrandt", azimuth=-60.0, elevation=45.0,
                              temperature=5600.0, softness=0.2, look="low key",
                              protect_skin=0.4, background_darken=2.0,
                              background_desaturate=0.3, background_blur=0,
-                             background_tint="#000000", background_tint_amount=0.3),
+                             background_tint="#000000", background_tint_amount=0.3,
+                             vignette=0.5),
     "soft pastel": dict(setup="butterfly", azimuth=0.0, elevation=50.0, temperature=6000.0,
                         softness=1.0, look="soft pastel", protect_skin=0.5,
                         background_darken=-0.5, background_desaturate=0.4, background_blur=10,
-                        background_tint="#f0c8d8", background_tint_amount=0.3),
+                        background_tint="#f0c8d8", background_tint_amount=0.3, vignette=0.0),
 }
 #: the recipe's parameters that go to relight
 LIGHT = ("setup", "azimuth", "elevation", "temperature", "softness")
@@ -68,6 +71,23 @@ def treat_background(rgb: np.ndarray, alpha: np.ndarray, recipe: dict,
     tint = imaging.hex_to_rgb(recipe["background_tint"])
     back = back + recipe["background_tint_amount"] * strength * (tint - back)
     return np.clip(back, 0, 1)
+
+
+def vignette(alpha: np.ndarray, amount: float) -> np.ndarray:
+    """A light falloff (H x W multiplier, linear light) around the subject's head: the
+    matte's centre across, a third of its height down from its top; nothing within the
+    head's reach, down to 1 - amount at the frame's far corners."""
+    h, w = alpha.shape
+    if amount <= 0 or alpha.max() < 0.5:
+        return np.ones((h, w), np.float32)
+    rows, cols = np.nonzero(alpha > 0.5)
+    cy = rows.min() + 0.33 * (rows.max() - rows.min())
+    cx = float(np.average(cols))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    distance = np.hypot(yy - cy, xx - cx) / max(h, w)
+    near, far = 0.25, np.hypot(max(cy, h - cy), max(cx, w - cx)) / max(h, w)
+    t = np.clip((distance - near) / max(far - near, 1e-3), 0, 1)
+    return (1 - amount * t * t * (3 - 2 * t)).astype(np.float32)
 
 
 def _describe(recipe: dict) -> str:
@@ -105,6 +125,9 @@ def mood(req: Request) -> list[Layer]:
     a = alpha[:, :, None]
     background = rgb * a + backdrop * (1 - a)
     composite = relit * a + backdrop * (1 - a)
+    falloff = vignette(alpha, recipe["vignette"] * strength)[:, :, None]
+    if falloff.min() < 1:              # the light falls off: in linear light, before grading
+        composite = imaging.linear_to_srgb(imaging.srgb_to_linear(composite) * falloff)
     req.progress(0.75, "grading")
     grade_params = {"look": recipe["look"], "lut": "", "match": "", "match_method":
                     "covariance", "match_skin": False, "strength": strength,
@@ -127,7 +150,8 @@ def mood(req: Request) -> list[Layer]:
                                   np.dstack([rgb_part, opacity]), box, req.mask)
 
     look = recipe["look"] if recipe["look"] != NO_LOOK else "no look"
-    top = Layer(f"{title}: grade {look}", layer(final, None))
+    falls = ", light falloff" if recipe["vignette"] * strength > 0 else ""
+    top = Layer(f"{title}: grade {look}{falls}", layer(final, None))
     if req.preview:
         return [top]
     light_name = recipe["setup"] if recipe["setup"] != "custom" else \
@@ -176,6 +200,9 @@ OPERATIONS = [
                Param("background_tint", "color", _FIRST["background_tint"],
                      "Background tint", ""),
                Param("background_tint_amount", "float", _FIRST["background_tint_amount"],
-                     "Background tint amount", "", min=0, max=1, step=0.05)],
+                     "Background tint amount", "", min=0, max=1, step=0.05),
+               Param("vignette", "float", _FIRST["vignette"], "Light falloff",
+                     "How much the light falls off away from the head (0: none).", min=0,
+                     max=1, step=0.05)],
               mood),
 ]
