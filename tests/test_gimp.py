@@ -246,10 +246,6 @@ def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, tmp_pa
     assert models.local_path("lcm-lora-sd15") is not None
 
 
-# GIMP 3.2's GUI dies in the chroot before any plug-in runs: its image loaders (glycin)
-# sandbox themselves with bwrap, which needs a /proc the chroot does not mount. Its console
-# runs every other test here.
-@pytest.mark.parametrize("gimp_home", ["3.0"], indirect=True)
 def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits):
     """GIMP's GUI under Xvfb: Filters > Limner > Relight… opens its dialog, which shows the
     geometric engine's controls only and a preview worked out by the backend; a screenshot
@@ -262,6 +258,14 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portraits["grace_hopper"],
                                                         cv2.COLOR_RGB2BGR))
     shutil.copy2(ROOT / "tests" / "gimp" / "dialog.py", run / "dialog.py")
+    proc = gimp_home.chroot / "proc"
+    mounted = gimp_home.version != "3.0"
+    if mounted:   # GIMP 3.2's image loaders (glycin) sandbox themselves with bwrap: /proc
+        refused = subprocess.run(["mount", "-t", "proc", "proc", str(proc)],
+                                 capture_output=True, text=True)
+        if refused.returncode:
+            pytest.xfail(f"GIMP {gimp_home.version}'s GUI needs /proc in its chroot, and "
+                         f"this machine refused to mount it: {refused.stderr.strip()}")
     xvfb, number = start_xvfb("1400x1000", tcp=True)
     display = f"127.0.0.1:{number}"             # the chroot shares the network, not /tmp
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"DISPLAY={display}",
@@ -295,6 +299,8 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
         log.close()
+        if mounted:
+            subprocess.run(["umount", "--lazy", str(proc)], check=False)
     picture = cv2.imread(str(shot))
     assert picture is not None and picture.shape[:2] == (1000, 1400)
     # the preview: a photograph beside the controls, where the dialog has no other picture
