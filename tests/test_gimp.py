@@ -157,13 +157,15 @@ def test_a_selection_off_the_layer_is_refused_before_the_backend_is_asked(gimp_h
 
 
 def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
-    """The backend itself refuses (it cannot read the backdrop file): its own words come
-    back as GIMP's execution error, and the image is left as it was."""
+    """The backend itself refuses (the backdrop file is no picture; a missing one GIMP's
+    file argument refuses before the plug-in runs): its own words come back as GIMP's
+    execution error, and the image is left as it was. /etc/os-release is there for GIMP
+    (in the chroot) and for the backend (on the host) alike."""
     findings = run_in_gimp(gimp_home, "backend-error", portraits["astronaut"],
                            "plug-in-limner-background-replace",
-                           {"backdrop": "/no/such/picture.png"})
+                           {"backdrop": "/etc/os-release"})
     assert findings["status"] == "execution-error"
-    assert "backdrop: cannot read '/no/such/picture.png' as an image" in findings["error"]
+    assert "backdrop: cannot read '/etc/os-release' as an image" in findings["error"]
     assert [layer["name"] for layer in findings["layers"]] == ["Background"]
 
 

@@ -86,8 +86,9 @@ def add_argument(procedure, schema):
         procedure.add_color_argument(name, label, blurb, False, Gegl.Color.new(default), flags)
     elif kind == "text":
         procedure.add_string_argument(name, label, blurb, default, flags)
-    elif kind == "file":
-        procedure.add_string_argument(name, label, blurb + " (a file path)", default, flags)
+    elif kind == "file":                # GIMP's own file chooser in the dialog
+        procedure.add_file_argument(name, label, blurb, Gimp.FileChooserAction.OPEN, True,
+                                    None, flags)
     elif kind == "image":
         procedure.add_drawable_argument(name, label, blurb + " (a layer of an open image)",
                                         True, flags)
@@ -491,7 +492,9 @@ class Limner(Gimp.PlugIn):
                 value = {choice_nick(c): c for c in schema["choices"]}[value]
             elif kind == "color":
                 value = colour_hex(value)
-            elif kind in ("file", "text"):
+            elif kind == "file":
+                value = (value.get_path() or "") if value is not None else ""
+            elif kind == "text":
                 value = value or ""          # an unset string argument arrives as None
             elif kind == "image":
                 if value is None:

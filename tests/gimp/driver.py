@@ -49,6 +49,8 @@ try:
     for name, value in spec["args"].items():
         if isinstance(value, str) and value.startswith("#"):   # a colour argument
             value = Gegl.Color.new(value)
+        elif isinstance(value, str) and value.startswith("/"):  # a file argument
+            value = Gio.File.new_for_path(value)
         config.set_property(name, value)
     result = procedure.run(config)
     findings["status"] = result.index(0).value_nick
