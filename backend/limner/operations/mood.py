@@ -28,7 +28,7 @@ MOODS: dict[str, dict] = {
     "golden hour": dict(setup="custom", azimuth=-65.0, elevation=12.0, temperature=3300.0,
                         softness=0.6, look="golden hour", protect_skin=0.4,
                         background_darken=0.0, background_desaturate=0.0, background_blur=6,
-                        background_tint="#ffb060", background_tint_amount=0.2, vignette=0.15),
+                        background_tint="#ffb060", background_tint_amount=0.1, vignette=0.15),
     "cool and moody": dict(setup="short", azimuth=-45.0, elevation=30.0, temperature=8000.0,
                            softness=0.35, look="cool and moody", protect_skin=0.5,
                            background_darken=1.2, background_desaturate=0.5,
