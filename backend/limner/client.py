@@ -54,6 +54,12 @@ class Client:
         if info is None:
             raise BackendError(protocol.E_NOT_RUNNING, "no Limner backend is running (no "
                                f"discovery file at {discovery.discovery_path(state_dir)})")
+        return cls.from_info(info, **kwargs)
+
+    @classmethod
+    def from_info(cls, info: dict, **kwargs) -> Client:
+        """Connect to the backend a discovery record names (discovery.read, or
+        launcher.ensure_running, which starts one when none answers)."""
         return cls(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"], **kwargs)
 
     def close(self) -> None:

@@ -147,14 +147,14 @@ def mark_ai_edited(image, layers):
         image.set_metadata(metadata)
 
 
-def connect():
-    """A client of the running backend (started when none runs)."""
-    from limner import launcher, protocol
+def connect(on_wait=None):
+    """A client of the running backend (started when none runs; `on_wait(seconds)`
+    meanwhile)."""
+    from limner import launcher
     from limner.client import Client
 
-    info = launcher.ensure_running(HERE)
-    return Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
-                  name=f"gimp {Gimp.version()}")
+    return Client.from_info(launcher.ensure_running(HERE, on_wait=on_wait),
+                            name=f"gimp {Gimp.version()}")
 
 
 def show_engine_controls(dialog, config, op):
@@ -507,8 +507,7 @@ class Limner(Gimp.PlugIn):
 
     @staticmethod
     def call_backend(op, params, inputs, pixels, mask, offset):
-        from limner import launcher, protocol
-        from limner.client import BackendError, Client
+        from limner.client import BackendError
 
         Gimp.progress_init(f"Limner: {op['label']}")
 
@@ -516,15 +515,12 @@ class Limner(Gimp.PlugIn):
             Gimp.progress_set_text(f"Starting the Limner backend… {seconds:.0f} s")
             Gimp.progress_pulse()
 
-        info = launcher.ensure_running(HERE, on_wait=waiting)
-
         def progress(job, fraction, stage):
             Gimp.progress_set_text(f"Limner: {op['label']} — {stage}")
             Gimp.progress_update(fraction)
 
         try:
-            with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
-                        name=f"gimp {Gimp.version()}") as client:
+            with connect(waiting) as client:
                 difference = schema_difference(load_capabilities(), client.capabilities)
                 if difference:
                     Gimp.message("Limner: the backend's operations differ from the ones GIMP "

@@ -80,9 +80,8 @@ class Backend(QtCore.QObject):
         try:
             with self._preview_lock:       # one preview at a time on its connection
                 if self.preview_client is None:
-                    info = launcher.ensure_running(self.plugin_dir)
-                    self.preview_client = Client(
-                        f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
+                    self.preview_client = Client.from_info(
+                        launcher.ensure_running(self.plugin_dir),
                         name=self.client_name + " (preview)")
                 layers = self.preview_client.run(
                     request.op, request.params, source.pixels, mask=source.mask,
@@ -111,21 +110,19 @@ class Backend(QtCore.QObject):
                 pass
 
     def _pull(self, model: str) -> None:
-        from limner import launcher, protocol
+        from limner import launcher
         from limner.client import BackendError, Client
 
         job = uuid.uuid4().hex[:12]
         try:
             info = launcher.ensure_running(self.plugin_dir)
-            with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
-                        name=self.client_name + " (models)") as client:
+            with Client.from_info(info, name=self.client_name + " (models)") as client:
                 self.pulling = (client, job)
                 path = client.pull(model, job=job, on_progress=lambda _, fraction, stage:
                                    self.pull_progress.emit(model, fraction, stage))
                 self.pulling = None
                 self.pull_done.emit(model, path)
-            with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
-                        name=self.client_name + " (models)") as fresh:
+            with Client.from_info(info, name=self.client_name + " (models)") as fresh:
                 self.capabilities_ready.emit(fresh.capabilities)    # the model is here now
         except BackendError as exc:
             self.pull_failed.emit(model, exc.code, exc.message)
@@ -146,7 +143,7 @@ class Backend(QtCore.QObject):
             self.client = None
 
     def _connect(self):
-        from limner import launcher, protocol
+        from limner import launcher
         from limner.client import Client
 
         with self._lock:
@@ -157,9 +154,8 @@ class Backend(QtCore.QObject):
             def waiting(seconds):
                 self.state_changed.emit(State.STARTING, f"{seconds:.0f} s")
 
-            info = launcher.ensure_running(self.plugin_dir, on_wait=waiting)
-            self.client = Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
-                                 name=self.client_name)
+            self.client = Client.from_info(
+                launcher.ensure_running(self.plugin_dir, on_wait=waiting), name=self.client_name)
             self.capabilities_ready.emit(self.client.capabilities)
             self.state_changed.emit(State.READY, self.client.server)
             return self.client

@@ -26,7 +26,7 @@ def main(args):
 
 def run(spec, out):
     import limner_krita  # noqa: F401  (the installed plug-in: vendor path, docker factory)
-    from limner import launcher, protocol
+    from limner import launcher
     from limner.client import Client
     from limner_krita import docker, kritaio
 
@@ -47,9 +47,8 @@ def run(spec, out):
     before = bytes(source.pixelData(0, 0, w, h))
 
     read = kritaio.read_layer(doc, source)
-    info = launcher.ensure_running(docker.PLUGIN_DIR)
-    with Client(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"],
-                name=f"krita {app.version()} test") as client:
+    with Client.from_info(launcher.ensure_running(docker.PLUGIN_DIR),
+                          name=f"krita {app.version()} test") as client:
         layers = client.run(spec["op"], spec["params"], read.pixels, mask=read.mask,
                             offset=read.offset, transfer=read.transfer)
     group = kritaio.apply_results(doc, source, f"Limner: {spec['op']}", layers)
