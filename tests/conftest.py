@@ -64,6 +64,24 @@ def fresh_engines():
     forget()
 
 
+@pytest.fixture
+def lora_hub(tmp_path, monkeypatch, fresh_engines):
+    """Mocked edge: a hub on loopback serving a 24 MB file as the LCM-LoRA, with an empty
+    models folder and hub cache, for a download from an editor."""
+    import os
+
+    from fake_hub import FakeHub
+    from limner import models
+
+    repo = tmp_path / "lora-repo"
+    repo.mkdir()
+    (repo / "pytorch_lora_weights.safetensors").write_bytes(os.urandom(24 << 20))
+    with FakeHub({models.MODELS["lcm-lora-sd15"].repo: repo}) as hub:
+        use_hub(monkeypatch, tmp_path / "cache", hub.url)
+        monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
+        yield hub
+
+
 @pytest.fixture(scope="session")
 def tiny_model_folder(tmp_path_factory) -> Path:
     """Tiny random SD 1.5 img2img and inpainting pipelines, a ControlNet, an LCM-LoRA,

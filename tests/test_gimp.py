@@ -220,13 +220,9 @@ def test_generate_a_background_from_a_typed_prompt(gimp_home, portraits, tiny_mo
     assert "describe the new background" in refused["error"]
 
 
-def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, tmp_path,
-                                                   monkeypatch, fresh_engines):
+def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, lora_hub):
     """Filters > Limner > Models… as a script calls it: with no model it lists them all;
-    with one it has the backend download it (mocked edge: a local hub serving a 24 MB file
-    as the LCM-LoRA)."""
-    from conftest import use_hub
-    from fake_hub import FakeHub
+    with one it has the backend download it (from the local hub)."""
     from limner import models
 
     listed = run_in_gimp(gimp_home, "models-list", portraits["astronaut"],
@@ -235,14 +231,8 @@ def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, tmp_pa
     console = " ".join(listed["console"].split())
     assert all(name in console for name in models.MODELS), console[-2000:]
     assert "ic-light-fbc 1720 MB Apache-2.0 relight/ic-light not here" in console
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pytorch_lora_weights.safetensors").write_bytes(os.urandom(24 << 20))
-    with FakeHub({models.MODELS["lcm-lora-sd15"].repo: repo}) as hub:
-        use_hub(monkeypatch, tmp_path / "cache", hub.url)
-        monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
-        pulled = run_in_gimp(gimp_home, "models-pull", portraits["astronaut"],
-                             "plug-in-limner-models", {"model": "lcm-lora-sd15"})
+    pulled = run_in_gimp(gimp_home, "models-pull", portraits["astronaut"],
+                         "plug-in-limner-models", {"model": "lcm-lora-sd15"})
     assert pulled["status"] == "success", pulled.get("error")
     assert "lcm-lora-sd15 is here" in " ".join(pulled["console"].split())
     assert models.local_path("lcm-lora-sd15") is not None

@@ -380,33 +380,22 @@ def test_previews_are_coalesced_and_the_newest_settings_win(app, connected, port
     assert np.abs(first.astype(int) - last.astype(int)).mean() > 2   # the light moved
 
 
-def test_the_models_dialog_lists_and_downloads_through_the_backend(app, connected, tmp_path,
-                                                                   monkeypatch, fresh_engines):
-    """Mocked edge: the hub (a local one serving a 24 MB file as the LCM-LoRA)."""
-    import os as _os
-
-    from conftest import use_hub
-    from fake_hub import FakeHub
+def test_the_models_dialog_lists_and_downloads_through_the_backend(app, connected, lora_hub):
+    """The dialog against the real backend, downloading from the local hub."""
     from limner import models
     from limner_krita.models_dialog import ModelsDialog
 
     panel, backend, _ = connected
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pytorch_lora_weights.safetensors").write_bytes(_os.urandom(24 << 20))
-    with FakeHub({models.MODELS["lcm-lora-sd15"].repo: repo}) as hub:
-        use_hub(monkeypatch, tmp_path / "cache", hub.url)
-        monkeypatch.setenv("LIMNER_MODELS_DIR", str(tmp_path / "models"))
-        dialog = ModelsDialog(backend, panel.capabilities["models"], ["lcm-lora-sd15"])
-        names = [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
-        assert sorted(names) == sorted(models.MODELS) and names[0] == "lcm-lora-sd15"
-        assert dialog.table.item(0, 1).text() == "135 MB"
-        assert dialog.table.item(0, 3).text() == "style/diffusion"
-        assert dialog.table.item(0, 4).text() == "not here"
-        stages = []
-        backend.pull_progress.connect(lambda name, fraction, stage: stages.append(stage))
-        dialog.download_button.click()
-        assert dialog.cancel_button.isEnabled() and not dialog.download_button.isEnabled()
-        wait_for(app, lambda: dialog.downloading is None)
+    dialog = ModelsDialog(backend, panel.capabilities["models"], ["lcm-lora-sd15"])
+    names = [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
+    assert sorted(names) == sorted(models.MODELS) and names[0] == "lcm-lora-sd15"
+    assert dialog.table.item(0, 1).text() == "135 MB"
+    assert dialog.table.item(0, 3).text() == "style/diffusion"
+    assert dialog.table.item(0, 4).text() == "not here"
+    stages = []
+    backend.pull_progress.connect(lambda name, fraction, stage: stages.append(stage))
+    dialog.download_button.click()
+    assert dialog.cancel_button.isEnabled() and not dialog.download_button.isEnabled()
+    wait_for(app, lambda: dialog.downloading is None)
     assert dialog.table.item(0, 4).text() == "here", dialog.status.text()
     assert "lcm-lora-sd15: 24 of 24 MB" in stages and dialog.progress.value() == 1000
