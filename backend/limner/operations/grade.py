@@ -29,29 +29,40 @@ def faces_of(req: Request, rgb: np.ndarray, key) -> list[np.ndarray]:
     return cache.LAYERS.get(("faces", key), req.owner, find)
 
 
+def skin_of(req: Request, region: np.ndarray, box) -> np.ndarray:
+    """Where the layer region's skin is (0..1): the faces' bare skin and skin colours
+    within the subject's matte; kept with the layer's other work."""
+    key = cache.layer_key(region, None, box, "grade")
+
+    def find() -> np.ndarray:
+        rgb = np.clip(imaging.to_float(region)[:, :, :3], 0, 1)
+        return grading.skin_weight(rgb, faces_of(req, rgb, key), req.subject_matte(box))
+
+    return cache.LAYERS.get(("skin", key), req.owner, find)
+
+
 def graded(req: Request, region: np.ndarray, box, params: dict,
-           subject: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
+           skin: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
     """The region (samples) graded by `params` (look, lut, match, match_method,
     match_skin, strength, protect_skin): RGB samples of the region's type, the skin weight
-    and a name. `subject()`: the subject's matte over the region (skin is only found on
-    it). A look alone at full strength never leaves the samples (a 4096 px layer: 0.3 s)."""
+    and a name. `skin()`: where the skin to protect is (skin_of the layer, which a mood
+    grades only after relighting it). A look alone at full strength never leaves the
+    samples (a 4096 px layer: 0.3 s)."""
     sample = imaging.sample_of(region)
     rgb = np.clip(imaging.to_float(region)[:, :, :3], 0, 1)
-    key = cache.layer_key(region, None, box, "grade")
-    faces: list[np.ndarray] | None = None
     out, names = region[:, :, :3], []
     reference = req.picture("match")
     if reference is not None:
         req.progress(0.2, "matching colour")
         weights = (None, None)
         if params["match_skin"]:
-            faces = faces_of(req, rgb, key)
+            faces = faces_of(req, rgb, cache.layer_key(region, None, box, "grade"))
+            small = imaging.shrink(reference, FACE_SIDE)
             reference_faces = engines.get("face", "mediapipe").faces(
-                np.ascontiguousarray(imaging.shrink(reference, FACE_SIDE)))
+                np.ascontiguousarray(small))
             if not faces or not reference_faces:
                 raise ProtocolError(E_BAD_PARAMETER, "grade: skin to skin needs a face in "
                                                      "the layer and in the reference")
-            small = imaging.shrink(reference, FACE_SIDE)
             weights = (grading.skin_weight(rgb, faces),
                        grading.skin_weight(small, reference_faces))
             reference = small
@@ -77,10 +88,7 @@ def graded(req: Request, region: np.ndarray, box, params: dict,
     weight = np.zeros(rgb.shape[:2], np.float32)
     if params["protect_skin"] > 0:
         req.progress(0.75, "protecting skin")
-        if faces is None:
-            faces = faces_of(req, rgb, key)
-        weight = cache.LAYERS.get(("skin", key), req.owner,
-                                  lambda: grading.skin_weight(rgb, faces, subject()))
+        weight = skin()
         out = imaging.from_float(grading.protect_skin(rgb, imaging.to_float(out), weight,
                                                       params["protect_skin"]), sample)
     return out, weight, " + ".join(names) or "none"
@@ -92,7 +100,7 @@ def grade(req: Request) -> list[Layer]:
         raise ProtocolError(E_BAD_PARAMETER, "grade: choose a look or a reference to match")
     box = imaging.selection_box(req.mask, req.image.shape[:2])
     region = req.image[box]
-    out, weight, name = graded(req, region, box, p, lambda: req.subject_matte(box))
+    out, weight, name = graded(req, region, box, p, lambda: skin_of(req, region, box))
     if region.shape[2] == 4:
         out = np.dstack([out, region[:, :, 3]])
     layers = [Layer(f"Grade {name} {p['strength']:.0%}",

@@ -18,7 +18,7 @@ from .. import grading, imaging
 from . import relight as relight_operation
 from .background import lens_blur
 from .base import Layer, Operation, Param, Request
-from .grade import LOOK, NO_LOOK, PROTECT_SKIN, graded
+from .grade import LOOK, NO_LOOK, PROTECT_SKIN, graded, skin_of
 
 #: The moods, in one place: each names its light (a relight setup, with the key's
 #: direction, colour temperature and softness), its look, what happens behind the subject
@@ -146,7 +146,7 @@ def mood(req: Request) -> list[Layer]:
     samples = imaging.from_float(composite, sample)
     final = imaging.to_float(graded(
         Request(samples, None, grade_params, within(0.75, 0.95), req.owner), samples,
-        (slice(None), slice(None)), grade_params, lambda: alpha)[0]) \
+        (slice(None), slice(None)), grade_params, lambda: skin_of(req, region, box))[0]) \
         if recipe["look"] != NO_LOOK else composite
 
     def layer(rgb_part: np.ndarray, cover: np.ndarray | None) -> np.ndarray:
