@@ -65,26 +65,42 @@ def layer_format(node) -> tuple[str, str, bool]:
     return DEPTHS[depth]
 
 
-def read_layer(doc, node, with_selection: bool = True) -> Source:
-    """The node's pixels within its bounds as protocol RGBA, and the selection as an 8-bit
-    mask in the same rectangle (None when nothing is selected)."""
-    sample, typecode, bgra = layer_format(node)
+def _bounds(node) -> tuple[int, int, int, int]:
+    """x, y, width, height of what the layer holds."""
     bounds = node.bounds()
     x, y, w, h = bounds.x(), bounds.y(), bounds.width(), bounds.height()
     if w <= 0 or h <= 0:
         raise UnsupportedLayer(f"the layer {node.name()!r} is empty")
+    return x, y, w, h
+
+
+def _selection(doc, x: int, y: int, w: int, h: int) -> bytes | None:
+    """The selection over that rectangle, 8-bit (None when nothing is selected)."""
+    selection = doc.selection()
+    if selection is None:
+        return None
+    mask = bytes(selection.pixelData(x, y, w, h))
+    if not any(mask):
+        raise UnsupportedLayer("the selection does not touch this layer")
+    return mask
+
+
+def _transfer(node) -> str:
+    """"linear" for a linear-light profile (Krita's 16-bit and float defaults)."""
+    profile = node.colorProfile() or ""
+    return "linear" if "g10" in profile or "linear" in profile.lower() else "srgb"
+
+
+def read_layer(doc, node, with_selection: bool = True) -> Source:
+    """The node's pixels within its bounds as protocol RGBA, and the selection as an 8-bit
+    mask in the same rectangle (None when nothing is selected)."""
+    sample, typecode, bgra = layer_format(node)
+    x, y, w, h = _bounds(node)
     data = bytes(node.pixelData(x, y, w, h))
     if bgra:
         data = swap_red_blue(data, typecode)
-    mask = None
-    selection = doc.selection() if with_selection else None
-    if selection is not None:
-        mask = bytes(selection.pixelData(x, y, w, h))
-        if not any(mask):
-            raise UnsupportedLayer("the selection does not touch this layer")
-    profile = node.colorProfile() or ""
-    linear = "g10" in profile or "linear" in profile.lower()
-    return Source(Pixels(data, w, h, 4, sample), mask, (x, y), "linear" if linear else "srgb")
+    mask = _selection(doc, x, y, w, h) if with_selection else None
+    return Source(Pixels(data, w, h, 4, sample), mask, (x, y), _transfer(node))
 
 
 def image_bytes(image, bytes_per_pixel: int) -> bytes:
@@ -106,10 +122,7 @@ def read_preview(doc, node, side: int) -> Source:
     from .qt import QtCore, QtGui
 
     sample, _, _ = layer_format(node)
-    bounds = node.bounds()
-    x, y, w, h = bounds.x(), bounds.y(), bounds.width(), bounds.height()
-    if w <= 0 or h <= 0:
-        raise UnsupportedLayer(f"the layer {node.name()!r} is empty")
+    x, y, w, h = _bounds(node)
     scale = min(1.0, side / max(w, h))
     size = QtCore.QSize(max(1, round(w * scale)), max(1, round(h * scale)))
     keep, smooth = (QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
@@ -121,18 +134,13 @@ def read_preview(doc, node, side: int) -> Source:
     else:                  # deeper layers: Krita's own 8-bit thumbnail of them
         image = node.thumbnail(size.width(), size.height())
     image = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
-    mask = None
-    selection = doc.selection()
-    if selection is not None:
-        data = bytes(selection.pixelData(x, y, w, h))
-        if not any(data):
-            raise UnsupportedLayer("the selection does not touch this layer")
-        grey = QtGui.QImage(data, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
+    mask = _selection(doc, x, y, w, h)
+    if mask is not None:
+        grey = QtGui.QImage(mask, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
         mask = image_bytes(grey.scaled(image.size(), keep, smooth), 1)
-    profile = node.colorProfile() or ""
-    linear = sample == "u8" and ("g10" in profile or "linear" in profile.lower())
+    # the thumbnail of a deeper layer is already display sRGB
     return Source(Pixels(image_bytes(image, 4), image.width(), image.height(), 4, "u8"),
-                  mask, (0, 0), "linear" if linear else "srgb")
+                  mask, (0, 0), _transfer(node) if sample == "u8" else "srgb")
 
 
 def _paint_layer(doc, name: str, rgba: bytes, layer, pixels, typecode: str, bgra: bool):
