@@ -27,25 +27,19 @@ class ParamControl:
             w.setRange(schema.get("min", -1e9), schema.get("max", 1e9))
             w.setSingleStep(schema.get("step") or 0.1)
             w.setDecimals(2)
-            w.setValue(default)
         elif kind == "int":
             w = QtWidgets.QSpinBox()
             w.setRange(int(schema.get("min", -2**31)), int(min(schema.get("max", 2**31 - 1),
                                                                2**31 - 1)))
             w.setSingleStep(int(schema.get("step") or 1))
-            w.setValue(default)
         elif kind == "bool":
             w = QtWidgets.QCheckBox()
-            w.setChecked(default)
         elif kind == "choice":
             w = QtWidgets.QComboBox()
             w.addItems([str(c) for c in schema["choices"]])
-            w.setCurrentText(str(default))
         elif kind == "color":
-            w = QtWidgets.QPushButton(default)
+            w = QtWidgets.QPushButton()
             w.clicked.connect(self._pick_colour)
-            self._colour = default
-            self._paint_colour(w)
         elif kind == "text":
             w = QtWidgets.QLineEdit(default)
             w.setClearButtonEnabled(True)
@@ -71,6 +65,8 @@ class ParamControl:
         w.setToolTip(schema.get("help", ""))
         w.setObjectName(f"param_{schema['name']}")
         self.widget = w
+        if kind not in ("text", "file", "image"):      # those take theirs when made
+            self.set_value(default)
         self.label = QtWidgets.QLabel(schema["label"])
         self.label.setToolTip(schema.get("help", ""))
 
