@@ -217,7 +217,7 @@ def _batch(args) -> int:
                 continue
             try:
                 image = read_picture(str(path), "batch")
-            except (BackendError, protocol.ProtocolError, OSError, ValueError) as exc:
+            except (protocol.ProtocolError, OSError, ValueError) as exc:
                 tqdm.write(f"limner batch: skipped {path}: {getattr(exc, 'message', exc)}",
                            file=sys.stderr)
                 failed += 1
