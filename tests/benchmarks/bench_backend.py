@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import socket
 import statistics
@@ -39,12 +40,17 @@ from limner import discovery, imaging
 from limner.client import Client
 from limner.ora import read_image
 
+#: which pixel the next fresh layer changes: counted over the whole run, so two tables
+#: that start from the same picture never send the same layer (the backend would find its
+#: matte cached, and a "first run" would be a cached one)
+_FRESH = itertools.count(1)
+
 
 def fresh_layers(image: np.ndarray):
     """Copies of `image` that each differ by one pixel: every run is a first run."""
-    for index in range(1, 10**6):
+    while True:
         other = image.copy()
-        other.flat[index] ^= 1
+        other.flat[next(_FRESH)] ^= 1
         yield other
 
 
