@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,26 @@ from limner.client import Client
 from limner.ora import read_image
 from limner.server import ServerThread
 from websockets.sync.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+#: every Krita the tests run: 5.1 from the host's Debian 12 (None), 5.2, 5.3 and 6.0 from
+#: the chroots install/editors-chroot.sh builds
+KRITA_CHROOTS = {
+    "host-5.1": None,
+    "chroot-5.2": Path(os.environ.get("LIMNER_EDITORS_CHROOT",
+                                      ROOT / ".cache" / "editors-trixie")),
+    "chroot-5.3": Path(os.environ.get("LIMNER_EDITORS_SID_CHROOT",
+                                      ROOT / ".cache" / "editors-sid")),
+    "chroot-6.0": Path(os.environ.get("LIMNER_EDITORS_KRITA6_CHROOT",
+                                      ROOT / ".cache" / "editors-krita6"))}
+
+
+def krita_present(name: str, program: str = "kritarunner") -> bool:
+    chroot = KRITA_CHROOTS[name]
+    if chroot is None:
+        return shutil.which(program) is not None
+    return (chroot / "usr" / "bin" / program).exists()
+
 
 # A point plainly on each portrait's face (row, column), and the face's box (rows, columns)
 # as the face mesh finds it.

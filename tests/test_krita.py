@@ -13,30 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FACE
+from conftest import FACE, KRITA_CHROOTS, krita_present
 from limner import imaging
 from limner.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = bool(os.environ.get("LIMNER_REQUIRE_EDITORS"))
-#: Krita 5.1 from the host's Debian 12; 5.2 and 5.3 from the chroots (None: the host)
-CHROOTS = {"host-5.1": None,
-           "chroot-5.2": Path(os.environ.get("LIMNER_EDITORS_CHROOT",
-                                             ROOT / ".cache" / "editors-trixie")),
-           "chroot-5.3": Path(os.environ.get("LIMNER_EDITORS_SID_CHROOT",
-                                             ROOT / ".cache" / "editors-sid"))}
-KRITAS = {name: shutil.which("kritarunner") is not None if chroot is None
-          else (chroot / "usr" / "bin" / "kritarunner").exists()
-          for name, chroot in CHROOTS.items()}
-
-
-@pytest.fixture(scope="module", params=list(KRITAS))
+@pytest.fixture(scope="module", params=list(KRITA_CHROOTS))
 def krita(request, tmp_path_factory):
     """(home as seen here, home as Krita sees it, command prefix), the plug-in installed
     by the installer, and a backend whose discovery file that Krita can read."""
-    if not KRITAS[request.param] and not REQUIRED:
-        pytest.skip(f"no {request.param} Krita here (.ci/run installs both)")
-    chroot = CHROOTS[request.param]
+    if not krita_present(request.param) and not REQUIRED:
+        pytest.skip(f"no {request.param} Krita here (.ci/run installs them all)")
+    chroot = KRITA_CHROOTS[request.param]
     if chroot is not None:
         inside = "/home/limner-krita"
         home = chroot / inside.lstrip("/")

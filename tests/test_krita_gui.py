@@ -1,10 +1,13 @@
-"""The Limner docker in the real Krita GUI under Xvfb: Krita loads the installed plug-in,
-the docker starts the backend itself (the installer's recorded command), its Run button
-relights a selection of a portrait, and a screenshot of the window is kept for a person
-to look at (tests/output/krita-docker.png)."""
+"""The Limner docker in the real Krita GUI under Xvfb, in every Krita the tests run (5.1 on
+the host; 5.2, 5.3 and 6.0 in chroots): Krita loads the installed plug-in, the docker
+connects to the backend (on the host it starts the backend itself, by the installer's
+record), its Run button relights a selection of a portrait, the light is dragged, and
+screenshots are kept for a person to look at (tests/output/krita-docker.png, …,
+krita6-light.png)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,15 +19,15 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import start_xvfb
+from conftest import KRITA_CHROOTS, krita_present, start_xvfb
 from limner import discovery, models
+from limner.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "tests" / "output"
-pytestmark = pytest.mark.skipif(
-    (shutil.which("krita") is None or shutil.which("Xvfb") is None)
-    and not os.environ.get("LIMNER_REQUIRE_EDITORS"),
-    reason="Krita and Xvfb are not installed (.ci/run installs them)")
+#: the screenshots' names start with the Krita they show
+SHOT_PREFIX = {"host-5.1": "krita", "chroot-5.2": "krita52", "chroot-5.3": "krita53",
+               "chroot-6.0": "krita6"}
 
 
 def install_selftest(pykrita: Path, kritarc: Path) -> None:
@@ -46,49 +49,75 @@ def _kill(process):
         process.wait(10)
 
 
-def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
-    home, state = tmp_path / "home", tmp_path / "state"
+@pytest.mark.parametrize("version", list(KRITA_CHROOTS))
+def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
+    if not (krita_present(version, "krita") and shutil.which("Xvfb")):
+        if os.environ.get("LIMNER_REQUIRE_EDITORS"):
+            pytest.fail(f"no {version} Krita or no Xvfb here")
+        pytest.skip(f"no {version} Krita or no Xvfb here (.ci/run installs them)")
+    chroot = KRITA_CHROOTS[version]
+    if chroot is None:
+        inside, prefix = tmp_path / "home", []
+        home = inside
+    else:       # the chroot shares the network and the process table, not the files
+        inside = Path("/home/limner-krita-gui")
+        home = chroot / inside.relative_to("/")
+        if home.exists():
+            shutil.rmtree(home)
+        prefix = ["chroot", str(chroot)]
     resources, kritarc = home / ".local/share/krita", home / ".config/kritarc"
     subprocess.run([sys.executable, str(ROOT / "install" / "krita.py"), "--resource-dir",
                     str(resources), "--kritarc", str(kritarc)], check=True, capture_output=True)
     install_selftest(resources / "pykrita", kritarc)
-    image = tmp_path / "grace_hopper.png"
-    cv2.imwrite(str(image), cv2.cvtColor(portraits["grace_hopper"], cv2.COLOR_RGB2BGR))
+    (home / "work").mkdir(parents=True)
+    cv2.imwrite(str(home / "work" / "grace_hopper.png"),
+                cv2.cvtColor(portraits["grace_hopper"], cv2.COLOR_RGB2BGR))
     OUTPUT.mkdir(exist_ok=True)
-    spec = {"image": str(image), "selection": [120, 100, 260, 260], "op": "relight",
+    shots = {key: f"{SHOT_PREFIX[version]}-{key}.png" for key in ("docker", "light", "models")}
+    spec = {"image": str(inside / "work" / "grace_hopper.png"),
+            "selection": [120, 100, 260, 260], "op": "relight",
             "params": {"azimuth": -90.0, "elevation": 10.0},
-            "screenshot": str(OUTPUT / "krita-docker.png"),
-            "findings": str(tmp_path / "findings.json"),
-            "light": {"docker_shot": str(OUTPUT / "krita-light.png"),
-                      "models_shot": str(OUTPUT / "krita-models.png")}}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    xvfb, number = start_xvfb("1600x1000")
-    display = f":{number}"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "DISPLAY": display,
-           "LIMNER_STATE_DIR": str(state), "LIMNER_KRITA_SELFTEST": str(tmp_path / "spec.json")}
+            "screenshot": str(inside / "work" / shots["docker"]),
+            "findings": str(inside / "work" / "findings.json"),
+            "light": {"docker_shot": str(inside / "work" / shots["light"]),
+                      "models_shot": str(inside / "work" / shots["models"])}}
+    (home / "work" / "spec.json").write_text(json.dumps(spec))
+    xvfb, number = start_xvfb("1600x1000", tcp=chroot is not None)
+    display = f":{number}" if chroot is None else f"127.0.0.1:{number}"
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={inside}", f"DISPLAY={display}",
+           f"LIMNER_STATE_DIR={inside}/state",
+           f"LIMNER_KRITA_SELFTEST={inside}/work/spec.json"]
     krita = None
-    try:
-        log = tmp_path / "krita.log"
-        with open(log, "wb") as out:
-            krita = subprocess.Popen(["krita", "--nosplash"], env=env, start_new_session=True,
-                                     stdout=out, stderr=subprocess.STDOUT)
-        findings_path = Path(spec["findings"])
-        deadline = time.time() + 240
-        while not findings_path.exists() and krita.poll() is None and time.time() < deadline:
-            time.sleep(0.5)
-        try:   # it quits by itself once the self-test is done
-            krita.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        assert findings_path.exists(), log.read_text(errors="replace")[-4000:]
-        findings = json.loads(findings_path.read_text())
-    finally:
-        if krita is not None:
-            _kill(krita)
-        _kill(xvfb)
-        info = discovery.read(state)          # the backend the docker started
-        if info:
-            os.kill(info["pid"], signal.SIGTERM)
+    findings_path = home / "work" / "findings.json"
+    with contextlib.ExitStack() as stack:
+        if chroot is not None:     # a backend on the host, found through the discovery file
+            stack.enter_context(ServerThread(port=0, state_dir=home / "state"))
+        try:
+            log = tmp_path / "krita.log"
+            with open(log, "wb") as out:
+                krita = subprocess.Popen([*prefix, *env, "krita", "--nosplash"],
+                                         start_new_session=True, stdout=out,
+                                         stderr=subprocess.STDOUT)
+            deadline = time.time() + 240
+            while (not findings_path.exists() and krita.poll() is None
+                   and time.time() < deadline):
+                time.sleep(0.5)
+            try:   # it quits by itself once the self-test is done
+                krita.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+            assert findings_path.exists(), log.read_text(errors="replace")[-4000:]
+            findings = json.loads(findings_path.read_text())
+        finally:
+            if krita is not None:
+                _kill(krita)
+            _kill(xvfb)
+            info = discovery.read(home / "state") if chroot is None else None
+            if info:                            # the backend the docker started
+                os.kill(info["pid"], signal.SIGTERM)
+    for name in shots.values():
+        if (home / "work" / name).exists():
+            shutil.copy2(home / "work" / name, OUTPUT / name)
     assert "error" not in findings, findings
     assert findings["operations"] == ["Remove Background", "Replace Background",
                                       "Blur Background", "Generate Background", "Relight",
@@ -99,7 +128,7 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
     assert findings["layers"][0]["name"].startswith("Relit -90°/+10°")
     assert findings["status"].startswith("Ready: added 3 layer(s)")
     assert findings["progress"] == 100
-    shot = cv2.imread(spec["screenshot"])
+    shot = cv2.imread(str(OUTPUT / shots["docker"]))
     assert shot is not None and shot.shape[0] > 400 and shot.shape[1] > 600
     # the light dragged by hand: the controls follow, previews coalesced and shown
     drag = findings["drag"]
@@ -114,6 +143,6 @@ def test_docker_runs_relight_in_the_krita_gui(tmp_path, portraits):
     assert "sheen" in geometric and "steps" not in geometric
     assert "steps" in iclight and "seed" in iclight and "sheen" not in iclight
     assert sorted(findings["models"]) == sorted(models.MODELS)
-    for name in ("krita-light.png", "krita-models.png"):
+    for name in (shots["light"], shots["models"]):
         picture = cv2.imread(str(OUTPUT / name))
         assert picture is not None and picture.shape[0] > 200, name

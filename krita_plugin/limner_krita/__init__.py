@@ -14,6 +14,11 @@ except ImportError:   # imported outside Krita (the panel's tests): register not
     Krita = None
 else:
     from .docker import DOCKER_ID, INSTANCES, LimnerDocker
+    from .qt import QT6
+
+    #: Krita 6's enums are scoped, like all of Qt 6's; Krita 5's are not
+    DOCK_RIGHT = (DockWidgetFactoryBase.DockPosition.DockRight if QT6
+                  else DockWidgetFactoryBase.DockRight)
 
 
 #: action name -> (menu text, what it does to the visible docker)
@@ -49,5 +54,5 @@ class LimnerExtension(Extension if Krita else object):
 
 if Krita is not None:
     Krita.instance().addDockWidgetFactory(
-        DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, LimnerDocker))
+        DockWidgetFactory(DOCKER_ID, DOCK_RIGHT, LimnerDocker))
     Krita.instance().addExtension(LimnerExtension(Krita.instance()))
