@@ -10,6 +10,6 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install -e "$root[test]"
+"${pip[@]}" install -e "$root[test,diffusion]"
 "${pip[@]}" install --no-deps -r "$root/install/requirements-nodeps.txt"
 echo "limner environment ready: $venv"

@@ -188,6 +188,6 @@ def test_missing_weights_name_the_install_command(client, portraits):
         assert_asks_to_install(
             lambda: run_array(client, "background.remove", {"engine": "mediapipe"},
                               portraits["astronaut"]),
-            "pip install --no-deps mediapipe==0.10.21")
+            "python3 install/setup.py")
     finally:
         engines.register(info)

@@ -20,6 +20,22 @@ from pathlib import Path
 from . import protocol
 from .protocol import ProtocolError
 
+#: the models serve the diffusion engines, whose packages (torch, diffusers, the hub's
+#: client, …) are an extra of the install: what adds them, run in the Limner folder
+DIFFUSION_SETUP = ("python3 install/setup.py --with-diffusion (Windows: "
+                   "py install\\setup.py --with-diffusion)")
+
+
+def _hub():
+    """huggingface_hub, or the error that says how to install it."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ProtocolError(protocol.E_MODEL_MISSING, "downloading models needs the diffusion "
+                            f"engines' packages, which are not installed; add them with: "
+                            f"{DIFFUSION_SETUP}") from None
+    return huggingface_hub
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -128,6 +144,7 @@ def pull(name: str, on_bytes: Callable[[int, int], None] | None = None) -> Path:
     `on_bytes` the hub's own progress bars go to the terminal; with it, on_bytes(done,
     total) is called as bytes arrive, about every megabyte, and may raise to stop the
     download (finished files are kept for the next pull)."""
+    _hub()
     from huggingface_hub import constants, snapshot_download
 
     info = MODELS[name]
@@ -181,9 +198,7 @@ def verify(name: str) -> list[str]:
 def remove(name: str) -> int:
     """Delete a model's repository from the Hugging Face cache (with any model that
     shares it: `sharing_repository`); returns the bytes freed."""
-    from huggingface_hub import scan_cache_dir
-
-    cache = scan_cache_dir()
+    cache = _hub().scan_cache_dir()
     revisions = [rev.commit_hash for repo in cache.repos if repo.repo_id == MODELS[name].repo
                  for rev in repo.revisions]
     if not revisions:

@@ -34,6 +34,8 @@ class EngineInfo:
     #: model-manager models it needs: each a name, or a tuple of names of which one will do
     models: tuple[str | tuple[str, ...], ...] = ()
     extras: tuple[str, ...] = ()      # model-manager models it uses when they are present
+    #: Python packages it needs beyond the default install (the diffusion extra's)
+    packages: tuple[str, ...] = ()
     is_default: bool = False
 
     def model_names(self) -> list[str]:
@@ -42,7 +44,16 @@ class EngineInfo:
                                                        else group)]
         return needed + list(self.extras)
 
+    def missing_packages(self) -> list[str]:
+        return [name for name in self.packages if importlib.util.find_spec(name) is None]
+
+    def setup_hint(self) -> str | None:
+        """What installs the packages it lacks (None when none is missing)."""
+        return models.DIFFUSION_SETUP if self.missing_packages() else None
+
     def available(self) -> bool:
+        if self.missing_packages():
+            return False
         if self.find_weights is not None and self.find_weights() is None:
             return False
         return all(any(models.local_path(n) for n in ((group,) if isinstance(group, str)
@@ -53,8 +64,11 @@ class EngineInfo:
         return {"kind": self.kind, "name": self.name, "label": self.label,
                 "licence": self.licence, "weights": self.weights,
                 "models": self.model_names(), "available": self.available(),
-                "default": self.is_default}
+                "setup": self.setup_hint(), "default": self.is_default}
 
+
+#: the packages of the diffusion extra (models.DIFFUSION_SETUP adds them) the engines import
+DIFFUSION_PACKAGES = ("torch", "diffusers", "transformers", "safetensors", "huggingface_hub")
 
 _ENGINES: dict[str, dict[str, EngineInfo]] = {}
 _LOADED: dict[tuple[str, str], object] = {}
@@ -90,11 +104,23 @@ def get_info(kind: str, name: str) -> EngineInfo:
     return _ENGINES[kind][name]
 
 
+def require_packages(kind: str, name: str) -> None:
+    """Nothing, or the error that says how to install the packages an engine lacks."""
+    info = _ENGINES[kind][name]
+    if info.missing_packages():
+        raise ProtocolError(protocol.E_MODEL_MISSING,
+                            f"the {name} {kind} engine needs the diffusion engines' packages "
+                            f"({', '.join(info.missing_packages())}), which are not "
+                            f"installed; add them with: {models.DIFFUSION_SETUP}; then get "
+                            f"its weights with: {info.install_hint}")
+
+
 def get(kind: str, name: str):
     """The loaded engine, loading it on first use; it offers its kind's contract."""
     info = _ENGINES[kind][name]
     with _LOCK:
         if (kind, name) not in _LOADED:
+            require_packages(kind, name)
             if not info.available():
                 raise ProtocolError(protocol.E_MODEL_MISSING,
                                     f"the {name} {kind} engine's weights are not installed; "

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import devices, imaging, models, protocol
 from ..protocol import ProtocolError
-from . import EngineInfo, get, register
+from . import DIFFUSION_PACKAGES, EngineInfo, get, register
 from .face import face_mask
 from .style import dodge_lines
 
@@ -163,4 +163,4 @@ register(EngineInfo(
             "keep structure; lcm-lora-sd15 for fast mode)",
     load=StableDiffusion, models=(("sd15", "sd15-inpaint"),),
     extras=("controlnet-lineart", "lcm-lora-sd15"),
-    install_hint="limner models pull sd15"))
+    install_hint="limner models pull sd15", packages=DIFFUSION_PACKAGES))

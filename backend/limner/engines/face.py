@@ -219,4 +219,4 @@ register(EngineInfo(
     licence="Apache-2.0", weights="mediapipe==0.10.21 wheel: face_detection_full_range, "
                                   "face_landmark.tflite",
     load=FaceMesh, find_weights=_weights,
-    install_hint="pip install --no-deps mediapipe==0.10.21", is_default=True))
+    install_hint="python3 install/setup.py", is_default=True))

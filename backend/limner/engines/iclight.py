@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .. import devices, imaging, models
-from . import EngineInfo, default, get, register
+from . import DIFFUSION_PACKAGES, EngineInfo, default, get, register
 from .diffusion import weights_variant, work_size
 from .lights import LUMA, gel_rgb, kelvin_to_rgb, rig
 from .relight import Lighting
@@ -219,4 +219,4 @@ register(EngineInfo(
     weights="limner models pull sd15 ic-light-fc (ic-light-fbc: background.generate "
             "relights the subject to match)",
     load=ICLight, models=("sd15", "ic-light-fc"), extras=("ic-light-fbc",),
-    install_hint="limner models pull sd15 ic-light-fc"))
+    install_hint="limner models pull sd15 ic-light-fc", packages=DIFFUSION_PACKAGES))

