@@ -8,9 +8,10 @@ GIMP keeps one profile per minor version (GIMP/3.0, GIMP/3.2, …; 3.2 copies 3.
 on its first start), so the plug-in goes into every 3.x profile there is, or, when there
 is none yet, into the newest GIMP's found on this machine.
 
-Run it with the backend environment's Python (.venv/bin/python): it records that Python as
-the command that starts the backend, and writes the backend's capabilities beside the
-plug-in (GIMP registers procedures at start-up, before any backend runs).
+install/setup.py --gimp runs it, with the backend environment's Python: it writes the
+backend's capabilities beside the plug-in (GIMP registers procedures at start-up, before
+any backend runs). The plug-in holds no path of the backend: it finds it by the record
+install/setup.py writes in the user's state folder.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, vendor_client, write_backend_command
+from common import ROOT, this_system, vendor_client
 
 NAME = "limner_gimp"
 #: where earlier installers put the plug-in (its file name clashed with the vendored package)
@@ -36,14 +37,16 @@ OLD_NAME = "limner"
 NEWEST = "3.2"
 
 
-def gimp_config(flatpak: bool) -> Path:
-    """The folder that holds GIMP's per-version profiles."""
+def gimp_config(flatpak: bool, system: str | None = None) -> Path:
+    """The folder that holds GIMP's per-version profiles on `system` (this one by
+    default)."""
     home = Path.home()
+    system = system or this_system()
     if flatpak:
         return home / ".var/app/org.gimp.GIMP/config/GIMP"
-    if sys.platform == "win32":
+    if system == "windows":
         return Path(os.environ["APPDATA"]) / "GIMP"
-    if sys.platform == "darwin":
+    if system == "macos":
         return home / "Library/Application Support/GIMP"
     return Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "GIMP"
 
@@ -52,11 +55,11 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def default_plug_ins_dirs(flatpak: bool) -> list[Path]:
+def default_plug_ins_dirs(flatpak: bool, system: str | None = None) -> list[Path]:
     """Every GIMP 3.x profile's plug-ins folder; with none yet, the newest installed
     GIMP's (else NEWEST's). No empty profile is made beside an existing one: GIMP copies
     the previous version's profile only into a version folder that does not exist."""
-    config = gimp_config(flatpak)
+    config = gimp_config(flatpak, system)
     versions = sorted((p.name for p in config.glob("3.*")
                        if p.is_dir() and re.fullmatch(r"3\.\d+", p.name)), key=_version_key)
     if not versions:
@@ -82,7 +85,6 @@ def install(plug_ins: Path) -> Path:
     script = target / f"{NAME}.py"
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     vendor_client(target / "vendor")
-    write_backend_command(target)
     capabilities = Server(write_discovery=False).capabilities()
     (target / "capabilities.json").write_text(json.dumps(capabilities, indent=1))
     return target
@@ -92,8 +94,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plug-ins-dir", type=Path, help="a GIMP 3 plug-ins folder")
     parser.add_argument("--flatpak", action="store_true", help="the Flatpak GIMP")
+    parser.add_argument("--system", choices=("linux", "macos", "windows"),
+                        help="the profile locations of that system (for tests)")
     args = parser.parse_args()
-    folders = [args.plug_ins_dir] if args.plug_ins_dir else default_plug_ins_dirs(args.flatpak)
+    folders = [args.plug_ins_dir] if args.plug_ins_dir else \
+        default_plug_ins_dirs(args.flatpak, args.system)
     for folder in folders:
         print(f"installed {install(folder)}")
     print("restart GIMP and find it under Filters > Limner")

@@ -6,8 +6,9 @@ Tools > Scripts > Import Python Plugin from File accepts.
     python install/krita.py --resource-dir DIR --kritarc FILE   # another profile
     python install/krita.py --zip limner-krita.zip
 
-Run it with the backend environment's Python (.venv/bin/python): the plug-in starts the
-backend with that Python when none is running.
+install/setup.py --krita runs it, with the backend environment's Python (it carries the
+websockets that environment holds for the editors). The plug-in holds no path of the
+backend: it finds it by the record install/setup.py writes in the user's state folder.
 """
 
 from __future__ import annotations
@@ -22,22 +23,23 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, copy_tree, vendor_client, write_backend_command
+from common import ROOT, copy_tree, this_system, vendor_client
 
 PLUGIN = "limner_krita"
 SOURCE = ROOT / "krita_plugin"
 
 
-def default_locations(flatpak: bool) -> tuple[Path, Path]:
-    """(resource folder, kritarc) of the user's Krita."""
+def default_locations(flatpak: bool, system: str | None = None) -> tuple[Path, Path]:
+    """(resource folder, kritarc) of the user's Krita on `system` (this one by default)."""
     home = Path.home()
+    system = system or this_system()
     if flatpak:
         base = home / ".var" / "app" / "org.kde.krita"
         return base / "data" / "krita", base / "config" / "kritarc"
-    if sys.platform == "win32":
+    if system == "windows":
         return (Path(os.environ["APPDATA"]) / "krita",
                 Path(os.environ["LOCALAPPDATA"]) / "kritarc")
-    if sys.platform == "darwin":
+    if system == "macos":
         return (home / "Library" / "Application Support" / "krita",
                 home / "Library" / "Preferences" / "kritarc")
     data = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
@@ -55,7 +57,6 @@ def build(pykrita: Path) -> None:
     copy_tree(SOURCE / PLUGIN, target)
     shutil.copy2(SOURCE / "Manual.html", target / "Manual.html")
     vendor_client(target / "vendor")
-    write_backend_command(target)
 
 
 def enable(kritarc: Path, plugin: str = PLUGIN) -> None:
@@ -95,13 +96,15 @@ def main() -> int:
     parser.add_argument("--kritarc", type=Path, help="Krita's kritarc file")
     parser.add_argument("--flatpak", action="store_true", help="the Flatpak Krita")
     parser.add_argument("--zip", type=Path, help="build the importable zip instead")
+    parser.add_argument("--system", choices=("linux", "macos", "windows"),
+                        help="the profile locations of that system (for tests)")
     args = parser.parse_args()
     if args.zip:
         make_zip(args.zip)
         print(f"wrote {args.zip}: import it with Tools > Scripts > Import Python Plugin "
               "from File, then restart Krita")
         return 0
-    resource_dir, kritarc = default_locations(args.flatpak)
+    resource_dir, kritarc = default_locations(args.flatpak, args.system)
     target = install(args.resource_dir or resource_dir, args.kritarc or kritarc)
     print(f"installed {target}; enabled in {args.kritarc or kritarc}; restart Krita and "
           "open Settings > Dockers > Limner")

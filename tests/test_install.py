@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import zipfile
@@ -12,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTALLER = ROOT / "install" / "krita.py"
 
 
-def test_install_into_a_profile_enables_and_records_the_backend(tmp_path):
+def test_install_into_a_profile_enables_it_and_carries_the_client(tmp_path):
     kritarc = tmp_path / "kritarc"
     kritarc.write_text("[General]\nfoo=1\n\n[python]\nenable_other=true\nenable_limner_krita=false\n")
     res = tmp_path / "krita"
@@ -25,12 +24,13 @@ def test_install_into_a_profile_enables_and_records_the_backend(tmp_path):
     plugin = res / "pykrita" / "limner_krita"
     assert (res / "pykrita" / "limner.desktop").read_text().count("X-KDE-Library=limner_krita")
     assert (res / "actions" / "limner_krita.action").exists()
-    assert json.loads((plugin / "backend.json").read_text())["command"] == \
-        [sys.executable, "-m", "limner", "serve"]
+    assert not (plugin / "backend.json").exists(), "the plug-in holds no path of the backend"
     vendored = {p.name for p in (plugin / "vendor" / "limner").iterdir()}
     assert vendored == {"__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py",
                         "provenance.py"}
     assert (plugin / "vendor" / "websockets" / "sync" / "client.py").exists()
+    assert 'version = commit = "13.1"' in (plugin / "vendor" / "websockets" / "version.py").read_text(), \
+        "the release that imports in Python 3.8"
     assert not list((plugin / "vendor").rglob("*.so")), "compiled modules would tie it to one Python"
 
 
@@ -55,4 +55,4 @@ def test_zip_for_import_python_plugin_from_file(tmp_path):
     names = zipfile.ZipFile(target).namelist()
     assert "limner.desktop" in names and "limner_krita/__init__.py" in names
     assert "limner_krita/vendor/limner/client.py" in names
-    assert "limner_krita/backend.json" in names
+    assert "limner_krita/vendor/websockets/sync/client.py" in names

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import KRITA_CHROOTS, krita_present, start_xvfb
-from limner import discovery, models
+from limner import discovery, launcher, models
 from limner.server import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +92,10 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
     with contextlib.ExitStack() as stack:
         if chroot is not None:     # a backend on the host, found through the discovery file
             stack.enter_context(ServerThread(port=0, state_dir=home / "state"))
+        else:                      # the docker starts it, as install/setup.py recorded
+            launcher.write_record([sys.executable, "-m", "limner", "serve", "--port", "0"],
+                                  [sys.executable, str(ROOT / "install" / "setup.py")],
+                                  home / "state")
         try:
             log = tmp_path / "krita.log"
             with open(log, "wb") as out:

@@ -117,7 +117,7 @@ def connected(app, server, monkeypatch, capabilities):
     """A panel wired to the plug-in's Backend connection, against the real server."""
     monkeypatch.setenv("LIMNER_STATE_DIR", str(server.server.state_dir))
     panel = LimnerPanel()
-    backend = Backend(str(Path(__file__).parent), "pytest-krita-panel")
+    backend = Backend("pytest-krita-panel")
     events = {"finished": [], "failed": [], "stages": []}
     backend.state_changed.connect(panel.set_state)
     backend.capabilities_ready.connect(panel.set_capabilities)
@@ -170,20 +170,17 @@ def test_a_backend_that_dies_mid_job_is_started_again_on_the_next_run(app, portr
     """The plug-in's own connection starts the backend (the command the installer
     records), loses it mid-job (killed), reports the lost connection, and on the next
     run starts a new backend and runs there."""
-    import json
     import signal
 
     import cv2
-    from limner import discovery
+    from limner import discovery, launcher
 
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     monkeypatch.setenv("LIMNER_STATE_DIR", str(state))
-    plugin = tmp_path / "plugin"
-    plugin.mkdir()
-    (plugin / "backend.json").write_text(json.dumps({"command": [
-        sys.executable, "-m", "limner", "serve", "--port", "0", "--log-level", "WARNING"]}))
-    backend = Backend(str(plugin), "pytest-reconnect")
+    launcher.write_record([sys.executable, "-m", "limner", "serve", "--port", "0",
+                           "--log-level", "WARNING"], [], state)
+    backend = Backend("pytest-reconnect")
     events = {"finished": [], "failed": [], "ready": []}
     backend.state_changed.connect(lambda s, m: s == "ready" and events["ready"].append(m))
     backend.finished.connect(lambda request, layers: events["finished"].append(layers))
@@ -399,3 +396,55 @@ def test_the_models_dialog_lists_and_downloads_through_the_backend(app, connecte
     wait_for(app, lambda: dialog.downloading is None)
     assert dialog.table.item(0, 4).text() == "here", dialog.status.text()
     assert "lcm-lora-sd15: 24 of 24 MB" in stages and dialog.progress.value() == 1000
+
+
+def test_without_a_backend_the_docker_says_what_to_run_and_runs_the_installer(app, tmp_path,
+                                                                             monkeypatch):
+    """No backend answers and none is recorded: the panel shows the command for this
+    system, without an installer button. With a record whose backend is gone but whose
+    installer is there, the button runs the installer (here a stand-in that records a
+    working backend, as the real one does) and the docker connects."""
+    import signal
+
+    from limner import discovery, launcher
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("LIMNER_STATE_DIR", str(state))
+    panel, backend = LimnerPanel(), Backend("pytest-not-installed")
+    backend.state_changed.connect(panel.set_state)
+    backend.not_installed.connect(lambda message, installer: panel.set_not_installed(
+        message, installer is not None))
+    got = []
+    backend.not_installed.connect(lambda message, installer: got.append(installer))
+    backend.connect_async()
+    wait_for(app, lambda: got)
+    assert panel.state is State.NOT_INSTALLED and got == [None]
+    assert launcher.setup_command("krita") in panel.status.text()
+    assert panel.install_button.isHidden()
+
+    stand_in = tmp_path / "install" / "setup.py"
+    stand_in.parent.mkdir()
+    stand_in.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent / 'backend')!r})\n"
+        "from limner import launcher\n"
+        "launcher.write_record([sys.executable, '-m', 'limner', 'serve', '--port', '0'], "
+        "sys.argv[:1])\n")
+    launcher.write_record([str(tmp_path / "moved" / "python"), "-m", "limner", "serve"],
+                          [sys.executable, str(stand_in)], state)
+    got.clear()
+    backend.connect_async()
+    wait_for(app, lambda: got)
+    assert got == [[sys.executable, str(stand_in)]]
+    assert "moved or deleted" in panel.status.text() and not panel.install_button.isHidden()
+    states = []
+    backend.state_changed.connect(lambda st, message: states.append(st))
+    backend.install_async(got[0])
+    try:
+        wait_for(app, lambda: "ready" in states, 120)
+        assert "installing" in states and panel.state is State.READY
+        assert panel.install_button.isHidden()
+    finally:
+        info = discovery.read(state)
+        if info is not None:
+            os.kill(info["pid"], signal.SIGTERM)

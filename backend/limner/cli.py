@@ -1,4 +1,4 @@
-"""`limner serve | run | batch | ops | models | demo`: the backend's command line.
+"""`limner serve | stop | run | batch | ops | models | demo`: the backend's command line.
 
 `run`, `batch` and `demo` go through the real protocol: they connect to the running backend
 named by the discovery file, or start a private one for the duration of the command. What
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                         "so a second run on the same layer is quick; 0 keeps nothing")
     p.add_argument("--log-level", default="INFO")
 
+    sub.add_parser("stop", help="stop the running backend (the discovery file's)")
+
     p = sub.add_parser("run", help="run an operation on an image file; writes PNGs and an .ora")
     p.add_argument("image", type=Path)
     p.add_argument("--op", required=True, help="operation id, e.g. background.remove "
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"serve": _serve, "run": _run, "batch": _batch, "ops": _ops,
+        return {"serve": _serve, "stop": _stop, "run": _run, "batch": _batch, "ops": _ops,
                 "models": _models, "demo": _demo}[args.command](args)
     except (BackendError, ValueError, OSError) as exc:
         print(f"limner: {exc}", file=sys.stderr)
@@ -101,6 +103,15 @@ def _serve(args) -> int:
     except (AlreadyRunning, PermissionError) as exc:
         print(f"limner serve: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _stop(args) -> int:
+    from . import launcher
+
+    info = launcher.stop()
+    print(f"stopped the Limner backend (pid {info['pid']}, port {info['port']})" if info
+          else "no Limner backend is running")
     return 0
 
 

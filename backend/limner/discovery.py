@@ -1,7 +1,10 @@
 """Where a running backend says how to reach it: port, token, pid, protocol version.
 
-Standard library only (the editor plug-ins read it). The file is owner-only (0600) because
-the token in it is what stops other local users and web pages from driving the backend.
+Standard library only, and Python 3.8's (the editor plug-ins read it in the editors' own
+Python). The file is owner-only (0600) because the token in it is what stops other local
+users and web pages from driving the backend. On Windows the state folder is under
+%LOCALAPPDATA%, which Windows gives to its user alone; there neither the folder's owner
+nor the file's mode is checked (POSIX owners and modes do not exist there).
 """
 
 from __future__ import annotations
@@ -18,15 +21,29 @@ from pathlib import Path
 FILE_NAME = "server.json"
 
 
-def state_dir() -> Path:
-    """Per-user state folder: $LIMNER_STATE_DIR, else the platform's usual place."""
+def this_system() -> str:
+    """"windows", "macos" or "linux" (any other POSIX system is treated as Linux)."""
+    return {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
+
+
+def in_flatpak() -> bool:
+    """Inside a Flatpak sandbox (a Flatpak GIMP or Krita): the backend runs on the host,
+    in another process namespace, and the sandbox's XDG folders are the app's own."""
+    return os.path.exists("/.flatpak-info")
+
+
+def state_dir(system: str | None = None) -> Path:
+    """Per-user state folder: $LIMNER_STATE_DIR, else the platform's usual place (inside
+    a Flatpak sandbox, the host's: XDG_STATE_HOME there is the app's own)."""
     if os.environ.get("LIMNER_STATE_DIR"):
         return Path(os.environ["LIMNER_STATE_DIR"])
-    if sys.platform == "win32":
+    system = system or this_system()
+    if system == "windows":
         return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "limner"
-    if sys.platform == "darwin":
+    if system == "macos":
         return Path.home() / "Library" / "Application Support" / "limner"
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    base = (None if in_flatpak() else os.environ.get("XDG_STATE_HOME")) \
+        or Path.home() / ".local" / "state"
     return Path(base) / "limner"
 
 
@@ -55,9 +72,13 @@ def private_dir(directory: Path) -> Path:
 
 
 def write(info: dict, directory: Path | None = None) -> Path:
-    """Write the discovery file atomically with owner-only permissions, in a new file of
-    a random name (never one someone else planted or linked) renamed into place."""
-    path = discovery_path(directory)
+    """Write the discovery file (see write_private)."""
+    return write_private(discovery_path(directory), info)
+
+
+def write_private(path: Path, info: dict) -> Path:
+    """Write JSON atomically with owner-only permissions, in a new file of a random name
+    (never one someone else planted or linked) renamed into place, in a private folder."""
     private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix="server.", suffix=".tmp", dir=path.parent)
     try:
@@ -108,8 +129,10 @@ def remove(token: str, directory: Path | None = None) -> None:
 def _alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
-    if sys.platform == "win32":
-        return True  # no cheap check; a failed connect tells the client instead
+    if sys.platform == "win32" or in_flatpak():
+        # Windows has no cheap check, and a Flatpak sandbox cannot see the host's
+        # processes: a failed connect tells the client instead
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

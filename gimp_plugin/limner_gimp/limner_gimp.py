@@ -153,8 +153,24 @@ def connect(on_wait=None):
     from limner import launcher
     from limner.client import Client
 
-    return Client.from_info(launcher.ensure_running(HERE, on_wait=on_wait),
+    return Client.from_info(launcher.ensure_running("gimp", on_wait=on_wait),
                             name=f"gimp {Gimp.version()}")
+
+
+def offer_installer(message, installer):
+    """No backend, and the installer that made the last one is still there: offer to run
+    it again (off GIMP's GUI thread; its output goes to installer.log)."""
+    from limner import launcher
+
+    GimpUi.init("limner")
+    dialog = Gtk.MessageDialog(message_type=Gtk.MessageType.QUESTION, text=message,
+                               title="Limner")
+    dialog.add_buttons("Close", Gtk.ResponseType.CLOSE, "Run the installer", Gtk.ResponseType.OK)
+    if dialog.run() == Gtk.ResponseType.OK:
+        launcher.run_installer(installer)
+        Gimp.message("Limner: the installer is running (its output goes to installer.log in "
+                     "Limner's state folder); run the filter again when it is done.")
+    dialog.destroy()
 
 
 def show_engine_controls(dialog, config, op):
@@ -428,11 +444,17 @@ class Limner(Gimp.PlugIn):
             if not accepted:
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         source = drawables[0]
+        from limner.launcher import NotInstalled
+
         try:
             params, inputs = self.parameters(op, config)
             request = read_drawable(source)
             layers = self.call_backend(op, params, inputs, request.pixels, request.mask,
                                        request.offset)
+        except NotInstalled as exc:
+            if run_mode == Gimp.RunMode.INTERACTIVE and exc.installer:
+                offer_installer(str(exc), exc.installer)
+            return self.fail(procedure, str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
             return self.fail(procedure, str(exc))
         image.undo_group_start()

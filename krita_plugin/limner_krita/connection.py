@@ -14,6 +14,7 @@ from .qt import QtCore, Signal
 
 class Backend(QtCore.QObject):
     state_changed = Signal(str, str)       # a State, message
+    not_installed = Signal(str, object)    # what to do, the installer's command (or None)
     capabilities_ready = Signal(object)    # the welcome's capabilities
     progress = Signal(float, str)
     finished = Signal(object, object)      # the request, the result layers
@@ -27,9 +28,8 @@ class Backend(QtCore.QObject):
     #: the long side of a live preview
     PREVIEW_SIDE = 512
 
-    def __init__(self, plugin_dir: str, client_name: str, parent=None):
+    def __init__(self, client_name: str, parent=None):
         super().__init__(parent)
-        self.plugin_dir = plugin_dir
         self.client_name = client_name
         self.client = None
         self.job: str | None = None
@@ -37,9 +37,40 @@ class Backend(QtCore.QObject):
         self.preview_client = None
         self._preview_lock = threading.Lock()
         self.pulling: tuple[object, str] | None = None     # (client, job) of a download
+        self.installing = False                  # the installer runs (install_async)
 
     def connect_async(self) -> None:
         threading.Thread(target=self._connect_guarded, daemon=True).start()
+
+    def install_async(self, installer: list[str]) -> None:
+        """Run the backend's installer again (NotInstalled named it), then connect."""
+        if self.installing:
+            return
+        self.installing = True
+        threading.Thread(target=self._install, args=(installer,), daemon=True).start()
+
+    def _install(self, installer: list[str]) -> None:
+        import time
+
+        from limner import launcher
+
+        started = time.monotonic()
+        self.state_changed.emit(State.INSTALLING, "")
+        try:
+            process = launcher.run_installer(installer)
+            while process.poll() is None:
+                self.state_changed.emit(State.INSTALLING, f"{time.monotonic() - started:.0f} s")
+                time.sleep(1)
+        except OSError as exc:
+            self.not_installed.emit(f"the installer could not start: {exc}", installer)
+            return
+        finally:
+            self.installing = False
+        if process.returncode != 0:
+            self.not_installed.emit(f"the installer failed (exit code {process.returncode}); "
+                                    "see installer.log in Limner's state folder", installer)
+            return
+        self._connect_guarded()
 
     def run_async(self, request: Request) -> str:
         """Start a job; returns its id (for cancel)."""
@@ -81,7 +112,7 @@ class Backend(QtCore.QObject):
             with self._preview_lock:       # one preview at a time on its connection
                 if self.preview_client is None:
                     self.preview_client = Client.from_info(
-                        launcher.ensure_running(self.plugin_dir),
+                        launcher.ensure_running("krita"),
                         name=self.client_name + " (preview)")
                 layers = self.preview_client.run(
                     request.op, request.params, source.pixels, mask=source.mask,
@@ -115,7 +146,7 @@ class Backend(QtCore.QObject):
 
         job = uuid.uuid4().hex[:12]
         try:
-            info = launcher.ensure_running(self.plugin_dir)
+            info = launcher.ensure_running("krita")
             with Client.from_info(info, name=self.client_name + " (models)") as client:
                 self.pulling = (client, job)
                 path = client.pull(model, job=job, on_progress=lambda _, fraction, stage:
@@ -132,8 +163,12 @@ class Backend(QtCore.QObject):
             self.pulling = None
 
     def _connect_guarded(self) -> None:
+        from limner.launcher import NotInstalled
+
         try:
             self._connect()
+        except NotInstalled as exc:
+            self.not_installed.emit(str(exc), exc.installer)
         except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
             self.state_changed.emit(State.ERROR, str(exc))
 
@@ -155,7 +190,7 @@ class Backend(QtCore.QObject):
                 self.state_changed.emit(State.STARTING, f"{seconds:.0f} s")
 
             self.client = Client.from_info(
-                launcher.ensure_running(self.plugin_dir, on_wait=waiting), name=self.client_name)
+                launcher.ensure_running("krita", on_wait=waiting), name=self.client_name)
             self.capabilities_ready.emit(self.client.capabilities)
             self.state_changed.emit(State.READY, self.client.server)
             return self.client
@@ -163,6 +198,7 @@ class Backend(QtCore.QObject):
     def _run(self, request: Request) -> None:
         from limner import protocol
         from limner.client import BackendError
+        from limner.launcher import NotInstalled
 
         source = request.source
         try:
@@ -176,6 +212,9 @@ class Backend(QtCore.QObject):
             if exc.code in (protocol.E_CLOSED, protocol.E_UNREACHABLE):
                 self._forget_client()
             self.failed.emit(exc.code, exc.message)
+        except NotInstalled as exc:
+            self.failed.emit("not_installed", str(exc))
+            self.not_installed.emit(str(exc), exc.installer)
         except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
             self._forget_client()
             self.failed.emit("error", f"{type(exc).__name__}: {exc}")

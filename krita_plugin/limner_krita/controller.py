@@ -17,6 +17,8 @@ class State(str, enum.Enum):
     READY = "ready"
     BUSY = "busy"
     ERROR = "error"
+    NOT_INSTALLED = "not-installed"     # no backend answers and none can be started
+    INSTALLING = "installing"           # the installer runs again, from the docker
 
 
 class UnsupportedLayer(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from krita import DockWidget, Krita
@@ -15,7 +14,6 @@ from .panel import LimnerPanel
 from .preview import Previewer
 
 DOCKER_ID = "limner_docker"
-PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 INSTANCES: list[LimnerDocker] = []   # for the Run/Cancel actions and the self-test
 
 
@@ -25,8 +23,11 @@ class LimnerDocker(DockWidget):
         self.setWindowTitle("Limner")
         self.panel = LimnerPanel(layers_provider=self._layer_names)
         self.setWidget(self.panel)
-        self.backend = Backend(PLUGIN_DIR, f"krita {Krita.instance().version()}", self)
+        self.backend = Backend(f"krita {Krita.instance().version()}", self)
         self.backend.state_changed.connect(self.panel.set_state)
+        self.backend.not_installed.connect(self._not_installed)
+        self.panel.install_clicked.connect(self.run_installer)
+        self.installer = None            # the installer's command, when it can run again
         self.backend.capabilities_ready.connect(self._capabilities)
         self.previewer = Previewer(self.backend, self._preview_request,
                                    self.panel.show_preview, self._no_preview, parent=self)
@@ -179,3 +180,11 @@ class LimnerDocker(DockWidget):
     def _failed(self, code, message):
         self.controller.finish()
         self.panel.set_state(State.ERROR, message if code != "cancelled" else "cancelled")
+
+    def _not_installed(self, message, installer):
+        self.installer = installer
+        self.panel.set_not_installed(message, installer is not None)
+
+    def run_installer(self):
+        if self.installer is not None:
+            self.backend.install_async(self.installer)

@@ -12,7 +12,9 @@ from .qt import QtCore, QtGui, QtWidgets, Signal
 
 STATES = {State.CONNECTING: "Connecting to the Limner backend…",
           State.STARTING: "Starting the backend…", State.READY: "Ready",
-          State.BUSY: "Working…", State.ERROR: "Error"}
+          State.BUSY: "Working…", State.ERROR: "Error",
+          State.NOT_INSTALLED: "No Limner backend",
+          State.INSTALLING: "Installing the Limner backend…"}
 
 
 class ParamControl:
@@ -158,6 +160,7 @@ class LimnerPanel(QtWidgets.QWidget):
     cancel_clicked = Signal()
     values_changed = Signal()            # a control of the shown operation changed
     models_clicked = Signal(list)        # the models dialog, these models first
+    install_clicked = Signal()           # run the backend's installer again
     PREVIEW_HEIGHT = 180
 
     def __init__(self, parent=None, layers_provider=list):
@@ -234,8 +237,15 @@ class LimnerPanel(QtWidgets.QWidget):
         self.status = QtWidgets.QLabel()
         self.status.setObjectName("status")
         self.status.setWordWrap(True)
+        self.install_button = QtWidgets.QPushButton("Run the installer")
+        self.install_button.setObjectName("install")
+        self.install_button.setToolTip("Run Limner's installer again (its output goes to "
+                                       "installer.log in Limner's state folder)")
+        self.install_button.clicked.connect(self.install_clicked)
+        self.install_button.setVisible(False)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.install_button)
         self.set_state(State.CONNECTING)
 
     def set_capabilities(self, capabilities: dict) -> None:
@@ -346,9 +356,14 @@ class LimnerPanel(QtWidgets.QWidget):
             info = self._engine_info(op)
             missing = self.engine_missing = info is not None and not info["available"]
             self.missing.setVisible(missing)
-            if missing:
+            if missing and info.get("setup"):     # a lean install: no torch, no diffusers
+                self.missing_text.setText(f"{info['label']}: needs the diffusion engines, "
+                                          f"not installed here. In the Limner folder run: "
+                                          f"{info['setup']}")
+            elif missing:
                 self.missing_text.setText(f"{info['label']}: its weights are not on this "
                                           "machine.")
+            self.download_button.setVisible(missing and not info.get("setup"))
             self.run_button.setEnabled(self._ready())
 
     def missing_models(self) -> list[str]:
@@ -403,12 +418,23 @@ class LimnerPanel(QtWidgets.QWidget):
         self.state = state = State(state)
         text = STATES[state] + (f": {message}" if message else "")
         self.status.setText(text)
-        self.status.setStyleSheet("color: #c0392b" if state is State.ERROR else "")
+        self.status.setStyleSheet("color: #c0392b" if state in (State.ERROR, State.NOT_INSTALLED)
+                                  else "")
+        self.status.setTextInteractionFlags(      # the command in the message can be copied
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        if state is not State.NOT_INSTALLED:
+            self.install_button.setVisible(False)
         self.run_button.setEnabled(self._ready())
         self.cancel_button.setEnabled(state is State.BUSY)
         if state is State.BUSY:
             self.progress.setValue(0)
             self.progress.setFormat("%p%")
+
+    def set_not_installed(self, message: str, can_install: bool) -> None:
+        """No backend, with what to do (the command for this system); the installer's
+        button when the installer that made the last backend is still there."""
+        self.set_state(State.NOT_INSTALLED, message)
+        self.install_button.setVisible(can_install)
 
     def _ready(self) -> bool:
         """Run is offered: operations known, nothing running, the engine's weights here."""

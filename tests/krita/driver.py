@@ -28,7 +28,7 @@ def run(spec, out):
     import limner_krita  # noqa: F401  (the installed plug-in: vendor path, docker factory)
     from limner import launcher
     from limner.client import Client
-    from limner_krita import docker, kritaio
+    from limner_krita import kritaio
 
     app = Krita.instance()
     w, h = spec["width"], spec["height"]
@@ -47,7 +47,7 @@ def run(spec, out):
     before = bytes(source.pixelData(0, 0, w, h))
 
     read = kritaio.read_layer(doc, source)
-    with Client.from_info(launcher.ensure_running(docker.PLUGIN_DIR),
+    with Client.from_info(launcher.ensure_running("krita"),
                           name=f"krita {app.version()} test") as client:
         layers = client.run(spec["op"], spec["params"], read.pixels, mask=read.mask,
                             offset=read.offset, transfer=read.transfer)
