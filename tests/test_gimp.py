@@ -65,7 +65,7 @@ class Gimp:
 
 
 def run_in_gimp(gimp, name, portrait, procedure, args, selection=None, precision=None,
-                layer_offset=(0, 0), export=None):
+                layer_offset=(0, 0), export=None, state="state"):
     run = gimp / name
     run.mkdir()
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
@@ -74,7 +74,7 @@ def run_in_gimp(gimp, name, portrait, procedure, args, selection=None, precision
             "layer_offset": list(layer_offset), "procedure": procedure, "args": args,
             "out": inside, "export": export}
     (run / "spec.json").write_text(json.dumps(spec))
-    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/state",
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/{state}",
            f"LIMNER_GIMP_SPEC={inside}/spec.json"]
     result = subprocess.run(["chroot", str(gimp.chroot), *env, console(gimp.version), "-i", "-n",
                              "--batch-interpreter", "python-fu-eval", "-b",
@@ -166,6 +166,18 @@ def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
                            {"backdrop": "/etc/os-release"})
     assert findings["status"] == "execution-error"
     assert "backdrop: cannot read '/etc/os-release' as an image" in findings["error"]
+    assert [layer["name"] for layer in findings["layers"]] == ["Background"]
+
+
+def test_without_a_backend_gimp_says_what_to_run(gimp_home, portraits):
+    """No backend answers and the installer never recorded one (a state folder of its
+    own): the procedure fails with the command that installs it, and the image is left as
+    it was."""
+    findings = run_in_gimp(gimp_home, "not-installed", portraits["astronaut"],
+                           "plug-in-limner-background-remove", {}, state="empty-state")
+    assert findings["status"] == "execution-error"
+    assert "The Limner backend is not installed on this computer" in findings["error"]
+    assert "python3 install/setup.py --gimp" in findings["error"]
     assert [layer["name"] for layer in findings["layers"]] == ["Background"]
 
 

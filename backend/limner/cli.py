@@ -136,6 +136,8 @@ def _ops(args) -> int:
         for e in engines:
             state = "installed" if e["available"] else "not installed"
             print(f"    {e['name']:<10} {state:<14} {e['label']} (licence: {e['licence']})")
+            if e["setup"]:
+                print(f"    {'':<10} {'':<14} needs the diffusion engines: {e['setup']}")
     return 0
 
 

@@ -547,7 +547,7 @@ class Limner(Gimp.PlugIn):
                 if difference:
                     Gimp.message("Limner: the backend's operations differ from the ones GIMP "
                                  f"registered ({difference}). Re-run the Limner installer "
-                                 "(install/gimp.py) and restart GIMP to see them all.")
+                                 "(install/setup.py --gimp) and restart GIMP to see them all.")
                 return client.run(op["id"], params, pixels, mask=mask, offset=offset,
                                   inputs=inputs, on_progress=progress)
         except BackendError as exc:
