@@ -85,6 +85,13 @@ def version_of(python: list[str]) -> tuple | None:
     return (int(parts[0]), int(parts[1])) if out.returncode == 0 and len(parts) == 2 else None
 
 
+def executable_of(python: list[str]) -> str:
+    """The interpreter a command runs (`py -3.12` -> its python.exe), for uv and venv."""
+    out = subprocess.run([*python, "-c", "import sys; print(sys.executable)"],
+                         capture_output=True, text=True, timeout=60)
+    return out.stdout.strip()
+
+
 def find_uv(allowed: bool) -> str | None:
     """uv on PATH, or uv's Python package in the Python running this (pip install uv)."""
     if not allowed:
@@ -121,7 +128,7 @@ def choose_python(system: str, given: str | None, uv: str | None) -> list[str] |
             found = shutil.which(f"python{major}.{minor}")
             candidate = [found] if found else None
         if candidate and version_of(candidate) == (major, minor):
-            return candidate
+            return [executable_of(candidate)]
     if uv:
         return "%d.%d" % PYTHONS[-1]
     raise SetupError(f"this is Python {sys.version.split()[0]} ({sys.executable}), and no "
@@ -228,6 +235,7 @@ def build_environment(target: Target, variant: str, venv: Path, python: list[str
             shutil.rmtree(aside)
         print(f"- keeping the environment there now at {aside} until the new one works")
         venv.rename(aside)
+    shutil.rmtree(venv / "editor-client.new", ignore_errors=True)   # a run cut short
     try:
         if not in_place:
             run(create_step(venv, python, uv), system, False)

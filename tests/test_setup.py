@@ -489,3 +489,29 @@ def test_a_lean_install_lists_the_diffusion_engines_as_needing_the_extra(tmp_pat
     assert style["classic"]["available"] and style["classic"]["setup"] is None
     assert "install/setup.py --with-diffusion" in lines[1]
     assert lines[2] == "(64, 64)"
+
+
+def test_limner_stop_ends_the_running_backend(tmp_path):
+    """What the installer does before it updates an environment, and `limner stop`."""
+    import time
+
+    from limner import discovery
+
+    env = dict(os.environ, LIMNER_STATE_DIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0",
+                                "--log-level", "WARNING"], env=env)
+    try:
+        deadline = time.time() + 120
+        while discovery.answering(tmp_path) is None:
+            assert process.poll() is None and time.time() < deadline, "it did not start"
+            time.sleep(0.2)
+        out = subprocess.run([sys.executable, "-m", "limner", "stop"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.startswith("stopped the Limner backend"), out.stdout + out.stderr
+        assert process.wait(10) == 0
+        assert discovery.answering(tmp_path) is None and not discovery.discovery_path(
+            tmp_path).exists()
+        assert launcher.stop(tmp_path) is None, "nothing left to stop"
+    finally:
+        if process.poll() is None:
+            process.kill()
