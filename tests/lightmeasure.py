@@ -54,8 +54,13 @@ def main_face(pixels: np.ndarray) -> FaceHalves:
 
 
 def subject_matte(pixels: np.ndarray) -> np.ndarray:
-    return engines.get("matting", "rvm").matte(np.clip(imaging.to_float(pixels[:, :, :3]),
-                                                       0, 1))
+    """The matte relight works with: the default engine's, the subject made whole."""
+    from limner.engines import refine
+
+    return refine.refined(engines.get("matting", "rvm"),
+                          np.clip(imaging.to_float(pixels[:, :, :3]), 0, 1), "normal",
+                          opinions=lambda name, rgb: engines.get("matting", name).matte(rgb),
+                          name="rvm").alpha
 
 
 def background_change(original: np.ndarray, relit: np.ndarray, alpha: np.ndarray) -> float:

@@ -52,7 +52,8 @@ def test_layers_carry_provenance(client, portraits):
     assert p["ai_edited"] is True and p["operation"] == "background.remove"
     assert p["engine"] == "rvm" and p["weights_licence"] == "GPL-3.0"
     assert p["params"] == {"engine": "rvm", "output": "cut-out and matte",
-                           "hair_detail": "normal", "decontaminate": True}
+                           "hair_detail": "normal", "decontaminate": True, "keep": "",
+                           "remove": ""}
     assert p["backend"].startswith("limner ")
 
 

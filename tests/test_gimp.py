@@ -65,14 +65,14 @@ class Gimp:
 
 
 def run_in_gimp(gimp, name, portrait, procedure, args, selection=None, precision=None,
-                layer_offset=(0, 0), export=None, state="state"):
+                layer_offset=(0, 0), export=None, state="state", hints=None):
     run = gimp / name
     run.mkdir()
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
     inside = f"{HOME}/{name}"
     spec = {"image": f"{inside}/portrait.png", "precision": precision, "selection": selection,
             "layer_offset": list(layer_offset), "procedure": procedure, "args": args,
-            "out": inside, "export": export}
+            "out": inside, "export": export, "hints": hints}
     (run / "spec.json").write_text(json.dumps(spec))
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/{state}",
            f"LIMNER_GIMP_SPEC={inside}/spec.json"]
@@ -167,6 +167,22 @@ def test_backend_errors_reach_gimp_as_a_failed_call(gimp_home, portraits):
     assert findings["status"] == "execution-error"
     assert "backdrop: cannot read '/etc/os-release' as an image" in findings["error"]
     assert [layer["name"] for layer in findings["layers"]] == ["Background"]
+
+
+def test_keep_and_remove_hints_from_channels_in_gimp(gimp_home, portraits):
+    """Two selections saved as channels (image coordinates; the layer sits 16, 8 in):
+    one keeps a patch of the wall, one removes a patch of her face, and the matte follows
+    them exactly there."""
+    keep, remove = [450, 28, 50, 40], [221, 103, 40, 30]     # within the canvas
+    findings = run_in_gimp(gimp_home, "hints", portraits["astronaut"],
+                           "plug-in-limner-background-remove", {}, layer_offset=(16, 8),
+                           hints={"keep": keep, "remove": remove})
+    assert findings["status"] == "success", findings.get("error")
+    assert findings["source_unchanged"]
+    cut = imaging.to_float(findings["layers"][0]["array"])[:, :, 3]
+    for (x, y, w, h), want in ((keep, 1.0), (remove, 0.0)):
+        patch = cut[y - 8:y - 8 + h, x - 16:x - 16 + w]          # in layer coordinates
+        assert np.abs(patch - want).max() <= 0.01, (x, y, patch.min(), patch.max())
 
 
 def test_without_a_backend_gimp_says_what_to_run(gimp_home, portraits):

@@ -29,7 +29,7 @@ def composites(server, portraits):
     with Client(server.uri, server.server.token) as client:
         for name, portrait in portraits.items():
             portrait = portrait[:, :, :3]
-            subject = matte_of(client, portrait, "off")
+            subject = matte_of(client, portrait, "normal")   # the whole subject
             for background, wall in synthetic_hair.backgrounds(portrait.shape[:2]).items():
                 image, truth, strands = synthetic_hair.composite(portrait, subject, wall, seed=3)
                 out[name, background] = (truth, strands, matte_of(client, image, "off"),

@@ -44,7 +44,7 @@ def krita(request, tmp_path_factory):
         yield home, inside, prefix
 
 
-def run_in_krita(krita, name, image, depth, op, params, selection=None):
+def run_in_krita(krita, name, image, depth, op, params, selection=None, hints=None):
     home, inside, prefix = krita
     run = home / name
     if run.exists():
@@ -53,7 +53,7 @@ def run_in_krita(krita, name, image, depth, op, params, selection=None):
     (run / "portrait.raw").write_bytes(imaging.to_pixels(image).data)
     spec = {"pixels": f"{inside}/{name}/portrait.raw", "width": image.shape[1],
             "height": image.shape[0], "depth": depth, "selection": selection, "op": op,
-            "params": params, "out": f"{inside}/{name}"}
+            "params": params, "out": f"{inside}/{name}", "hints": hints}
     (run / "spec.json").write_text(json.dumps(spec))
     env = ["PATH=/usr/bin:/bin", f"HOME={inside}", "QT_QPA_PLATFORM=offscreen",
            f"LIMNER_STATE_DIR={inside}/state",
@@ -118,3 +118,20 @@ def test_relight_with_a_selection_in_krita(krita, portraits):
     face = relit[150:330, 180:350].astype(float) / image[150:330, 180:350].clip(1)
     left, right = np.median(face[:, :85, :3]), np.median(face[:, 85:, :3])
     assert left > 1.1 * right, (left, right)
+
+
+def test_keep_and_remove_hints_painted_on_layers_in_krita(krita, portraits):
+    """Two strokes on layers of their own (white, bounded by the strokes): one keeps a
+    patch of the wall, one removes a patch of her face; the cut-out follows them there."""
+    image = imaging.with_alpha(portraits["astronaut"])
+    keep, remove = [440, 20, 60, 40], [205, 95, 40, 30]      # x, y, w, h
+    findings = run_in_krita(krita, "hints", image, "U8", "background.remove", {},
+                            hints={"keep": keep, "remove": remove})
+    assert findings["source_unchanged"]
+    alpha = imaging.to_float(findings["layers"][0]["array"])[:, :, 3]
+    x, y, w, h = keep
+    assert alpha[y:y + h, x:x + w].min() >= 0.99
+    x, y, w, h = remove
+    assert alpha[y:y + h, x:x + w].max() <= 0.01
+    row, col = FACE["astronaut"]
+    assert alpha[row + 35:row + 42, col - 5:col + 5].min() > 0.95, "the rest of her face stays"

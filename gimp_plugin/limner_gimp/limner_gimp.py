@@ -135,6 +135,25 @@ def read_drawable(drawable, with_selection=True, side=None):
                   None if mask is None else bytes(mask), (x, y), babl)
 
 
+def read_over(hint, source, side=None):
+    """A hint (a layer, or a channel such as a saved selection) over `source`'s rectangle,
+    at its size (with `side`: the preview's), 8-bit: a layer as RGBA (hinted where it is
+    painted), a channel as grey RGB (hinted where it is light; nothing outside it)."""
+    _, hx, hy = hint.get_offsets()
+    _, sx, sy = source.get_offsets()
+    width, height = source.get_width(), source.get_height()
+    scale = 1.0 if side is None else min(1.0, side / max(width, height))
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    rect = Gegl.Rectangle.new(round((sx - hx) * scale), round((sy - hy) * scale), w, h)
+    if isinstance(hint, Gimp.Layer):
+        data = hint.get_buffer().get(rect, scale, "R'G'B'A u8", Gegl.AbyssPolicy.NONE)
+        return Pixels(bytes(data), w, h, 4, "u8")
+    grey = bytes(hint.get_buffer().get(rect, scale, "Y u8", Gegl.AbyssPolicy.NONE))
+    rgb = bytearray(len(grey) * 3)
+    rgb[0::3] = rgb[1::3] = rgb[2::3] = grey
+    return Pixels(bytes(rgb), w, h, 3, "u8")
+
+
 def mark_ai_edited(image, layers):
     """The image's XMP says it was edited with AI (IPTC digital source type, the AI system
     and its version), so GIMP's own export writes it when the user exports with XMP."""
@@ -224,7 +243,7 @@ class DialogPreview:
     SHOWN = 400                        # pixels on screen, long side
 
     def __init__(self, dialog, config, op, drawable):
-        self.config, self.op, self.client = config, op, None
+        self.config, self.op, self.client, self.drawable = config, op, None, drawable
         self.source = read_drawable(drawable, side=PREVIEW_SIDE)
         live = any(schema["name"] == "azimuth" for schema in op["params"])
         self.toggle = Gtk.CheckButton.new_with_label("Preview")
@@ -256,7 +275,8 @@ class DialogPreview:
     def _changed(self, *_):
         if self.toggle.get_active():
             self.status.set_text("Working…")
-            self.previews.ask(Limner.parameters(self.op, self.config, side=PREVIEW_SIDE))
+            self.previews.ask(Limner.parameters(self.op, self.config, self.drawable,
+                                                side=PREVIEW_SIDE))
 
     def _run(self, settings):          # in the worker thread
         params, inputs = settings
@@ -447,7 +467,7 @@ class Limner(Gimp.PlugIn):
         from limner.launcher import NotInstalled
 
         try:
-            params, inputs = self.parameters(op, config)
+            params, inputs = self.parameters(op, config, source)
             request = read_drawable(source)
             layers = self.call_backend(op, params, inputs, request.pixels, request.mask,
                                        request.offset)
@@ -505,7 +525,9 @@ class Limner(Gimp.PlugIn):
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     @staticmethod
-    def parameters(op, config, side=None):
+    def parameters(op, config, source, side=None):
+        """The backend's parameters from the procedure's config, and the layers image
+        parameters name (a hint read over `source`, the drawable worked on)."""
         params, inputs = {}, {}
         for schema in op["params"]:
             value = config.get_property(argument_name(schema["name"]))
@@ -521,8 +543,9 @@ class Limner(Gimp.PlugIn):
             elif kind == "image":
                 if value is None:
                     continue
-                inputs[schema["name"]] = read_drawable(value, with_selection=False,
-                                                       side=side).pixels
+                inputs[schema["name"]] = read_over(value, source, side) \
+                    if schema.get("over_layer") else \
+                    read_drawable(value, with_selection=False, side=side).pixels
                 continue
             params[schema["name"]] = value
         return params, inputs

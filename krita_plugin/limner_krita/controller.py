@@ -50,24 +50,31 @@ class Request:
 
 
 class Controller:
-    """Owns the pending request. `read(layer_name)` reads a layer from the editor (None:
-    the active one, with the selection) and raises UnsupportedLayer."""
+    """Owns the pending request. `read(layer_name, over)` reads a layer from the editor
+    (None: the active one, with the selection; `over`: that one's Source, for a mask
+    painted over it, read over its rectangle at its size) and raises UnsupportedLayer."""
 
     def __init__(self):
         self.pending: tuple[Request, object] | None = None   # and the caller's context
 
-    def build(self, op: dict, values: dict, read: Callable[[str | None], Source]) -> Request:
+    def build(self, op: dict, values: dict,
+              read: Callable[[str | None, Source | None], Source | None]) -> Request:
         """The request for operation `op` (its schema) with the panel's `values`: an image
-        parameter naming a layer, ("layer", name), becomes an extra layer."""
+        parameter naming a layer, ("layer", name), becomes an extra layer (a hint's read
+        over the source layer)."""
+        source = read(None, None)
+        over = {schema["name"] for schema in op["params"] if schema.get("over_layer")}
         params, inputs = {}, {}
         for name, value in values.items():
             if isinstance(value, tuple):
-                inputs[name] = read(value[1]).pixels
+                read_as = read(value[1], source if name in over else None)
+                if read_as is not None:
+                    inputs[name] = read_as.pixels
             else:
                 params[name] = value
         key = params.get("preset") or params.get("engine") or ""
         title = f"Limner: {op['label']}" + (f" ({key})" if key else "")
-        return Request(op["id"], params, read(None), inputs, title)
+        return Request(op["id"], params, source, inputs, title)
 
     def start(self, request: Request, context: object = None) -> bool:
         """Take a request as the pending one; False while another is pending."""

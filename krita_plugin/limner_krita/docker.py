@@ -8,7 +8,7 @@ from krita import DockWidget, Krita
 
 from . import kritaio
 from .connection import Backend
-from .controller import Controller, State, UnsupportedLayer
+from .controller import Controller, Source, State, UnsupportedLayer
 from .models_dialog import ModelsDialog
 from .panel import LimnerPanel
 from .preview import Previewer
@@ -97,12 +97,16 @@ class LimnerDocker(DockWidget):
                       time.monotonic())
         self._preview_source = (cached[0], cached[1], time.monotonic())
 
-        def read(name):
+        def read(name, over=None):
             if name is None:
                 return cached[1]
             other = doc.nodeByName(name)
             if other is None:
                 raise UnsupportedLayer(f"no layer named {name!r}")
+            if over is not None:    # a hint over the layer: its rectangle, the preview's size
+                pixels = kritaio.read_over(other, kritaio.bounds_of(node),
+                                           (over.pixels.width, over.pixels.height))
+                return None if pixels is None else Source(pixels)
             return kritaio.read_preview(doc, other, Backend.PREVIEW_SIDE)
 
         return self.controller.build(op, self.panel.values(), read)
@@ -139,12 +143,15 @@ class LimnerDocker(DockWidget):
         values = self.panel.values() if values is None else values
         source = doc.activeNode()
 
-        def read(name):
+        def read(name, over=None):
             if name is None:
                 return kritaio.read_layer(doc, source)
             node = doc.nodeByName(name)
             if node is None:
                 raise UnsupportedLayer(f"no layer named {name!r}")
+            if over is not None:    # a hint painted over the source: read over its rectangle
+                return Source(kritaio.read_over(node, (*over.offset, over.pixels.width,
+                                                       over.pixels.height)))
             return kritaio.read_layer(doc, node, with_selection=False)
 
         try:

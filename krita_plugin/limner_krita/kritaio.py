@@ -103,6 +103,33 @@ def read_layer(doc, node, with_selection: bool = True) -> Source:
     return Source(Pixels(data, w, h, 4, sample), mask, (x, y), _transfer(node))
 
 
+def read_over(node, rect: tuple[int, int, int, int], size: tuple[int, int] | None = None):
+    """A paint layer's pixels over another layer's rectangle (x, y, w, h), as protocol
+    RGBA: what a hint painted over the layer being worked on sends. With `size` (a
+    preview's), 8-bit and scaled to it; None for a float layer, which previews skip."""
+    sample, typecode, bgra = layer_format(node)
+    x, y, w, h = rect
+    data = bytes(node.pixelData(x, y, w, h))
+    if size is None:
+        return Pixels(swap_red_blue(data, typecode) if bgra else data, w, h, 4, sample)
+    if sample == "f32":
+        return None
+    from .qt import QtCore, QtGui
+
+    if sample == "u16":
+        data = data[1::2]           # the high byte of each little-endian sample: 8-bit
+    image = QtGui.QImage(data, w, h, w * 4, QtGui.QImage.Format.Format_ARGB32).scaled(
+        QtCore.QSize(*size), QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+        QtCore.Qt.TransformationMode.SmoothTransformation).convertToFormat(
+        QtGui.QImage.Format.Format_RGBA8888)
+    return Pixels(image_bytes(image, 4), image.width(), image.height(), 4, "u8")
+
+
+def bounds_of(node) -> tuple[int, int, int, int]:
+    """x, y, width, height of what the layer holds (what read_layer and read_preview read)."""
+    return _bounds(node)
+
+
 def image_bytes(image, bytes_per_pixel: int) -> bytes:
     """A QImage's pixels, rows packed (Qt pads each row to 4 bytes)."""
     width, height, stride = image.width(), image.height(), image.bytesPerLine()

@@ -1,10 +1,12 @@
 """Write every style preset, every relight setup, a relight sweep over azimuth, every
 mood and every built-in grading look, and the hair of a background replacement at each
 hair detail level for both real portraits (and for a composite with curly synthetic hair),
-plus a labelled contact sheet of each, to a folder for looking at (not a test):
+and every matte mode over a bright green backdrop for the three portraits (the
+cameraman too) and the curly composite, plus a labelled contact sheet of each, to a
+folder for looking at (not a test):
 
     .venv/bin/python tests/benchmarks/gallery.py --out gallery/ \
-        [--only relight|hair|style|mood]
+        [--only relight|hair|style|mood|matte]
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ SWEEP = [(-90, 0), (-60, 20), (-30, 30), (0, 30), (30, 30), (60, 20), (90, 0), (
          (180, 20), (0, -45), (0, 70)]
 HAIR = [("background.replace", {"color": "#e8c840", "hair_detail": d}, f"hair {d}")
         for d in ("off", "normal", "fine")]
+MATTE = [("background.replace", {"color": "#00ff00", "hair_detail": d}, f"matte {d}")
+         for d in ("off", "normal", "fine")]
 SHEETS = {
     "style": [("style", {"preset": p}, p) for p in PRESETS],
     "setups": [("relight", {"setup": s}, f"relight {s}") for s in SETUP_NAMES],
@@ -84,23 +88,26 @@ def sheet(tiles: dict[str, np.ndarray], columns: int = 4, width: int = 256) -> I
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("gallery"))
-    parser.add_argument("--only", choices=("style", "relight", "hair", "mood"))
+    parser.add_argument("--only", choices=("style", "relight", "hair", "mood", "matte"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     portraits = {"astronaut": data.astronaut(),
                  "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
                                                                   asfileobj=False))}
     groups = {"style": "style", "setups": "relight", "sweep": "relight", "hair": "hair",
-              "moods": "mood", "looks": "mood"}
-    wanted = {name: jobs for name, jobs in {**SHEETS, "hair": HAIR}.items()
+              "moods": "mood", "looks": "mood", "matte": "matte"}
+    wanted = {name: jobs for name, jobs in {**SHEETS, "hair": HAIR, "matte": MATTE}.items()
               if args.only in (None, groups[name])}
     with ServerThread(port=0, write_discovery=False) as server, \
             Client(server.uri, server.server.token) as client:
-        if "hair" in wanted:
+        if "hair" in wanted or "matte" in wanted:
             portraits["curly"] = curly(client, portraits["astronaut"])
+        if "matte" in wanted:
+            portraits["camera"] = np.dstack([data.camera()] * 3)
         for name, image in portraits.items():
             for sheet_name, jobs in wanted.items():
-                if name == "curly" and sheet_name != "hair":
+                if (name == "curly" and sheet_name not in ("hair", "matte")) or \
+                        (name == "camera" and sheet_name != "matte"):
                     continue
                 tiles = {"original": image}
                 for op, params, label in jobs:
@@ -108,7 +115,9 @@ def main() -> None:
                     Image.fromarray(tiles[label]).save(
                         args.out / f"{name}-{label.replace(' ', '-')}.png")
                 path = args.out / f"{name}-{sheet_name}-sheet.png"
-                if sheet_name == "hair":                  # the heads, twice the size
+                if sheet_name == "matte":
+                    sheet(tiles, 4, 320).save(path)
+                elif sheet_name == "hair":                # the heads, twice the size
                     tiles = {label: head(tile) for label, tile in tiles.items()}
                     sheet(tiles, 2, tiles["original"].shape[1]).save(path)
                 else:

@@ -4,7 +4,8 @@
 # The spec's path comes in LIMNER_GIMP_SPEC:
 #   {"image", "precision" (Gimp.Precision name or null), "selection" [x, y, w, h] or null,
 #    "layer_offset" [x, y], "procedure", "args" {name: value}, "out",
-#    "export" (a file name to export the image to, optional)}
+#    "export" (a file name to export the image to, optional),
+#    "hints" {argument: [x, y, w, h] selected and saved as a channel} (optional)}
 import json
 import os
 import traceback
@@ -34,6 +35,11 @@ try:
                                                1.0, fmt, Gegl.AbyssPolicy.CLAMP))
 
     before = pixels(source, f"R'G'B'A {babl}")
+    hints = {}
+    for name, box in (spec.get("hints") or {}).items():   # a selection saved as a channel
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *box)
+        hints[name] = Gimp.Selection.save(image)
+    Gimp.Selection.none(image)
     if spec["selection"]:
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
     procedure = Gimp.get_pdb().lookup_procedure(spec["procedure"])
@@ -52,6 +58,8 @@ try:
         elif isinstance(value, str) and value.startswith("/"):  # a file argument
             value = Gio.File.new_for_path(value)
         config.set_property(name, value)
+    for name, channel in hints.items():
+        config.set_property(name, channel)
     result = procedure.run(config)
     findings["status"] = result.index(0).value_nick
     if findings["status"] != "success":

@@ -4,7 +4,8 @@ adds the results, and writes what it finds for the test to check.
 
     kritarunner -s driver -f main SPEC.json
 SPEC: {"pixels": raw RGBA file, "width", "height", "depth": U8|U16|F32,
-       "selection": [x, y, w, h] or null, "op", "params", "out": folder}
+       "selection": [x, y, w, h] or null, "op", "params", "out": folder,
+       "hints": {parameter: [x, y, w, h] painted white on a layer of its own} (optional)}
 """
 
 import json
@@ -47,10 +48,19 @@ def run(spec, out):
     before = bytes(source.pixelData(0, 0, w, h))
 
     read = kritaio.read_layer(doc, source)
+    inputs = {}
+    for name, (x, y, bw, bh) in (spec.get("hints") or {}).items():
+        # a hint as a retoucher paints it: white strokes on a new layer (its bounds are
+        # the strokes'), read over the source layer as the docker reads it
+        hint = doc.createNode(name, "paintlayer")
+        doc.rootNode().addChildNode(hint, None)
+        hint.setPixelData(b"\xff" * (bw * bh * 4), x, y, bw, bh)
+        inputs[name] = kritaio.read_over(hint, (*read.offset, w, h))
+    doc.setActiveNode(source)
     with Client.from_info(launcher.ensure_running("krita"),
                           name=f"krita {app.version()} test") as client:
         layers = client.run(spec["op"], spec["params"], read.pixels, mask=read.mask,
-                            offset=read.offset, transfer=read.transfer)
+                            offset=read.offset, transfer=read.transfer, inputs=inputs)
     group = kritaio.apply_results(doc, source, f"Limner: {spec['op']}", layers)
     doc.waitForDone()
 

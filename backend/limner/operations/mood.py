@@ -118,7 +118,7 @@ def mood(req: Request) -> list[Layer]:
     region = req.image[box]
     rgb = np.clip(imaging.to_float(region)[:, :, :3], 0, 1)
     layer_alpha = imaging.to_float(region[:, :, 3]) if region.shape[2] == 4 else None
-    alpha = req.subject_matte(box)
+    alpha = req.subject_matte(box).alpha
 
     def within(start: float, end: float):
         return lambda fraction, stage: req.progress(start + (end - start) * fraction, stage)

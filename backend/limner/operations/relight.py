@@ -34,7 +34,7 @@ def relight(req: Request) -> list[Layer]:
         return cache.LAYERS.get((what, key), req.owner, build)
 
     lit = engine.render(region, req.params, req.progress, memo,
-                        matte=lambda: req.subject_matte(box))
+                        matte=lambda: req.subject_matte(box).alpha)
     sample = imaging.sample_of(req.image)
     relit = imaging.from_linear(lit.relit, sample)
     if region.shape[2] == 4:
