@@ -210,7 +210,7 @@ class ICLight:
             after = before * ratio[:, :, None]
         gain = after / np.maximum(before, 1e-4)
         smooth = cv2.GaussianBlur(gain, (0, 0), max(2.0, max(h, w) / 200))
-        return Lighting(after, smooth, np.zeros_like(smooth))
+        return Lighting(after, smooth)
 
 
 register(EngineInfo(

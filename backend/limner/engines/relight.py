@@ -6,10 +6,12 @@
    robustly to the skin's linear colour against the normals, evaluated everywhere.
 3. Every run: the rig's light on the surface (wrap-around diffuse, red wrapping further
    on skin, shadows cast by the height field, a sheen on skin), divided by the photo's own
-   light: the quotient image. The ratio is smooth, worked out at the geometry's size and
-   brought up to the layer's guided by the photo, then multiplied onto the photo in linear
-   light, so pores, hair strands and edges stay. The background keeps its brightness
-   unless asked to take the light or the subject's shadow.
+   light: the quotient image. The ratio is smooth, worked out at the geometry's size for
+   the subject and for the background, each brought up to the layer's size smooth and
+   joined there by the subject's full-size matte, then multiplied onto the photo in linear
+   light, so pores, hair strands and edges stay and the light carries none of them. The
+   background keeps its brightness unless asked to take the light or the subject's
+   shadow.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ PHOTO_FLOOR = 0.12
 PHOTO_TINT = 0.1
 #: ratios beyond this would lift the noise of a black shadow into a grey blotch
 MAX_GAIN = 8.0
+#: the skin luminance the sheen is counted against (see shade)
+SHEEN_REFERENCE = 0.25
 #: added to both lights before dividing (see shade)
 RATIO_FLOOR = 0.05
 #: the backdrop: how far behind the subject, and how far away the lights stand, in
@@ -48,13 +52,11 @@ WALL_REFERENCE = 1.15
 @dataclass
 class Lighting:
     """A relight's result: the relit layer, and the light alone as what multiplies the
-    photo (gain) and what adds to it (the sheen); the light is smooth, so it may be
-    smaller than the layer. All linear light, RGB. `found`: what the engine saw (for the
-    layer's provenance)."""
+    photo (gain); the light is smooth, so it may be smaller than the layer. All linear
+    light, RGB. `found`: what the engine saw (for the layer's provenance)."""
 
     relit: np.ndarray
     gain: np.ndarray
-    added: np.ndarray
     found: dict = field(default_factory=dict)
 
 
@@ -65,6 +67,7 @@ class Surface:
     linear: np.ndarray        # the layer's colour, linear light
     guide: np.ndarray         # its grey (sRGB-encoded), for guided upsampling
     alpha: np.ndarray         # the subject's matte, widened to hold every face
+    widened: np.ndarray       # what the widening added (faces the matte missed)
     height: np.ndarray        # towards the camera, pixels
     normals: np.ndarray
     skin: np.ndarray          # 0..1: bare skin (sheen, subsurface)
@@ -144,6 +147,12 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
         key, key_error = shading.fit_key_light(normals, height, luminance, keep, direction)
         mix = sh_error ** 2 / max(sh_error ** 2 + key_error ** 2, 1e-12)
         brightness = (1 - mix) * brightness + mix * key
+    # the colour is the skin's light's: away from the skin it was fitted on (clothes,
+    # hair, what the subject holds) it is not known, and dividing by it would tint each
+    # pixel by its own colour's share of the light
+    near_skin = cv2.GaussianBlur(fit.astype(np.float32), (0, 0), 0.02 * max(fit.shape))
+    near_skin = np.clip(near_skin / max(float(near_skin.max()), 1e-6) * 2, 0, 1)
+    tint = 1 + near_skin[..., None] * (tint - 1)
     photo = (brightness / max(float(brightness[keep].mean()), 1e-6))[..., None] * tint
     if not have_faces:
         photo = 1 + 0.5 * (photo - 1)
@@ -176,6 +185,7 @@ class GeometricRelight:
         progress(0.4, "finding faces")
         faces = engines.get("face", "mediapipe").faces(srgb)
         progress(0.5, "estimating shape")
+        matted = alpha
         height, alpha = subject_height(alpha, faces)
         normals = normals_of(height)
         fit = np.zeros(alpha.shape, bool)
@@ -197,8 +207,8 @@ class GeometricRelight:
             else (0.0, 0.0, 1.0)
         light_from = (float(np.degrees(np.arctan2(x, z))),
                       float(np.degrees(np.arcsin(np.clip(y, -1, 1)))))
-        return Surface(linear, _grey(linear), alpha, height, normals, skin, yaw, photo,
-                       coefficients, len(faces), light_from)
+        return Surface(linear, _grey(linear), alpha, np.clip(alpha - matted, 0, 1), height,
+                       normals, skin, yaw, photo, coefficients, len(faces), light_from)
 
     @staticmethod
     def full_size(samples: np.ndarray) -> FullSize:
@@ -215,29 +225,79 @@ class GeometricRelight:
         memo = memo or (lambda name, build: build())
         surface = memo("relight-surface", lambda: self.surface(samples, progress, matte))
         progress(0.7, "shading")
-        gain, added = shade(surface, params)
+        light = shade(surface, params)
+        gain = light.composite(surface.alpha)
         h, w = samples.shape[:2]
         progress(0.9, "compositing")
         if surface.linear.shape[:2] == (h, w):
-            return Lighting(surface.linear * gain + added, gain, added, surface.found())
+            return Lighting(surface.linear * gain, gain, surface.found())
         full = memo("relight-full-size", lambda: self.full_size(samples))
-        relit = imaging.guided_upsample(surface.guide, gain, full.guide)
-        np.maximum(relit, 0, out=relit)
+        # the light is smooth across the subject and across the background, and changes
+        # where one meets the other: each brought up smooth (no strand or weave of the
+        # photo in it) and joined by the matte at full size
+        alpha = self.full_alpha(samples, surface, matte)
+        relit = light.composite_at(alpha, (w, h))
         np.multiply(relit, full.linear, out=relit)        # in place: large layers
-        if added.any():
-            relit += cv2.resize(added, (w, h), interpolation=cv2.INTER_LINEAR)
-        return Lighting(relit, gain, added, surface.found())
+        return Lighting(relit, gain, surface.found())
+
+    @staticmethod
+    def full_alpha(samples: np.ndarray, surface: Surface, matte) -> np.ndarray:
+        """The subject at the layer's size: the matte (the operation's, else the one the
+        geometry was made from, brought up), with the faces it missed, within the layer's
+        own alpha."""
+        h, w = samples.shape[:2]
+        if matte is not None:
+            alpha = np.asarray(matte(), np.float32)
+        else:
+            alpha = cv2.resize(surface.alpha - surface.widened, (w, h),
+                               interpolation=cv2.INTER_LINEAR)
+        if surface.widened.any():
+            alpha = np.maximum(alpha, cv2.resize(surface.widened, (w, h),
+                                                 interpolation=cv2.INTER_LINEAR))
+        if samples.shape[2] == 4:
+            alpha = alpha * np.clip(imaging.to_float(samples[:, :, 3]), 0, 1)
+        return alpha
 
 
-def shade(surface: Surface, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(gain, added) at geometry size: what multiplies the photo, and the sheen added."""
+@dataclass
+class Shading:
+    """A rig's light on one surface, at geometry size: what multiplies the subject and
+    the background (linear RGB gains)."""
+
+    subject: np.ndarray
+    backdrop: np.ndarray
+
+    def composite(self, alpha: np.ndarray) -> np.ndarray:
+        """The gain, the two joined by `alpha` (the geometry's size)."""
+        a = alpha[..., None]
+        return (self.subject * a + self.backdrop * (1 - a)).astype(np.float32)
+
+    def composite_at(self, alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The gain at `size`, each side brought up smooth and joined by `alpha` there."""
+        gain = cv2.resize(self.subject, size, interpolation=cv2.INTER_LINEAR)
+        a = alpha[..., None]
+        if np.all(self.backdrop == 1):               # the background as it was
+            gain -= 1
+            gain *= a
+            gain += 1
+            return gain
+        backdrop = cv2.resize(self.backdrop, size, interpolation=cv2.INTER_LINEAR)
+        return gain * a + backdrop * (1 - a)
+
+
+def shade(surface: Surface, params: dict) -> Shading:
+    """The rig's light at geometry size: what multiplies the photo. The sheen (light
+    reflected off the skin's surface, which adds to what the skin's colour gives back)
+    counts as gain on skin of a typical luminance (SHEEN_REFERENCE): added to each pixel
+    by its own luminance instead, it would flicker with every wrinkle, pore and strand
+    (a dark one gaining far more than a light one beside it)."""
     lighting = rig(params, surface.yaw)
     lights, ambient = lighting.lights, lighting.ambient
     h, w = surface.alpha.shape
     reach = max(8, int(0.3 * max(h, w)))
     skin = surface.skin
     light = np.full((h, w, 3), ambient, np.float32)
-    added = np.zeros((h, w, 3), np.float32)
+    sheen = np.zeros((h, w, 3), np.float32)
     for one in lights:
         direction = one.direction
         wrap = shading.skin_wrap(0.6 * one.softness, skin)
@@ -253,26 +313,23 @@ def shade(surface: Surface, params: dict) -> tuple[np.ndarray, np.ndarray]:
         light += one.intensity * one.colour * diffuse * visible
         if params["sheen"] > 0:
             glint = shading.sheen(surface.normals, direction, one.softness) * skin
-            added += (params["sheen"] * one.intensity * glint)[..., None] * one.colour * \
+            sheen += (params["sheen"] * one.intensity * glint)[..., None] * one.colour * \
                 visible
     photo = 1 + params["remove_light"] * (surface.photo - 1)
     # where both lights are faint (a jaw's underside, a shadowed fold) their ratio is
     # mostly geometry error: the regulariser pulls it towards 1 there and nowhere else
     subject = np.minimum((light + RATIO_FLOOR) / (np.maximum(photo, PHOTO_FLOOR) +
-                                                  RATIO_FLOOR), MAX_GAIN)
+                                                  RATIO_FLOOR) + sheen / SHEEN_REFERENCE,
+                         MAX_GAIN)
     if lighting.exposed and skin.any():     # the lit side as bright as the photo's
         lit = np.percentile((subject @ LUMA)[skin > 0.5], 97) if (skin > 0.5).any() else 1
         exposure = float(np.clip(1 / max(lit, 1e-3), 1.0, 2.0))
         subject *= exposure
-        added *= exposure
     backdrop = _backdrop(surface, lights, ambient, params)
-    alpha = surface.alpha[..., None]
-    gain = subject * alpha + backdrop * (1 - alpha)
-    added *= alpha
     if params["keep_colors"]:             # brightness only: the photo keeps its colours
-        gain = np.repeat((gain @ LUMA)[..., None], 3, axis=2)
-        added = np.repeat((added @ LUMA)[..., None], 3, axis=2)
-    return gain.astype(np.float32), added.astype(np.float32)
+        subject, backdrop = (np.repeat((a @ LUMA)[..., None], 3, axis=2)
+                             for a in (subject, backdrop))
+    return Shading(subject.astype(np.float32), backdrop.astype(np.float32))
 
 
 def _backdrop(surface: Surface, lights: list[Light], ambient: float,

@@ -55,8 +55,8 @@ def relight(req: Request) -> list[Layer]:
     # Editors blend encoded values: multiplying an encoded pixel by encode(gain) is (the
     # curve being nearly a power) multiplying its light by the gain, and colour dodge
     # (b / (1 - s)) with s = 1 - 1 / encode(gain) does the same for gains above 1, for
-    # every pixel alike. The sheen counts as gain on skin of a typical 25 % luminance.
-    gain = imaging.linear_to_srgb(lit.gain + lit.added / 0.25)
+    # every pixel alike.
+    gain = imaging.linear_to_srgb(lit.gain)
 
     shape = req.image.shape[:2] + (3,)
     white = np.full(shape, 1 if sample == "f32" else np.iinfo(req.image.dtype).max,
