@@ -65,8 +65,10 @@ def lit(server, faces):
     with Client(server.uri, server.server.token, name="setups") as client:
         for name, face in faces.items():
             for setup in ("custom", *SETUPS):
-                (_, pixels), *_ = run_array(client, "relight", {"setup": setup}, face.image)
+                (layer, pixels), *_ = run_array(client, "relight", {"setup": setup},
+                                                face.image)
                 out[name, setup] = pixels
+                face.yaw = layer.provenance["face_yaw"]     # as the engine saw the face
     return out
 
 
@@ -159,3 +161,48 @@ def test_under_light_lights_the_chin_and_leaves_the_forehead(faces, lit, name):
     assert face.region(gain, FOREHEAD) < 0.8 * face.region(gain, CHIN)
     assert face.region(gain, UNDER_NOSE) > face.region(face.gain(lit[name, "butterfly"]),
                                                         UNDER_NOSE)
+
+
+def _channel_gains(face: Face, relit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(relit over original per channel, smoothed over a few pixels so 8-bit steps do not
+    count; where every channel of the original is bright enough for a ratio to mean
+    something)."""
+    from limner import imaging
+
+    def smooth(pixels):
+        return cv2.GaussianBlur(imaging.to_linear(pixels[:, :, :3]), (0, 0), 2)
+
+    before = smooth(face.image)
+    return smooth(relit) / np.maximum(before, 1e-3), before.min(-1) > 0.02
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("setup", [s for s in SETUPS if SETUPS[s].exposed])
+def test_a_named_setup_is_exposed_for_its_key_side(faces, lit, name, setup):
+    """As a photographer exposes: the half of the face the key is on keeps the photo's
+    exposure within a third of a stop; the setup shapes the other side (a central key:
+    the whole face)."""
+    from limner.operations import get
+
+    face = faces[name]
+    params = {p.name: p.default for p in get("relight").all_params()}
+    params["setup"] = setup
+    azimuth = rig(params, face.yaw).lights[0].azimuth
+    side = face.halves.left if azimuth < -10 else face.halves.right if azimuth > 10 else \
+        face.halves.left | face.halves.right
+    stops = np.log2(np.median(face.gain(lit[name, setup])[side]))
+    assert abs(stops) <= 1 / 3, f"{stops:+.2f} stops"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("setup", ["split", "rim", "rembrandt", "under-light"])
+def test_white_light_paints_no_coloured_patches_on_the_face(faces, lit, name, setup):
+    """A white light warms a shadow's edge on skin a little (light scattered under it
+    comes out red), and paints no red bands or blotches: red over blue gain on the face
+    stays within 40 % (a red wrap three times blue's made bands of 2.6 and more)."""
+    face = faces[name]
+    gains, bright = _channel_gains(face, lit[name, setup])
+    where = (face.halves.left | face.halves.right) & bright
+    red_over_blue = gains[..., 0][where] / np.maximum(gains[..., 2][where], 1e-3)
+    low, high = np.percentile(red_over_blue, [1, 99])
+    assert 0.7 <= low and high <= 1.4, (low, high)

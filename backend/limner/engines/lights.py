@@ -93,6 +93,8 @@ class Setup:
     rim_elevation: float = 25.0
     ambient: float = 0.15
     side: str = "azimuth"                   # "azimuth", "broad", "short" or "none"
+    #: exposed for the key side, as a photographer does; the rim setup keeps its dark face
+    exposed: bool = True
 
     def as_params(self) -> dict:
         """The custom setup's parameters that match this one for a face looking at the
@@ -129,7 +131,7 @@ SETUPS: dict[str, Setup] = {
                        side="none"),
     # two edge lights from behind outline the head and shoulders; a weak frontal fill
     "rim": Setup(0, 10, key=0.2, rim=2.5, rim_azimuth=125, rim_elevation=20, ambient=0.06,
-                 side="none"),
+                 side="none", exposed=False),
     # a key from below: the uncanny "torch under the chin" look
     "under-light": Setup(0, -50, fill=0.1, fill_azimuth=0, fill_elevation=30, ambient=0.08,
                          side="none"),
@@ -192,4 +194,4 @@ def rig(params: dict, face_yaw: float = 0.0) -> Rig:
         for rim_side in (-1, 1):
             lights.append(Light(rim_side * setup.rim_azimuth, setup.rim_elevation,
                                 intensity * setup.rim, key_colour, min(softness, 0.3)))
-    return Rig(lights, setup.ambient * intensity, exposed=True)
+    return Rig(lights, setup.ambient * intensity, exposed=setup.exposed)

@@ -37,6 +37,9 @@ PHOTO_FLOOR = 0.12
 PHOTO_TINT = 0.1
 #: ratios beyond this would lift the noise of a black shadow into a grey blotch
 MAX_GAIN = 8.0
+#: a named setup is exposed for the best-lit share of the skin its key reaches, within
+#: this range of the rig's own level
+KEY_SIDE, EXPOSURE_RANGE = 0.4, (0.5, 3.0)
 #: the skin luminance the sheen is counted against (see shade)
 SHEEN_REFERENCE = 0.25
 #: added to both lights before dividing (see shade)
@@ -298,9 +301,12 @@ def shade(surface: Surface, params: dict) -> Shading:
     skin = surface.skin
     light = np.full((h, w, 3), ambient, np.float32)
     sheen = np.zeros((h, w, 3), np.float32)
+    key = None                       # how much the key light reaches each pixel
     for one in lights:
         direction = one.direction
-        wrap = shading.skin_wrap(0.6 * one.softness, skin)
+        # light scattered under the skin reddens the edge of what a light reaches; a
+        # light from behind reaches only the outline, so there is no edge on the face
+        wrap = shading.skin_wrap(0.6 * one.softness, skin if direction[2] > 0 else 0 * skin)
         diffuse = shading.diffuse(surface.normals, direction, wrap)
         # a light from behind reaches the outline, which the height field (no back to
         # the head) cannot tell: it is left to the normals
@@ -311,6 +317,8 @@ def shade(surface: Surface, params: dict) -> Shading:
                           np.array([3.0, 1.5, 0.8]) * max(h, w) / 640])
         visible = visible[..., None] + skin[..., None] * (soft - visible[..., None])
         light += one.intensity * one.colour * diffuse * visible
+        if key is None:
+            key = (diffuse * visible) @ LUMA if diffuse.ndim == 3 else diffuse * visible
         if params["sheen"] > 0:
             glint = shading.sheen(surface.normals, direction, one.softness) * skin
             sheen += (params["sheen"] * one.intensity * glint)[..., None] * one.colour * \
@@ -321,15 +329,25 @@ def shade(surface: Surface, params: dict) -> Shading:
     subject = np.minimum((light + RATIO_FLOOR) / (np.maximum(photo, PHOTO_FLOOR) +
                                                   RATIO_FLOOR) + sheen / SHEEN_REFERENCE,
                          MAX_GAIN)
-    if lighting.exposed and skin.any():     # the lit side as bright as the photo's
-        lit = np.percentile((subject @ LUMA)[skin > 0.5], 97) if (skin > 0.5).any() else 1
-        exposure = float(np.clip(1 / max(lit, 1e-3), 1.0, 2.0))
-        subject *= exposure
+    if lighting.exposed and key is not None and (skin > 0.5).any():
+        subject *= exposure_for_the_key_side(subject, key, skin)
     backdrop = _backdrop(surface, lights, ambient, params)
     if params["keep_colors"]:             # brightness only: the photo keeps its colours
         subject, backdrop = (np.repeat((a @ LUMA)[..., None], 3, axis=2)
                              for a in (subject, backdrop))
     return Shading(subject.astype(np.float32), backdrop.astype(np.float32))
+
+
+def exposure_for_the_key_side(subject: np.ndarray, key: np.ndarray,
+                              skin: np.ndarray) -> float:
+    """What a photographer exposes a named setup for: the skin the key light reaches
+    (the best-lit KEY_SIDE of it) as bright as it was in the photo; the setup shapes the
+    other side."""
+    on_skin = skin > 0.5
+    reached = key[on_skin]
+    side = on_skin & (key >= np.percentile(reached, 100 * (1 - KEY_SIDE)))
+    level = float(np.median((subject @ LUMA)[side])) if side.any() else 1.0
+    return float(np.clip(1 / max(level, 1e-3), *EXPOSURE_RANGE))
 
 
 def _backdrop(surface: Surface, lights: list[Light], ambient: float,

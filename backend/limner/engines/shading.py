@@ -15,8 +15,9 @@ from .lights import LUMA
 #: a shadow's penumbra, in degrees of the light's angular size, from hard to soft
 PENUMBRA_DEGREES = (2.0, 45.0)
 #: how much further the terminator wraps round in red than in blue on skin: light
-#: scattered under the skin comes out red (a cheap subsurface approximation)
-SKIN_WRAP = np.array([0.30, 0.12, 0.06], np.float32)
+#: scattered under the skin comes out red (a cheap subsurface approximation): a warm
+#: edge to a shadow, not a red band down the face
+SKIN_WRAP = np.array([0.12, 0.05, 0.02], np.float32)
 
 
 def sh_basis(normals: np.ndarray) -> np.ndarray:
