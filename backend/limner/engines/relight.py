@@ -40,6 +40,9 @@ MAX_GAIN = 8.0
 #: a named setup is exposed for the best-lit share of the skin its key reaches, within
 #: this range of the rig's own level
 KEY_SIDE, EXPOSURE_RANGE = 0.4, (0.5, 3.0)
+#: how far (a fraction of the geometry's side, at softness 1) a light's size blurs the
+#: surface it shades
+SOFT_SPREAD = 0.02
 #: the skin luminance the sheen is counted against (see shade)
 SHEEN_REFERENCE = 0.25
 #: added to both lights before dividing (see shade)
@@ -307,11 +310,18 @@ def shade(surface: Surface, params: dict) -> Shading:
         # light scattered under the skin reddens the edge of what a light reaches; a
         # light from behind reaches only the outline, so there is no edge on the face
         wrap = shading.skin_wrap(0.6 * one.softness, skin if direction[2] > 0 else 0 * skin)
-        diffuse = shading.diffuse(surface.normals, direction, wrap)
+        # a broad source sees the surface from many directions at once: the shading it
+        # gives (and its shadows' edges) is the surface's seen through a blur that grows
+        # with the light's size (its area: a middling light keeps its shapes)
+        spread = one.softness ** 2 * SOFT_SPREAD * max(h, w)
+        diffuse = shading.diffuse(shading.smooth_normals(surface.normals, spread), direction,
+                                  wrap)
         # a light from behind reaches the outline, which the height field (no back to
         # the head) cannot tell: it is left to the normals
         visible = shading.shadow(surface.height, direction, one.softness, reach) \
             if direction[2] > 0 else np.ones((h, w), np.float32)
+        if spread >= 0.5:
+            visible = cv2.GaussianBlur(visible, (0, 0), spread)
         # light scattered under the skin softens a shadow's edge, most in red
         soft = np.dstack([cv2.GaussianBlur(visible, (0, 0), s) for s in
                           np.array([3.0, 1.5, 0.8]) * max(h, w) / 640])

@@ -120,6 +120,14 @@ def diffuse(normals: np.ndarray, direction: np.ndarray, wrap) -> np.ndarray:
     return np.clip((cosine + wrap) / (1 + wrap), 0, 1)
 
 
+def smooth_normals(normals: np.ndarray, sigma: float) -> np.ndarray:
+    """Normals blurred over `sigma` pixels and made unit again (a broad light's view)."""
+    if sigma < 0.5:
+        return normals
+    blurred = cv2.GaussianBlur(normals, (0, 0), sigma)
+    return blurred / np.maximum(np.linalg.norm(blurred, axis=-1, keepdims=True), 1e-6)
+
+
 def skin_wrap(base: float, skin: np.ndarray) -> np.ndarray:
     """Per-channel wrap: `base` everywhere, and red wrapping further on skin."""
     return base + skin[..., None] * SKIN_WRAP
