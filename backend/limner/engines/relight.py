@@ -25,6 +25,9 @@ import numpy as np
 from .. import engines, imaging
 from . import EngineInfo, register, shading
 from .face import face_size, orientation, skin_mask
+
+#: the face mesh's nose tip
+NOSE_TIP = 1
 from .lights import LUMA, Light, rig
 from .surface import normals_of, subject_height
 
@@ -37,9 +40,9 @@ PHOTO_FLOOR = 0.12
 PHOTO_TINT = 0.1
 #: ratios beyond this would lift the noise of a black shadow into a grey blotch
 MAX_GAIN = 8.0
-#: a named setup is exposed for the best-lit share of the skin its key reaches, within
-#: this range of the rig's own level
-KEY_SIDE, EXPOSURE_RANGE = 0.4, (0.5, 3.0)
+#: a named setup is exposed for the half of the face its key is on (a key within CENTRAL
+#: degrees of the camera: the whole face), within this range of the rig's own level
+CENTRAL, EXPOSURE_RANGE = 10.0, (0.5, 3.0)
 #: how far (a fraction of the geometry's side, at softness 1) a light's size blurs the
 #: surface it shades
 SOFT_SPREAD = 0.02
@@ -77,6 +80,8 @@ class Surface:
     height: np.ndarray        # towards the camera, pixels
     normals: np.ndarray
     skin: np.ndarray          # 0..1: bare skin (sheen, subsurface)
+    face_skin: np.ndarray     # the largest face's own skin (the mesh's, not neck or hands)
+    nose_x: float             # where its nose tip is, across (pixels)
     yaw: float                # where the largest face looks, degrees (+: image right)
     photo: np.ndarray         # the photo's own light per channel, 1 on average on skin
     coefficients: np.ndarray  # its spherical harmonics (9, 3)
@@ -213,8 +218,14 @@ class GeometricRelight:
             else (0.0, 0.0, 1.0)
         light_from = (float(np.degrees(np.arctan2(x, z))),
                       float(np.degrees(np.arcsin(np.clip(y, -1, 1)))))
+        face_skin = np.zeros(fit.shape, bool)
+        nose_x = 0.0
+        if faces:
+            face_skin = fit & (skin_mask(fit.shape, biggest) > 0)
+            nose_x = float(biggest[NOSE_TIP, 0])
         return Surface(linear, _grey(linear), alpha, np.clip(alpha - matted, 0, 1), height,
-                       normals, skin, yaw, photo, coefficients, len(faces), light_from)
+                       normals, skin, face_skin, nose_x, yaw, photo, coefficients, len(faces),
+                       light_from)
 
     @staticmethod
     def full_size(samples: np.ndarray) -> FullSize:
@@ -304,7 +315,6 @@ def shade(surface: Surface, params: dict) -> Shading:
     skin = surface.skin
     light = np.full((h, w, 3), ambient, np.float32)
     sheen = np.zeros((h, w, 3), np.float32)
-    key = None                       # how much the key light reaches each pixel
     for one in lights:
         direction = one.direction
         # light scattered under the skin reddens the edge of what a light reaches; a
@@ -327,8 +337,6 @@ def shade(surface: Surface, params: dict) -> Shading:
                           np.array([3.0, 1.5, 0.8]) * max(h, w) / 640])
         visible = visible[..., None] + skin[..., None] * (soft - visible[..., None])
         light += one.intensity * one.colour * diffuse * visible
-        if key is None:
-            key = (diffuse * visible) @ LUMA if diffuse.ndim == 3 else diffuse * visible
         if params["sheen"] > 0:
             glint = shading.sheen(surface.normals, direction, one.softness) * skin
             sheen += (params["sheen"] * one.intensity * glint)[..., None] * one.colour * \
@@ -339,8 +347,8 @@ def shade(surface: Surface, params: dict) -> Shading:
     subject = np.minimum((light + RATIO_FLOOR) / (np.maximum(photo, PHOTO_FLOOR) +
                                                   RATIO_FLOOR) + sheen / SHEEN_REFERENCE,
                          MAX_GAIN)
-    if lighting.exposed and key is not None and (skin > 0.5).any():
-        subject *= exposure_for_the_key_side(subject, key, skin)
+    if lighting.exposed and surface.face_skin.any():
+        subject *= exposure_for_the_key_side(subject, surface, lights[0].azimuth)
     backdrop = _backdrop(surface, lights, ambient, params)
     if params["keep_colors"]:             # brightness only: the photo keeps its colours
         subject, backdrop = (np.repeat((a @ LUMA)[..., None], 3, axis=2)
@@ -348,14 +356,14 @@ def shade(surface: Surface, params: dict) -> Shading:
     return Shading(subject.astype(np.float32), backdrop.astype(np.float32))
 
 
-def exposure_for_the_key_side(subject: np.ndarray, key: np.ndarray,
-                              skin: np.ndarray) -> float:
-    """What a photographer exposes a named setup for: the skin the key light reaches
-    (the best-lit KEY_SIDE of it) as bright as it was in the photo; the setup shapes the
-    other side."""
-    on_skin = skin > 0.5
-    reached = key[on_skin]
-    side = on_skin & (key >= np.percentile(reached, 100 * (1 - KEY_SIDE)))
+def exposure_for_the_key_side(subject: np.ndarray, surface: Surface,
+                              key_azimuth: float) -> float:
+    """What a photographer exposes a named setup for: the half of the face the key is on
+    (split at the nose tip; the whole face for a key in front) as bright as it was in the
+    photo; the setup shapes the other half."""
+    columns = np.arange(subject.shape[1])[None, :]
+    side = surface.face_skin & (columns < surface.nose_x if key_azimuth < -CENTRAL else
+                                columns >= surface.nose_x if key_azimuth > CENTRAL else True)
     level = float(np.median((subject @ LUMA)[side])) if side.any() else 1.0
     return float(np.clip(1 / max(level, 1e-3), *EXPOSURE_RANGE))
 
