@@ -188,28 +188,6 @@ def from_linear(values: np.ndarray, sample: str) -> np.ndarray:
     return from_float(linear_to_srgb(values), sample)
 
 
-def guided_upsample(guide_small: np.ndarray, target: np.ndarray, guide: np.ndarray,
-                    radius: int = 4, eps: float = 1e-3) -> np.ndarray:
-    """`target` (small, H x W x C) brought up to `guide`'s size so that its edges follow
-    the full-size guide's (a grey image): the fast guided filter (He and Sun 2015), whose
-    linear coefficients are worked out small and only applied at full size."""
-    size = (2 * radius + 1, 2 * radius + 1)
-    g = guide_small[:, :, None]
-    mean_g = cv2.blur(guide_small, size)[:, :, None]
-    var_g = cv2.blur(guide_small * guide_small, size)[:, :, None] - mean_g ** 2
-    mean_t = cv2.blur(target, size).reshape(target.shape)
-    cov = cv2.blur(g * target, size).reshape(target.shape) - mean_g * mean_t
-    a = cov / (var_g + eps)
-    b = mean_t - a * mean_g
-    a = cv2.blur(a, size).reshape(target.shape)
-    b = cv2.blur(b, size).reshape(target.shape)
-    h, w = guide.shape
-    out = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-    np.multiply(out, guide[:, :, None], out=out)           # in place: large layers
-    out += cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-    return out
-
-
 def encode_srgb(image: np.ndarray) -> np.ndarray:
     """Linear-light samples to sRGB-encoded ones, same sample type (alpha untouched)."""
     return _map_colour(image, linear_to_srgb)

@@ -25,11 +25,11 @@ import numpy as np
 from .. import engines, imaging
 from . import EngineInfo, register, shading
 from .face import face_size, orientation, skin_mask
+from .lights import LUMA, Light, rig
+from .surface import normals_of, subject_height
 
 #: the face mesh's nose tip
 NOSE_TIP = 1
-from .lights import LUMA, Light, rig
-from .surface import normals_of, subject_height
 
 #: the long side geometry and shading are worked out at: the light is smooth
 GEOMETRY_SIDE = 512
@@ -74,7 +74,6 @@ class Surface:
     """Everything about one layer that does not depend on the light, at geometry size."""
 
     linear: np.ndarray        # the layer's colour, linear light
-    guide: np.ndarray         # its grey (sRGB-encoded), for guided upsampling
     alpha: np.ndarray         # the subject's matte, widened to hold every face
     widened: np.ndarray       # what the widening added (faces the matte missed)
     height: np.ndarray        # towards the camera, pixels
@@ -92,18 +91,6 @@ class Surface:
         azimuth, elevation = self.photo_light
         return {"faces": self.faces, "face_yaw": round(self.yaw, 1),
                 "photo_light": {"azimuth": round(azimuth), "elevation": round(elevation)}}
-
-
-@dataclass
-class FullSize:
-    """The layer at its own size, ready to be relit: linear light and the grey guide."""
-
-    linear: np.ndarray
-    guide: np.ndarray
-
-
-def _grey(rgb_linear: np.ndarray) -> np.ndarray:
-    return imaging.linear_to_srgb(rgb_linear @ LUMA).astype(np.float32)
 
 
 def _skin_colour_weight(linear: np.ndarray, fit: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -223,14 +210,9 @@ class GeometricRelight:
         if faces:
             face_skin = fit & (skin_mask(fit.shape, biggest) > 0)
             nose_x = float(biggest[NOSE_TIP, 0])
-        return Surface(linear, _grey(linear), alpha, np.clip(alpha - matted, 0, 1), height,
+        return Surface(linear, alpha, np.clip(alpha - matted, 0, 1), height,
                        normals, skin, face_skin, nose_x, yaw, photo, coefficients, len(faces),
                        light_from)
-
-    @staticmethod
-    def full_size(samples: np.ndarray) -> FullSize:
-        linear = imaging.to_linear(samples[:, :, :3])
-        return FullSize(linear, _grey(linear))
 
     def render(self, samples: np.ndarray, params: dict, progress,
                memo: Callable[[str, Callable], object] | None = None,
@@ -248,13 +230,13 @@ class GeometricRelight:
         progress(0.9, "compositing")
         if surface.linear.shape[:2] == (h, w):
             return Lighting(surface.linear * gain, gain, surface.found())
-        full = memo("relight-full-size", lambda: self.full_size(samples))
+        full = memo("relight-full-size", lambda: imaging.to_linear(samples[:, :, :3]))
         # the light is smooth across the subject and across the background, and changes
         # where one meets the other: each brought up smooth (no strand or weave of the
         # photo in it) and joined by the matte at full size
         alpha = self.full_alpha(samples, surface, matte)
         relit = light.composite_at(alpha, (w, h))
-        np.multiply(relit, full.linear, out=relit)        # in place: large layers
+        np.multiply(relit, full, out=relit)               # in place: large layers
         return Lighting(relit, gain, surface.found())
 
     @staticmethod
