@@ -56,12 +56,12 @@ def read_record(directory: Path | None = None) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def setup_command(editor: str, system: str | None = None) -> str:
-    """The command that installs the backend and `editor`'s plug-in ("krita", "gimp"), as
-    the user types it on their system."""
+def setup_command(option: str, system: str | None = None) -> str:
+    """The installer with `option` ("krita": the backend and that editor's plug-in;
+    "with-diffusion": the diffusion engines), as the user types it on their system."""
     if (system or discovery.this_system()) == "windows":
-        return rf"py install\setup.py --{editor}"
-    return f"python3 install/setup.py --{editor}"
+        return rf"py install\setup.py --{option}"
+    return f"python3 install/setup.py --{option}"
 
 
 def not_found_message(editor: str, system: str | None = None, sandboxed: bool | None = None,

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from . import protocol
+from . import launcher, protocol
 from .protocol import ProtocolError
 
 #: the models serve the diffusion engines, whose packages (torch, diffusers, the hub's
 #: client, …) are an extra of the install: what adds them, run in the Limner folder
-DIFFUSION_SETUP = ("python3 install/setup.py --with-diffusion (Windows: "
-                   "py install\\setup.py --with-diffusion)")
+DIFFUSION_SETUP = (f"{launcher.setup_command('with-diffusion', 'linux')} (Windows: "
+                   f"{launcher.setup_command('with-diffusion', 'windows')})")
 
 
 def _hub():
