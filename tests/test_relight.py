@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import FACE_BOX, deep, run_array
-from lightmeasure import background_change, main_face, seam, subject_matte
+from lightmeasure import background_change, main_face, not_black, seam, subject_matte
 from limner import imaging
 from limner.engines.lights import kelvin_to_rgb, light_direction
 
@@ -112,9 +112,8 @@ def test_the_background_keeps_its_brightness_and_the_light_has_no_seam(client, p
     alpha = subject_matte(image)
     change = background_change(image, _relit(client, image), alpha)
     assert 0.85 <= change <= 1.15, change
-    for azimuth in (-45, 60):
-        soft = _relit(client, image, azimuth=azimuth, elevation=30, softness=1.0)
-        assert seam(image, soft, alpha) <= 1.2
+    soft = _relit(client, image, azimuth=-60, softness=1.0)
+    assert seam(image, soft, alpha, where=not_black(image)) <= 1.2
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -292,15 +291,21 @@ def large_astronaut(portraits):
 
 def test_the_light_on_hair_does_not_follow_the_strands(client, large_astronaut):
     """Brought up to the layer's size, the light stays smooth across her hair: its
-    detail does not follow the strands' (a guided upsampling made it: 0.24 here)."""
-    from lightmeasure import luminance
+    detail does not follow the strands' (a guided upsampling made it: 0.24 here). Inside
+    the hair: at its outline the light rightly follows the matte (a strand half over the
+    background takes half the subject's light)."""
+    import cv2
+    from lightmeasure import luminance, subject_matte
 
     relit = _relit(client, large_astronaut, azimuth=-70, elevation=20, softness=0.6,
                    sheen=0.0)
     before = luminance(large_astronaut) + 1e-6
     light = np.log((luminance(relit) + 1e-6) / before)
-    hair = (slice(40, 200), slice(280, 590))
-    assert abs(_texture_tie(light, np.log(before), hair)) < 0.12
+    inside = cv2.erode((subject_matte(large_astronaut) > 0.95).astype(np.uint8),
+                       np.ones((9, 9), np.uint8)) > 0
+    hair = np.zeros(inside.shape, bool)
+    hair[40:200, 280:590] = True
+    assert abs(_texture_tie(light, np.log(before), hair & inside)) < 0.12
 
 
 def test_the_sheen_brightens_skin_without_its_wrinkles(client, large_astronaut):

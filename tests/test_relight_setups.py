@@ -14,7 +14,12 @@ from lightmeasure import luminance, main_face
 from limner.engines.face import face_size
 from limner.engines.lights import SETUPS, rig
 
-NAMES = ["astronaut", "grace_hopper"]
+#: both portraits as they are, and the astronaut turned 30 degrees each way (turned.py)
+FRONTAL = ["astronaut", "grace_hopper"]
+NAMES = [*FRONTAL, "astronaut turned +30", "astronaut turned -30"]
+#: how far a symmetric setup's halves (split at the nose tip) may differ: a turned face's
+#: halves are not alike (one is the far cheek, foreshortened, with the nose's side)
+SYMMETRY = {name: 1.2 if name in FRONTAL else 1.25 for name in NAMES}
 NOSE_TIP, RIGHT_LOWER_LID, RIGHT_CHEEK_EDGE = 1, 374, 454
 
 
@@ -53,7 +58,15 @@ CHIN = [152, 148, 176, 149, 377, 400, 378, 175, 199, 200]
 
 @pytest.fixture(scope="module")
 def faces(portraits):
-    return {name: Face(portraits[name]) for name in NAMES}
+    from turned import turned
+
+    def image(name):
+        if " turned " in name:
+            portrait, yaw = name.split(" turned ")
+            return turned(portraits[portrait], float(yaw))
+        return portraits[name]
+
+    return {name: Face(image(name)) for name in NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +95,17 @@ def test_butterfly_is_symmetric_with_a_shadow_under_the_nose(faces, lit, name):
     face, relit = faces[name], lit[name, "butterfly"]
     # the halves within a fifth of each other (the photo's own side light is not all
     # taken out: 1.14 on the astronaut with the engine's matte, 1.15 with the refined)
-    assert 1 / 1.2 <= face.halves.balance(relit) <= 1.2
+    assert 1 / SYMMETRY[name] <= face.halves.balance(relit) <= SYMMETRY[name]
     gain = face.gain(relit)
     cheeks = np.mean([face.region(gain, cheek) for cheek in CHEEKS])
     assert face.region(gain, UNDER_NOSE) < 0.75 * cheeks
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", FRONTAL)
 def test_rembrandt_leaves_a_lit_triangle_on_the_shadow_side_cheek(faces, lit, name):
     """Across the shadow-side cheek, between the nose tip and the lower lid: dark in the
-    nose's shadow, lit in the triangle, dark again towards the ear."""
+    nose's shadow, lit in the triangle, dark again towards the ear. (Not yet on a turned
+    face: the triangle is there, the cheek does not darken again towards the ear.)"""
     face, relit = faces[name], lit[name, "rembrandt"]
     assert face.halves.balance(relit) >= 1.6                     # the key is on the left
     gain = face.gain(relit)
@@ -136,26 +150,29 @@ def test_broad_and_short_follow_the_way_the_face_turns():
 @pytest.mark.parametrize("name", NAMES)
 def test_clamshell_fills_under_the_chin_that_butterfly_leaves_dark(faces, lit, name):
     face = faces[name]
-    assert 1 / 1.15 <= face.halves.balance(lit[name, "clamshell"]) <= 1.15
+    limit = 1.15 if name in FRONTAL else SYMMETRY[name]
+    assert 1 / limit <= face.halves.balance(lit[name, "clamshell"]) <= limit
     clam, fly = face.gain(lit[name, "clamshell"]), face.gain(lit[name, "butterfly"])
     below = [face.region(g, UNDER_NOSE) / face.region(g, FOREHEAD) for g in (clam, fly)]
     assert below[0] > 1.2 * below[1], below
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_rim_lights_the_outline_and_leaves_the_face_dark(faces, lit, name, portraits):
+def test_rim_lights_the_outline_and_leaves_the_face_dark(faces, lit, name):
     from lightmeasure import subject_matte
 
     face, relit = faces[name], lit[name, "rim"]
-    inside = (subject_matte(portraits[name]) > 0.5).astype(np.uint8)
+    inside = (subject_matte(face.image) > 0.5).astype(np.uint8)
     outline = inside.astype(bool) & ~cv2.erode(inside, np.ones((9, 9), np.uint8)).astype(bool)
     gain = face.gain(relit)
     centre = (face.halves.left | face.halves.right)
     assert np.median(gain[outline]) > 1.5 * np.median(gain[centre])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", FRONTAL)
 def test_under_light_lights_the_chin_and_leaves_the_forehead(faces, lit, name):
+    """(Not yet on a turned face: forehead over chin 0.80-0.81 there, the mesh's forehead
+    and chin lean only a few degrees off the camera's axis.)"""
     face = faces[name]
     gain = face.gain(lit[name, "under-light"])
     assert face.region(gain, FOREHEAD) < 0.8 * face.region(gain, CHIN)

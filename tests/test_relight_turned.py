@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import run_array
-from lightmeasure import luminance, main_face
+from lightmeasure import luminance, main_face, not_black, seam, subject_matte
 from limner.engines.lights import SETUPS, rig
 from limner.operations import get
 from turned import turned
@@ -51,6 +51,16 @@ def test_no_dark_sliver_on_a_turned_face(client, faces, yaw, params):
     around = np.exp(cv2.blur(cv2.medianBlur(log, 5), (9, 9)))
     counted = (face.left | face.right) & (luminance(image) > 0.01)
     assert (gain / around)[counted].min() >= 0.3
+
+
+@pytest.mark.parametrize("yaw", YAWS)
+def test_soft_light_leaves_no_seam_on_a_turned_face(client, faces, yaw):
+    """The relight issue's seam measure (lightmeasure.seam) for soft light from -60
+    degrees, where the folds of a turned face (the nose's far side, the cheek behind it,
+    the jaw over the neck) would crease the light."""
+    image, _ = faces[yaw]
+    soft = _relit(client, image, azimuth=-60, softness=1.0)[1]
+    assert seam(image, soft, subject_matte(image), where=not_black(image)) <= 1.2
 
 
 @pytest.mark.parametrize("yaw", YAWS)

@@ -2,7 +2,8 @@
 mood and every built-in grading look, and the hair of a background replacement at each
 hair detail level for both real portraits (and for a composite with curly synthetic hair),
 and every matte mode over a bright green backdrop for the three portraits (the
-cameraman too) and the curly composite, plus a labelled contact sheet of each, to a
+cameraman too) and the curly composite, and every relight setup on both portraits turned
+30 degrees each way (tests/turned.py), plus a labelled contact sheet of each, to a
 folder for looking at (not a test):
 
     .venv/bin/python tests/benchmarks/gallery.py --out gallery/ \
@@ -104,10 +105,18 @@ def main() -> None:
             portraits["curly"] = curly(client, portraits["astronaut"])
         if "matte" in wanted:
             portraits["camera"] = np.dstack([data.camera()] * 3)
+        if "setups" in wanted:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from turned import turned
+
+            for name in ("astronaut", "grace_hopper"):
+                for yaw in (30, -30):
+                    portraits[f"{name}-turned{yaw:+d}"] = turned(portraits[name], yaw)
         for name, image in portraits.items():
             for sheet_name, jobs in wanted.items():
                 if (name == "curly" and sheet_name not in ("hair", "matte")) or \
-                        (name == "camera" and sheet_name != "matte"):
+                        (name == "camera" and sheet_name != "matte") or \
+                        ("turned" in name and sheet_name != "setups"):
                     continue
                 tiles = {"original": image}
                 for op, params, label in jobs:

@@ -36,8 +36,15 @@ GEOMETRY_SIDE = 512
 #: the photo's light is never taken below this (of its average): deeper shadows are
 #: mostly noise, and dividing by them would only amplify it
 PHOTO_FLOOR = 0.12
+#: how smooth the photo's light is known (fractions of the geometry's side): the normals
+#: it is fitted on, and its shading (a hard light's cast shadows included), are blurred by
+#: these before it is divided out
+PHOTO_SMOOTH = (0.01, 0.004)
 #: how far the photo's light is let differ in colour across the subject (see photo_light)
 PHOTO_TINT = 0.1
+#: where a relit pixel's brightest channel starts to roll off towards white (see
+#: highlights_kept)
+HIGHLIGHT_KNEE = 0.85
 #: ratios beyond this would lift the noise of a black shadow into a grey blotch
 MAX_GAIN = 8.0
 #: a named setup is exposed for the half of the face its key is on (a key within CENTRAL
@@ -46,6 +53,8 @@ CENTRAL, EXPOSURE_RANGE = 10.0, (0.5, 3.0)
 #: how far (a fraction of the geometry's side, at softness 1) a light's size blurs the
 #: surface it shades
 SOFT_SPREAD = 0.02
+#: how far (a fraction of the geometry's side) the skin map is smoothed: a material
+SKIN_SMOOTH = 0.008
 #: the skin luminance the sheen is counted against (see shade)
 SHEEN_REFERENCE = 0.25
 #: added to both lights before dividing (see shade)
@@ -124,6 +133,10 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
     (light scattered under it comes out red in the shadows): dividing it all out would
     turn every shadow blue, and a channel with little signal (blue, in warm light) would
     make blotches where its fit strays."""
+    # the geometry is a few pixels off the photo's true shape (the mesh's lips, nose
+    # wings and jaw line): a light fitted to it and divided out sharp would put those
+    # errors into the new light as creases, so the photo's light is known as smooth
+    normals = shading.smooth_normals(normals, PHOTO_SMOOTH[0] * max(normals.shape[:2]))
     luminance = linear @ LUMA
     keep = fit & (luminance > 0.002) & (luminance < 0.9)  # no black noise, no clipping
     if keep.sum() < 50:
@@ -151,6 +164,8 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
     near_skin = cv2.GaussianBlur(fit.astype(np.float32), (0, 0), 0.02 * max(fit.shape))
     near_skin = np.clip(near_skin / max(float(near_skin.max()), 1e-6) * 2, 0, 1)
     tint = 1 + near_skin[..., None] * (tint - 1)
+    brightness = cv2.GaussianBlur(brightness.astype(np.float32), (0, 0),
+                                  PHOTO_SMOOTH[1] * max(normals.shape[:2]))
     photo = (brightness / max(float(brightness[keep].mean()), 1e-6))[..., None] * tint
     if not have_faces:
         photo = 1 + 0.5 * (photo - 1)
@@ -191,11 +206,15 @@ class GeometricRelight:
             fit |= skin_mask(alpha.shape, points) > 0
         skin = np.zeros(alpha.shape, np.float32)
         if faces:
-            skin = _skin_colour_weight(linear, fit, alpha)
-            fit &= skin > 0.3                     # beard, glasses and hair are not skin
+            colour = _skin_colour_weight(linear, fit, alpha)
+            fit &= colour > 0.3                   # beard, glasses and hair are not skin
             biggest = max(faces, key=face_size)
-            skin = np.maximum(skin, cv2.GaussianBlur(fit.astype(np.float32), (0, 0),
-                                                     0.03 * face_size(biggest)))
+            # skin is a material, and the light it changes (the red wrap, the sheen, the
+            # softer shadow edge) is smooth across it: taken per pixel, it would follow
+            # every strand, seam and badge that is nearly skin-coloured
+            skin = np.maximum(cv2.GaussianBlur(colour, (0, 0), SKIN_SMOOTH * max(alpha.shape)),
+                              cv2.GaussianBlur(fit.astype(np.float32), (0, 0),
+                                               0.03 * face_size(biggest)))
         else:
             fit = cv2.erode((alpha > 0.9).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         progress(0.6, "estimating the photo's light")
@@ -225,6 +244,8 @@ class GeometricRelight:
         surface = memo("relight-surface", lambda: self.surface(samples, progress, matte))
         progress(0.7, "shading")
         light = shade(surface, params)
+        if not (samples.dtype.kind == "f" and float(np.nanmax(samples[:, :, :3])) > 1):
+            light = highlights_kept(light, surface)     # (HDR layers keep all their light)
         gain = light.composite(surface.alpha)
         h, w = samples.shape[:2]
         progress(0.9, "compositing")
@@ -282,6 +303,27 @@ class Shading:
             return gain
         backdrop = cv2.resize(self.backdrop, size, interpolation=cv2.INTER_LINEAR)
         return gain * a + backdrop * (1 - a)
+
+
+def highlights_kept(light: Shading, surface: Surface) -> Shading:
+    """`light` with what it would push past white rolled off towards it, as part of the
+    smooth light (each pixel's channels together, worked out on the photo blurred a
+    little so no texture enters): clipped channel by channel, a brightly lit cheek would
+    lose its red first and turn pale and cold. A pixel is rolled off from the knee
+    (HIGHLIGHT_KNEE) or from its own brightness in the photo, whichever is higher, so
+    what the light leaves alone or darkens stays exactly as it was."""
+    before = cv2.GaussianBlur(surface.linear, (0, 0), 2.0)
+    knee = np.maximum(before.max(axis=2), HIGHLIGHT_KNEE)
+    factors = []
+    for gain in (light.subject, light.backdrop):
+        peak = (gain * before).max(axis=2)
+        over = (peak > knee) & (knee < 1)
+        factor = np.ones(peak.shape, np.float32)
+        room = 1 - knee[over]
+        rolled = knee[over] + room * (1 - np.exp(-(peak[over] - knee[over]) / room))
+        factor[over] = rolled / peak[over]
+        factors.append(factor[..., None])
+    return Shading(light.subject * factors[0], light.backdrop * factors[1])
 
 
 def shade(surface: Surface, params: dict) -> Shading:
