@@ -237,28 +237,34 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def start_xvfb(size: str, tcp: bool = False):
-    """A virtual display for an editor's GUI: (the Xvfb process, its number), once it
-    accepts clients (its socket is there; a fixed sleep is too short on a busy machine).
-    The caller kills the process group. `tcp`: also on 127.0.0.1 (for a chroot, which
-    shares the network but not /tmp)."""
+    """A virtual display for an editor's GUI: (the Xvfb process, its number), once a
+    client has connected to it (its socket file can be there before the server answers,
+    and on a busy machine an editor started then failed to open the display). The caller
+    kills the process group. `tcp`: also on 127.0.0.1 (for a chroot, which shares the
+    network but not /tmp), and it is that address that is tried."""
     import os
     import random
     import subprocess
     import time
 
-    for _ in range(20):
+    for _ in range(50):              # a number no display had lately (:0 is a desktop's)
         number = random.randint(100, 999)
         if not (Path(f"/tmp/.X{number}-lock").exists()
                 or Path(f"/tmp/.X11-unix/X{number}").exists()):
             break
     listen = ["-listen", "tcp", "-ac"] if tcp else ["-nolisten", "tcp"]
-    process = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", f"{size}x24", *listen],
+    # -noreset: an X server starts afresh when its last client leaves (the check below),
+    # and an editor connecting meanwhile finds no display
+    process = subprocess.Popen(["Xvfb", f":{number}", "-noreset", "-screen", "0",
+                                f"{size}x24", *listen],
                                start_new_session=True, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if process.poll() is not None or time.time() > deadline:
+    display = f"127.0.0.1:{number}" if tcp else f":{number}"
+    deadline = time.monotonic() + 60
+    while subprocess.run(["xdpyinfo", "-display", display], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL).returncode != 0:
+        if process.poll() is not None or time.monotonic() > deadline:
             if process.poll() is None:
                 os.killpg(process.pid, 9)
-            raise RuntimeError(f"Xvfb :{number} did not start")
+            raise RuntimeError(f"Xvfb {display} did not start")
         time.sleep(0.1)
     return process, number

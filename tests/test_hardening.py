@@ -391,3 +391,28 @@ def test_fuzzed_frames_always_get_an_answer_and_never_kill_the_server(server):
     with Client(server.uri, server.server.token) as c:
         (_, pixels), = run_array(c, "diagnostics.echo", {}, SMALL)
         assert np.array_equal(pixels, SMALL)
+
+
+@pytest.mark.parametrize("op, params", [("relight", {}), ("background.blur", {}),
+                                        ("grade", {"look": "warm"}), ("mood", {})])
+def test_a_float_layer_with_a_nan_is_refused_not_spread(client, small_portrait, op, params):
+    """One NaN sample turned relight's and blur's whole result into NaN, grade's into 1.0
+    and mood's into an internal error: refused, saying how many and where."""
+    image = np.ascontiguousarray(small_portrait[:48, :48, :3], np.float32) / 255
+    image[5, 7, 1] = np.nan
+    image[9, 2, 0] = np.inf
+    with pytest.raises(BackendError) as refused:
+        run_array(client, op, params, image)
+    assert refused.value.code == protocol.E_BAD_BUFFER
+    assert "the layer: 2 samples are not numbers (NaN or infinite), the first at x=7, y=5" \
+        in refused.value.message
+    assert run_array(client, op, params, np.nan_to_num(image, posinf=1.0))   # still up
+
+
+@pytest.mark.parametrize("op", ["background.remove", "background.blur",
+                                "background.replace"])
+@pytest.mark.parametrize("shape", [(1, 1, 4), (1, 1, 3), (1, 5, 3)])
+def test_the_smallest_layers_work(client, op, shape):
+    """A 1x1 layer made the background operations fail with ZeroDivisionError."""
+    layers = run_array(client, op, {}, np.full(shape, 128, np.uint8))
+    assert layers and layers[0][1].shape[:2] == shape[:2]

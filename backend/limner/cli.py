@@ -18,7 +18,6 @@ import signal
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import __version__, cache, imaging, protocol
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"serve": _serve, "stop": _stop, "run": _run, "batch": _batch, "ops": _ops,
                 "models": _models, "demo": _demo}[args.command](args)
-    except (BackendError, ValueError, OSError) as exc:
+    except (protocol.ProtocolError, ValueError, OSError) as exc:
         print(f"limner: {exc}", file=sys.stderr)
         return 2
 
@@ -178,14 +177,13 @@ def _models(args) -> int:
 
 
 def _run(args) -> int:
-    from .ora import read_image
+    from .ora import read_picture
 
-    image = read_image(args.image)
+    image = read_picture(args.image, "image")
     mask = None
     if args.mask:
-        mask = cv2.imread(str(args.mask), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise ValueError(f"cannot read {args.mask} as an image")
+        mask = imaging.from_float(imaging.to_float(read_picture(args.mask, "mask"))[:, :, :3]
+                                  .mean(axis=2), "u8")
         if mask.shape != image.shape[:2]:
             raise ValueError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the image "
                              f"{image.shape[1]}x{image.shape[0]}: they must match")

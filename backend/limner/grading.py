@@ -11,7 +11,6 @@ Color3DLUT on 8-bit layers and SciPy's trilinear map_coordinates on deeper ones.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from collections.abc import Callable
 
@@ -23,9 +22,11 @@ from .protocol import ProtocolError
 
 #: the grid the built-in looks are sampled on (as .cube files commonly are)
 LOOK_SIZE = 33
-#: the largest .cube accepted: 256 points a side (a 65-point LUT is already fine grading)
-MAX_CUBE_SIZE = 256
-MAX_CUBE_BYTES = 512 << 20
+#: the largest .cube accepted: 129 points a side (65 is already fine grading; 129 is the
+#: largest editors export), and 64 MB of text (a 129-point cube is about 45 MB; the
+#: parser holds a file's text several times over while it reads it)
+MAX_CUBE_SIZE = 129
+MAX_CUBE_BYTES = 64 << 20
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 MATCH_METHODS = ("reinhard", "covariance")
 MATCH_PASSES = 2
@@ -143,43 +144,44 @@ def look_table(name: str, size: int = LOOK_SIZE) -> np.ndarray:
 
 def read_cube(path: str) -> tuple[np.ndarray, np.ndarray]:
     """A .cube file's 3D table (size³ x 3, float32) and its domain (2 x 3), read by
-    colour-science; a 1D .cube becomes the 3D table it implies. Every problem gets one
-    clear bad_parameter error naming the file."""
+    colour-science; a 1D .cube becomes the 3D table it implies. It is opened only if it
+    is a regular file of at most MAX_CUBE_BYTES (colour-science holds a file's text
+    many times over while it parses), and a declared size over MAX_CUBE_SIZE is refused
+    before it is parsed. Every problem gets one clear bad_parameter error naming the
+    file, never what is in it."""
+    from . import named_files
+
     shown = protocol.shown(path)
 
     def refuse(why: str) -> ProtocolError:
         return ProtocolError(protocol.E_BAD_PARAMETER, f"lut: {shown} is not a usable .cube "
                                                        f"file: {why}")
 
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 16).decode("utf-8", "replace")
-    except OSError:
-        raise ProtocolError(protocol.E_BAD_PARAMETER, f"lut: cannot read {shown}") from None
-    if size > MAX_CUBE_BYTES:
-        raise refuse(f"{size >> 20} MB is more than a LUT needs")
-    declared = re.search(r"^\s*LUT_3D_SIZE\s+(\S+)", head, re.MULTILINE)
-    if declared and not (declared.group(1).isdigit()
-                         and 2 <= int(declared.group(1)) <= MAX_CUBE_SIZE):
-        raise refuse(f"LUT_3D_SIZE {declared.group(1)[:20]} is not a size from 2 to "
-                     f"{MAX_CUBE_SIZE}")
     from colour.io.luts import LUT3D, read_LUT
 
-    try:
-        lut = read_LUT(path)
-        if isinstance(lut, LUT3D):
-            table, domain = np.asarray(lut.table, np.float32), np.asarray(lut.domain,
-                                                                          np.float32)
-        else:          # 1D, or a shaper and a cube: sampled on a grid over the unit cube
-            axis = np.linspace(0, 1, LOOK_SIZE)
-            grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)
-            table, domain = np.asarray(lut.apply(grid), np.float32), None
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's
-        raise refuse(_reason(exc)) from None
+    with named_files.opened(path, "lut", MAX_CUBE_BYTES) as (file, same_file):
+        try:
+            head = file.read(1 << 16).decode("utf-8", "replace")
+        except OSError:
+            raise named_files.cannot_read(path, "lut", MAX_CUBE_BYTES) from None
+        declared = re.search(r"^\s*LUT_3D_SIZE\s+(\S+)", head, re.MULTILINE)
+        if declared and not (declared.group(1).isdigit()
+                             and 2 <= int(declared.group(1)) <= MAX_CUBE_SIZE):
+            raise refuse(f"its LUT_3D_SIZE is not a whole number from 2 to {MAX_CUBE_SIZE}")
+        try:
+            lut = read_LUT(same_file, method="Iridas Cube")
+            if isinstance(lut, LUT3D):
+                table, domain = np.asarray(lut.table, np.float32), np.asarray(lut.domain,
+                                                                              np.float32)
+            else:      # 1D, or a shaper and a cube: sampled on a grid over the unit cube
+                axis = np.linspace(0, 1, LOOK_SIZE)
+                grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)
+                table, domain = np.asarray(lut.apply(grid), np.float32), None
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the file's
+            raise refuse(_reason(exc)) from None
     domain = np.array([[0, 0, 0], [1, 1, 1]], np.float32) if domain is None else domain
     if table.ndim != 4 or table.shape[-1] != 3 or not 2 <= table.shape[0] <= MAX_CUBE_SIZE:
-        raise refuse(f"a table of shape {table.shape} is no RGB cube")
+        raise refuse(f"its table is not an RGB cube of 2 to {MAX_CUBE_SIZE} points a side")
     if not (np.isfinite(table).all() and np.isfinite(domain).all()):
         raise refuse("its table holds values that are not numbers")
     if domain.shape != (2, 3) or not (domain[1] > domain[0]).all():
@@ -188,6 +190,8 @@ def read_cube(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _reason(exc: Exception) -> str:
+    """What is wrong with a file colour-science could not parse, in our words: its
+    messages quote the file's lines."""
     text = str(exc)
     wrong = re.search(r"array of size (\d+) into shape \((\d+),", text)
     if wrong:
@@ -195,7 +199,7 @@ def _reason(exc: Exception) -> str:
         return f"it holds {values // 3} entries where its size {side} needs {side ** 3}"
     if "could not convert string to float" in text or "inhomogeneous" in text:
         return "a table line is not three numbers"
-    return text[:120]
+    return "it is not a 1D or 3D table colour-science can read"
 
 
 # ---- applying a table ----

@@ -34,6 +34,22 @@ def from_bytes(data, spec: protocol.BufferSpec | protocol.Pixels) -> np.ndarray:
                                                             spec.channels)
 
 
+def check_finite(array: np.ndarray, what: str) -> np.ndarray:
+    """`array` itself, if every sample is a number: one NaN or infinity in a float layer
+    would spread through every filter, blur and fit into the whole result. Otherwise a
+    bad_buffer error saying how many and where the first is."""
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            y, x = np.argwhere(bad.any(axis=2) if bad.ndim == 3 else bad)[0][:2]
+            raise protocol.ProtocolError(
+                protocol.E_BAD_BUFFER,
+                f"{what}: {int(bad.sum())} samples are not numbers (NaN or infinite), the "
+                f"first at x={int(x)}, y={int(y)}; fill them (or convert the layer to "
+                "integer samples) and try again")
+    return array
+
+
 def from_pixels(pixels: protocol.Pixels) -> np.ndarray:
     """A (H, W, C) array over a layer's samples (no copy)."""
     return from_bytes(pixels.data, pixels)

@@ -18,49 +18,70 @@ from PIL import Image, ImageOps
 from . import imaging, protocol
 from .protocol import ProtocolError
 
-#: the largest picture a file parameter may name (a backdrop, a style reference), pixels
+#: the largest picture anything may name or read (a layer's file for `limner run` and
+#: `batch`, a backdrop, a reference, a mask), pixels; and its file, bytes
 MAX_PICTURE_PIXELS = 64_000_000
+MAX_PICTURE_BYTES = 1 << 30
 
 
-def read_picture(path: str, what: str) -> np.ndarray:
-    """A picture a parameter names, for an operation. Every way of failing gives the same
-    answer (missing, unreadable, a folder, not an image): a client must not learn from it
-    whether some private file exists. Its size is read from the header and refused before
-    anything is decoded."""
+def read_picture(path, what: str) -> np.ndarray:
+    """A picture a parameter or the command line names. It is read only if it is a
+    regular file (named_files), its size is read from its header and refused before
+    anything is decoded, and every way of failing to read it gives the same answer: a
+    client must not learn from it whether some private file exists."""
+    from . import named_files
+
     cannot = ProtocolError(protocol.E_BAD_PARAMETER,
-                           f"{what}: cannot read {protocol.shown(path)} as an image")
+                           f"{what}: cannot read {protocol.shown(str(path))} as an image")
     try:
-        with Image.open(path) as im:
+        data = named_files.read_bytes(path, what, MAX_PICTURE_BYTES)
+    except ProtocolError:
+        raise cannot from None
+    too_large = f"{what}: {{}} is larger than the {MAX_PICTURE_PIXELS / 1e6:.0f} " \
+                "megapixels a picture may have"
+    try:
+        with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
-    except (OSError, ValueError, Image.DecompressionBombError):
-        raise cannot from None
-    if width * height > MAX_PICTURE_PIXELS:
-        raise ProtocolError(protocol.E_TOO_LARGE,
-                            f"{what}: {width}x{height} is larger than the "
-                            f"{MAX_PICTURE_PIXELS / 1e6:.0f} megapixels a picture may have")
+    except Image.DecompressionBombError:
+        raise ProtocolError(protocol.E_TOO_LARGE, too_large.format("the picture")) from None
+    except (OSError, ValueError, SyntaxError):
+        width = height = None          # a format only OpenCV reads (some TIFFs, EXR)
+    if width is not None and width * height > MAX_PICTURE_PIXELS:
+        raise ProtocolError(protocol.E_TOO_LARGE, too_large.format(f"{width}x{height}"))
     try:
-        return read_image(path)
-    except (OSError, ValueError):
+        picture = decode_image(data)
+    except (OSError, ValueError, SyntaxError, cv2.error):
         raise cannot from None
+    if picture.shape[0] * picture.shape[1] > MAX_PICTURE_PIXELS:
+        raise ProtocolError(protocol.E_TOO_LARGE,
+                            too_large.format(f"{picture.shape[1]}x{picture.shape[0]}"))
+    return imaging.check_finite(picture, what)
 
 
-def read_image(path: str) -> np.ndarray:
-    """(H, W, 3|4) array in the file's own precision: u8, u16 or f32."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise ValueError(f"cannot read {path} as an image")
-    if data.dtype == np.uint8:  # Pillow honours the EXIF orientation of camera JPEGs
-        with Image.open(path) as im:
+def read_image(path) -> np.ndarray:
+    """(H, W, 3|4) array in the file's own precision (u8, u16 or f32), for files this
+    program chooses (the sample portraits); what a user names goes through read_picture."""
+    with open(path, "rb") as file:
+        return decode_image(file.read())
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """(H, W, 3|4) array of an encoded picture in its own precision: u8, u16 or f32."""
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise ValueError("not a picture OpenCV can read")
+    if decoded.dtype == np.uint8:  # Pillow honours the EXIF orientation of camera JPEGs
+        with Image.open(io.BytesIO(data)) as im:
             im = ImageOps.exif_transpose(im)
             return np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
-    if data.dtype not in (np.uint16, np.float32):
-        raise ValueError(f"{path}: unsupported sample type {data.dtype}")
-    if data.ndim == 2:
-        data = data[:, :, None]
-    if data.shape[2] == 1:
-        return np.repeat(data, 3, axis=2)
-    order = cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(data, order)
+    if decoded.dtype not in (np.uint16, np.float32):
+        raise ValueError(f"unsupported sample type {decoded.dtype}")
+    if decoded.ndim == 2:
+        decoded = decoded[:, :, None]
+    if decoded.shape[2] == 1:
+        return np.repeat(decoded, 3, axis=2)
+    order = cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(decoded, order)
 
 
 def png_bytes(pixels: np.ndarray, bits: int | None = None) -> bytes:

@@ -77,12 +77,18 @@ class Upload:
         """(image, mask or None, parameters with the extra layers as arrays)."""
         request = self.request
 
-        def array(spec: BufferSpec) -> np.ndarray:
-            return imaging.from_bytes(self.buffers[spec.id].data, spec)
+        def array(spec: BufferSpec, what: str) -> np.ndarray:
+            return imaging.check_finite(imaging.from_bytes(self.buffers[spec.id].data, spec),
+                                        what)
 
-        mask = array(request.mask)[:, :, 0] if request.mask else None
-        params = {**self.params, **{name: array(spec) for name, spec in request.inputs.items()}}
-        return array(request.image), mask, params
+        try:
+            mask = array(request.mask, "mask")[:, :, 0] if request.mask else None
+            params = {**self.params, **{name: array(spec, name)
+                                        for name, spec in request.inputs.items()}}
+            return array(request.image, "the layer"), mask, params
+        except ProtocolError as exc:
+            exc.job = self.job
+            raise
 
 
 class Outbox:

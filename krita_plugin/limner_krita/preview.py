@@ -29,7 +29,12 @@ class Previewer(QtCore.QObject):
         backend.preview_failed.connect(self._failed)
         self.in_flight: str | None = None
         self.wanted = False
-        self.asked = self.sent = self.shown = 0       # for the tests and the benchmark
+        # for the tests and the benchmark: how many were asked for, sent and shown, how
+        # the others ended (by error code, "stale" for one stopped meanwhile), and the
+        # last sent and shown (what is on screen is the latest light when they agree)
+        self.asked = self.sent = self.shown = 0
+        self.ended: dict[str, int] = {}
+        self.last_sent = self.last_shown = None
 
     def schedule(self) -> None:
         """The controls changed: a preview soon (asks within the interval are one)."""
@@ -56,21 +61,32 @@ class Previewer(QtCore.QObject):
             self.tell(str(exc))
             return
         if request is not None:
-            self.in_flight = self.backend.preview_async(request)
+            self.in_flight = self.last_sent = self.backend.preview_async(request)
             self.sent += 1
+
+    def _ended(self, how: str) -> None:
+        self.ended[how] = self.ended.get(how, 0) + 1
 
     def _ready(self, job: str, pixels) -> None:
         if job != self.in_flight:
-            return                         # stopped meanwhile: stale
+            self._ended("stale")           # stopped meanwhile
+            return
         self.in_flight = None
         self.show(pixels)
         self.shown += 1
+        self.last_shown = job
         self._next()
 
     def _failed(self, job: str, code: str, message: str) -> None:
         if job != self.in_flight:
+            self._ended("stale")
             return
         self.in_flight = None
+        self._ended(code)
+        if code == "busy":                 # the backend's queue is full: try again soon,
+            self.wanted = False            # so the light on screen is still the last one
+            self.timer.start()
+            return
         if code != "cancelled":
             self.tell(message)
         self._next()

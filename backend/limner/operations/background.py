@@ -66,6 +66,8 @@ def decontaminated(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     from pymatting import estimate_foreground_ml
 
     h, w = alpha.shape
+    if h * w < 2:            # one pixel has no neighbours to take its colour from
+        return np.array(rgb, np.float32)
     if max(h, w) <= DECONTAMINATE_SIDE:
         return estimate_foreground_ml(np.ascontiguousarray(rgb, np.float32),
                                       np.ascontiguousarray(alpha, np.float32),

@@ -171,6 +171,7 @@ def _drag_light(state) -> None:
     docker = INSTANCES[0]
     panel, previewer = docker.panel, docker.previewer
     before = (previewer.asked, previewer.sent, previewer.shown)
+    before_ended = sum(previewer.ended.values())
     sphere = panel.spheres["relight"]
     controls = panel.controls["relight"]
     pictures = state["pictures"] = []
@@ -193,7 +194,8 @@ def _drag_light(state) -> None:
                 QtCore.Qt.MouseButton.NoButton)
     state["drag"] = {"moves": 60, "seconds": time.monotonic() - started,
                      "angles": [angles[0], angles[30], angles[-1]],
-                     "shown_during": previewer.shown - before[2], "before": before}
+                     "shown_during": previewer.shown - before[2], "before": before,
+                     "before_ended": before_ended}
 
 
 def _after_drag(state) -> None:
@@ -207,6 +209,8 @@ def _after_drag(state) -> None:
     asked, sent, shown = (n - m for n, m in zip((previewer.asked, previewer.sent,
                                                  previewer.shown), state["drag"]["before"]))
     findings["drag"] = dict(state["drag"], asked=asked, sent=sent, shown=shown,
+                            ended=dict(previewer.ended),
+                            last_shown_is_last_sent=previewer.last_shown == previewer.last_sent,
                             setup=controls["setup"].value(),
                             distinct_pictures=len(set(state["pictures"])),
                             preview_size=[pixmap.width(), pixmap.height()] if pixmap else None,
