@@ -18,6 +18,7 @@ import time
 import zipfile
 
 import cv2
+import numpy as np
 import pytest
 from conftest import run_array
 from limner import provenance
@@ -180,12 +181,62 @@ def test_a_batch_skips_what_it_cannot_read_and_resumes(tmp_path, pictures, env):
                   out, env=env)
     assert done.returncode == 1                                   # one picture was bad
     assert "skipped" in done.stderr and "broken.jpg" in done.stderr
-    assert "1 done, 1 already done, 1 could not be read" in done.stderr
+    assert "1 done, 1 already done, 1 skipped (unreadable or refused)" in done.stderr
     assert (out / "grace_hopper-mood-film-noir.ora").exists()
     assert {p.name for p in out.iterdir()} > set(first)
     again = limner("batch", str(pictures / "*.png"), "--op", "mood", "--param",
                    "mood=film noir", "--out", out, env=env)
     assert again.returncode == 0 and "0 done, 2 already done" in again.stderr
+
+
+def test_a_batch_into_its_own_folder_is_refused(pictures, env):
+    """Outputs written beside the inputs became the next run's inputs (10, 26, 58 files)."""
+    refused = limner("batch", pictures, "--op", "grade", "--out", pictures, env=env)
+    assert refused.returncode == 2 and "choose another --out" in refused.stderr
+    assert sorted(p.name for p in pictures.iterdir()) == ["astronaut.png", "grace_hopper.png"]
+    glob_too = limner("batch", str(pictures / "*.png"), "--op", "grade", "--out",
+                      pictures, env=env)
+    assert glob_too.returncode == 2 and "choose another --out" in glob_too.stderr
+
+
+def test_a_picture_the_backend_refuses_is_one_skipped_line(tmp_path, pictures, env):
+    """A 40000x2 picture (under 64 MP, over the 32768 px side) aborted the whole batch."""
+    cv2.imwrite(str(pictures / "strip.png"), np.full((2, 40000, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    done = limner("batch", pictures, "--op", "grade", "--out", out, env=env)
+    assert done.returncode == 1, done.stderr
+    assert "skipped" in done.stderr and "strip.png" in done.stderr
+    assert "2 done, 0 already done, 1 skipped (unreadable or refused)" in done.stderr
+    assert (out / "astronaut-grade.ora").exists()
+    assert (out / "grace_hopper-grade.ora").exists()
+
+
+def test_an_interrupted_batch_leaves_no_half_written_file_and_says_where_it_stopped(
+        tmp_path, pictures, env):
+    """SIGINT while a stack was written left a 130-byte .ora that a resumed batch counted
+    as done, and printed a traceback: every file is written under a temporary name and
+    renamed when whole, and an interrupted batch exits 130 with one line."""
+    for n in range(6):
+        cv2.imwrite(str(pictures / f"extra{n}.png"), cv2.imread(str(pictures /
+                                                                     "astronaut.png")))
+    out = tmp_path / "out"
+    batch = subprocess.Popen([sys.executable, "-m", "limner", "batch", str(pictures),
+                              "--op", "background.blur", "--out", str(out)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.time() + 240
+    while not (out.exists() and any(out.glob("*.ora"))) and time.time() < deadline \
+            and batch.poll() is None:
+        time.sleep(0.02)
+    batch.send_signal(signal.SIGINT)
+    _, stderr = batch.communicate(timeout=60)
+    assert batch.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "limner batch: interrupted: " in stderr.splitlines()[-1]
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+    for stack in out.glob("*.ora"):                   # every finished name is whole
+        with zipfile.ZipFile(stack) as whole:
+            assert whole.testzip() is None and "stack.xml" in whole.namelist()
 
 
 class Outbound(Exception):

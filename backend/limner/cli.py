@@ -216,30 +216,50 @@ def _batch(args) -> int:
         if folder.is_dir() else sorted(Path(p) for p in glob.glob(args.inputs))
     if not inputs:
         raise ValueError(f"no pictures in {args.inputs}")
+    out = args.out.resolve()
+    if any(path.resolve().parent == out for path in inputs):
+        raise ValueError(f"the output folder {args.out} holds pictures the batch reads: "
+                         "its results would be read as pictures by the next run; "
+                         "choose another --out")
     signing = _signing(args)
     done = skipped = failed = 0
-    with _connect() as client:
-        params = _parse_params(client, args.op, args.param)
-        if client.operation(args.op) is None:
-            raise ValueError(f"unknown operation {args.op!r} (see `limner ops`)")
-        for path in tqdm(inputs, desc=f"limner batch {args.op}", unit="picture"):
-            if _stack_path(args.out, path.stem, args.op, params).exists():
-                skipped += 1
-                continue
-            try:
-                image = read_picture(str(path), "batch")
-            except (protocol.ProtocolError, OSError, ValueError) as exc:
-                tqdm.write(f"limner batch: skipped {path}: {getattr(exc, 'message', exc)}",
-                           file=sys.stderr)
-                failed += 1
-                continue
-            for written in run_and_save(client, args.op, params, image, None, args.out,
-                                        path.stem, signing):
-                tqdm.write(str(written))
-            done += 1
-    print(f"limner batch: {done} done, {skipped} already done, {failed} could not be read",
-          file=sys.stderr)
+
+    def summary(how: str) -> None:
+        print(f"limner batch: {how}{done} done, {skipped} already done, {failed} skipped "
+              "(unreadable or refused)", file=sys.stderr)
+
+    try:
+        with _connect() as client:
+            params = _parse_params(client, args.op, args.param)
+            if client.operation(args.op) is None:
+                raise ValueError(f"unknown operation {args.op!r} (see `limner ops`)")
+            for path in tqdm(inputs, desc=f"limner batch {args.op}", unit="picture"):
+                if _stack_path(args.out, path.stem, args.op, params).exists():
+                    skipped += 1
+                    continue
+                try:
+                    image = read_picture(str(path), "batch")
+                    written = run_and_save(client, args.op, params, image, None, args.out,
+                                           path.stem, signing)
+                except (protocol.ProtocolError, OSError, ValueError) as exc:
+                    if getattr(exc, "code", None) in GONE:   # no backend: nothing more runs
+                        raise
+                    tqdm.write(f"limner batch: skipped {path}: "
+                               f"{getattr(exc, 'message', exc)}", file=sys.stderr)
+                    failed += 1
+                    continue
+                for name in written:
+                    tqdm.write(str(name))
+                done += 1
+    except KeyboardInterrupt:
+        summary("interrupted: ")
+        return 130
+    summary("")
     return 1 if failed else 0
+
+
+#: the backend is gone: a batch stops instead of skipping every picture after
+GONE = (protocol.E_CLOSED, protocol.E_UNREACHABLE, protocol.E_NOT_RUNNING, protocol.E_TIMEOUT)
 
 
 def _demo(args) -> int:
@@ -375,10 +395,12 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     for layer, received in layers:
         pixels = imaging.from_pixels(received)
         path = out / f"{stem}-{_slug(layer.name)}.png"
-        path.write_bytes(provenance.with_xmp(png_bytes(pixels),
-                                             provenance.xmp_fields([layer.provenance])))
-        if signing:
-            provenance.sign_png(path, source_png, [layer.provenance], *signing)
+        with _replacing(path) as partial:
+            partial.write_bytes(provenance.with_xmp(png_bytes(pixels),
+                                                    provenance.xmp_fields([layer.provenance])))
+            if signing:
+                provenance.sign_png(partial, source_png, [layer.provenance], *signing,
+                                    title=path.name)
         written.append(path)
         stack.append(StackLayer(layer.name, pixels, *layer.offset,
                                 visible=layer.visible and layer.role != "mask",
@@ -389,8 +411,24 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     stack.append(StackLayer(stem, image, visible=not covered))
     ora_path = _stack_path(out, stem, op, params)       # two style presets: two stacks
     record = ora_path.with_suffix(".provenance.json")
-    record.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
-                                   "provenance": l.provenance} for l, _ in layers], indent=2))
-    write_ora(ora_path, stack, image.shape[1], image.shape[0],
-              provenance.xmp_fields([layer.provenance for layer, _ in layers]))
+    with _replacing(record) as partial:
+        partial.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
+                                        "provenance": l.provenance} for l, _ in layers],
+                                      indent=2))
+    with _replacing(ora_path) as partial:         # last: its presence means the run finished
+        write_ora(partial, stack, image.shape[1], image.shape[0],
+                  provenance.xmp_fields([layer.provenance for layer, _ in layers]))
     return [*written, ora_path, record]
+
+
+@contextlib.contextmanager
+def _replacing(path: Path):
+    """A temporary name beside `path` to write to; it becomes `path` only when the writing
+    is done, and is removed if it fails or is interrupted: a stopped run never leaves a
+    half-written file under a finished one's name."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -156,6 +156,11 @@ class JobQueue:
             started = time.perf_counter()
             try:
                 layers = await loop.run_in_executor(self._executor, self._guarded, job)
+            except asyncio.CancelledError:   # the backend is stopping: the job with it
+                self._finish(job, exc=Cancelled("the backend stopped"))
+                if job.done.done():          # no one may be left to read it: said, not logged
+                    job.done.exception()
+                raise
             except BaseException as exc:  # noqa: BLE001 - every failure goes to the client
                 self._finish(job, exc=exc)
             else:

@@ -133,10 +133,10 @@ def check_signer(cert: Path, key: Path) -> None:
 
 
 def sign_png(path: Path, source_png: bytes, provenances: list[dict], cert: Path,
-             key: Path) -> None:
+             key: Path, title: str | None = None) -> None:
     """Sign a PNG Limner wrote, in place, with C2PA Content Credentials: `cert` a PEM chain
     (the signing certificate first, ES256), `key` its PEM private key; the source picture
-    is the parent ingredient."""
+    is the parent ingredient; `title`, the file's name (if `path` is a temporary one)."""
     import c2pa
 
     try:
@@ -144,7 +144,7 @@ def sign_png(path: Path, source_png: bytes, provenances: list[dict], cert: Path,
             c2pa.C2paSigningAlg.ES256, Path(cert).read_bytes(), Path(key).read_bytes(), None))
     except (OSError, c2pa.C2paError) as exc:
         raise SigningError(f"cannot sign with {cert} and {key}: {exc}") from None
-    builder = c2pa.Builder(manifest(path.name, provenances))
+    builder = c2pa.Builder(manifest(title or path.name, provenances))
     with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as signed:
         source.write(source_png)
         source.seek(0)

@@ -323,7 +323,14 @@ class ServerThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
+        try:
+            self._loop.run_until_complete(self._serve())
+        finally:     # what is still running (a job's delivery) ends here, as asyncio.run's
+            left = asyncio.all_tasks(self._loop)
+            for task in left:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            self._loop.close()
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
