@@ -160,21 +160,36 @@ def test_a_connection_that_never_says_hello_is_closed(tmp_path, monkeypatch):
             assert closed.value.rcvd.code == protocol.CLOSE_POLICY
 
 
-def test_a_crowd_of_silent_connections_is_turned_away(tmp_path, monkeypatch):
+def test_a_crowd_of_silent_connections_cannot_lock_the_plug_ins_out(tmp_path, monkeypatch):
+    """Anyone on the machine, without the token, held 32+ idle sockets and no plug-in got
+    in (0 of 27 in 28 s): now a new connection closes the silent one that waited longest,
+    and a client that says hello at once gets in however many are held."""
     from limner import server as server_module
 
     monkeypatch.setattr(server_module, "MAX_WAITING_FOR_HELLO", 4)
     with ServerThread(port=0, state_dir=tmp_path) as running, ExitStack() as stack:
         silent = [stack.enter_context(connect(running.uri, compression=None))
-                  for _ in range(4)]
-        with pytest.raises(InvalidStatus) as refused:
-            connect(running.uri, compression=None)
-        assert refused.value.response.status_code == 503
-        silent[0].send(protocol.Hello(running.server.token, "first").to_json())   # one says hello
-        next_text(silent[0])
-        with connect(running.uri, compression=None) as ws:               # room again
-            ws.send(protocol.Hello(running.server.token, "late").to_json())
-            assert next_text(ws)["type"] == protocol.WELCOME
+                  for _ in range(12)]
+        for n in range(5):
+            with connect(running.uri, compression=None, open_timeout=10) as ws:
+                ws.send(protocol.Hello(running.server.token, f"plug-in {n}").to_json())
+                assert next_text(ws)["type"] == protocol.WELCOME
+        closed = 0
+        for ws in silent[:8]:                     # the ones that waited longest were closed
+            with pytest.raises(ConnectionClosed) as gone:
+                ws.recv(timeout=10)
+            closed += gone.value.rcvd.code == protocol.CLOSE_POLICY
+        assert closed == 8
+        assert len(running.server.waiting_for_hello) <= 4
+
+
+def test_two_origin_headers_are_refused_cleanly(server):
+    """Two Origin headers gave an HTTP 500 with a traceback: a plain 403."""
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.uri, compression=None,
+                additional_headers=[("Origin", "http://a.example"),
+                                    ("Origin", "http://b.example")])
+    assert refused.value.response.status_code == 403
 
 
 def test_repeated_log_lines_are_counted_not_written():
@@ -190,6 +205,40 @@ def test_repeated_log_lines_are_counted_not_written():
     time.sleep(0.6)
     later = record()
     assert quiet.filter(later) and "995 like it" in later.getMessage()
+
+
+def test_every_jobs_line_and_every_error_is_written_under_load(server, client,
+                                                               small_portrait):
+    """The repeat filter took every "job … done/failed" line for the same message: under
+    load 51 were written and about 7,600 dropped, failures among them. A job's line is
+    its own kind; errors are never dropped."""
+    import io
+
+    from limner import logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.QuietRepeats())
+    jobs_log = logging.getLogger("limner.jobs")
+    jobs_log.addHandler(handler)
+    level = jobs_log.level
+    jobs_log.setLevel(logging.INFO)
+    try:
+        for _ in range(12):
+            run_array(client, "grade", {"look": "warm"}, small_portrait[:16, :16])
+        for _ in range(8):                    # refused inside the job: a failure each
+            with pytest.raises(BackendError):
+                run_array(client, "grade", {"look": "LUT file", "lut": "/nowhere.cube"},
+                          small_portrait[:16, :16])
+    finally:
+        jobs_log.removeHandler(handler)
+        jobs_log.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert sum(" grade: done in " in line for line in lines) == 12, lines
+    assert sum(" grade: ProtocolError in " in line for line in lines) == 8, lines
+    for _ in range(20):                       # and errors are written however many
+        assert logs.QuietRepeats.filter(handler.filters[0], logging.LogRecord(
+            "limner.jobs", logging.ERROR, __file__, 1, "job %s failed", ("x",), None))
 
 
 @pytest.mark.parametrize("make", ["missing", "folder", "not an image", "dangling link",
@@ -416,3 +465,28 @@ def test_the_smallest_layers_work(client, op, shape):
     """A 1x1 layer made the background operations fail with ZeroDivisionError."""
     layers = run_array(client, op, {}, np.full(shape, 128, np.uint8))
     assert layers and layers[0][1].shape[:2] == shape[:2]
+
+
+def test_the_launchers_state_folder_and_logs_are_owner_only(tmp_path, monkeypatch):
+    """The launcher made the state folder 0755 and backend.log 0644, where the server's
+    own folder is 0700: one rule for both."""
+    from limner import launcher
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("LIMNER_STATE_DIR", str(state))
+    script = tmp_path / "install" / "setup.py"
+    script.parent.mkdir()
+    script.write_text("print('installing')\n")
+    launcher.run_installer([sys.executable, str(script)]).wait(60)   # makes the folder
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / "installer.log").stat().st_mode & 0o777 == 0o600
+    launcher.write_record([sys.executable, "-c", "raise SystemExit(3)"],
+                          [sys.executable, str(script)], state)
+    (state / "backend.log").write_text("from an older version\n")
+    (state / "backend.log").chmod(0o644)
+    with pytest.raises(RuntimeError, match="exited with code 3"):
+        launcher.ensure_running("krita")
+    assert (state / "backend.log").stat().st_mode & 0o777 == 0o600
+    state.chmod(0o777)                                 # others could write: refused
+    with pytest.raises(PermissionError):
+        launcher.ensure_running("krita")

@@ -170,8 +170,10 @@ class JobQueue:
                 if self._gone is not None:
                     cache.LAYERS.release(self._gone)
                     self._gone = None
-            log.info("job %s %s: %s in %.2f s", job.id, job.op.id, self.finished[-1][1],
-                     time.perf_counter() - started)
+            outcome = self.finished[-1][1]
+            log.log(logging.INFO if outcome in ("done", "Cancelled") else logging.WARNING,
+                    "job %s %s: %s in %.2f s", job.id, job.op.id, outcome,
+                    time.perf_counter() - started, extra={"job": job.id})
 
     def _guarded(self, job: Job) -> list[Layer]:
         if job.cancelled.is_set():
@@ -181,7 +183,7 @@ class JobQueue:
         except (Cancelled, ProtocolError):
             raise
         except Exception as exc:
-            log.exception("job %s failed", job.id)
+            log.exception("job %s failed", job.id, extra={"job": job.id})
             raise ProtocolError(protocol.E_OPERATION_FAILED,
                                 f"{job.op.id} failed: {type(exc).__name__}: {exc}") from exc
 

@@ -135,8 +135,7 @@ def ensure_running(editor: str, timeout: float = 90, on_wait=None) -> dict:
         return info
     command = backend_command(editor)
     log_path = discovery.state_dir() / "backend.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with _private_log(log_path) as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    **detached())
     started = time.monotonic()
@@ -175,12 +174,22 @@ def stop(directory: Path | None = None, timeout: float = 15) -> dict | None:
     return info
 
 
+def _private_log(path: Path):
+    """A log in the state folder, appended to: the folder owner-only as the server makes
+    it (discovery.private_dir), the file readable by its owner alone (a backend's log
+    names the files it read)."""
+    discovery.private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    if hasattr(os, "fchmod"):                 # one an older version left readable
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def run_installer(installer: list[str]) -> subprocess.Popen:
     """Run the installer again (the button a plug-in shows beside NotInstalled), on its
     own, its output in installer.log in the state folder; the caller polls the process."""
     log_path = discovery.state_dir() / "installer.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with _private_log(log_path) as log:
         return subprocess.Popen(installer, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT,
                                 cwd=str(Path(installer[1]).resolve().parent.parent), **detached())

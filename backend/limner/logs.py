@@ -1,6 +1,8 @@
 """The long-lived backend's log: one line format, and no flood. A client that opens a
 thousand bad connections must not write a hundred megabytes of the same line: after a few
-of a kind (same logger, same message) in a minute the rest are counted, not written."""
+of a kind (same logger, same message) in a minute the rest are counted, not written. A
+line about one job (logged with `extra={"job": id}`) is its own kind, and errors are
+always written: a busy backend's job lines and failures are never lost in the count."""
 
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ class QuietRepeats(logging.Filter):
         self._seen: dict[tuple[str, str], list[float | int]] = {}   # start, written, held
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
+        if record.levelno >= logging.ERROR:
+            return True
+        about_a_job = getattr(record, "job", None) is not None
+        key = (record.name, record.getMessage() if about_a_job else str(record.msg))
         now = time.monotonic()
         start, written, held = self._seen.get(key, (now, 0, 0))
         if now - start > self.window:

@@ -30,7 +30,9 @@ log = logging.getLogger("limner.server")
 
 #: a connection must say hello within this many seconds
 HELLO_SECONDS = 10
-#: at most this many connections may be waiting to say hello; more are turned away (503)
+#: at most this many connections may be waiting to say hello: a new one closes the one
+#: that has waited longest, so idle sockets held by someone without the token cannot lock
+#: the plug-ins out (they say hello at once)
 MAX_WAITING_FOR_HELLO = 32
 
 
@@ -51,7 +53,8 @@ class Server:
         self.state_dir = state_dir
         self.write_discovery = write_discovery
         self.jobs: JobQueue | None = None
-        self.waiting_for_hello = 0            # connections that have not said hello yet
+        # connections that have not said hello yet, oldest first
+        self.waiting_for_hello: dict[Connection, None] = {}
         self._server = None
         self._worker: asyncio.Task | None = None
 
@@ -122,24 +125,25 @@ class Server:
         not said hello yet."""
         if "Origin" in request.headers:
             log.warning("refused a connection with Origin %s",
-                        protocol.shown(request.headers["Origin"]))
+                        protocol.shown(request.headers.get_all("Origin")))
             return connection.respond(HTTPStatus.FORBIDDEN,
                                       "Limner refuses browser connections (Origin header).\n")
-        if self.waiting_for_hello >= MAX_WAITING_FOR_HELLO:
-            log.warning("refused a connection: %s others have not said hello yet",
-                        self.waiting_for_hello)
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
-                                      "Too many connections waiting to say hello.\n")
+        if len(self.waiting_for_hello) >= MAX_WAITING_FOR_HELLO:
+            oldest = next(iter(self.waiting_for_hello))
+            del self.waiting_for_hello[oldest]
+            log.warning("%s connections have not said hello: closing the one that waited "
+                        "longest", MAX_WAITING_FOR_HELLO)
+            asyncio.ensure_future(oldest.ws.close(protocol.CLOSE_POLICY,
+                                                  "too many connections without hello"))
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         connection = Connection(self, ws)
-        self.waiting_for_hello += 1
+        self.waiting_for_hello[connection] = None
         try:
             await connection.serve()
         finally:
-            if not connection.authed:
-                self.waiting_for_hello -= 1
+            self.waiting_for_hello.pop(connection, None)
 
 
 class Connection:
@@ -239,7 +243,7 @@ class Connection:
                                                  f"{exc.message}") from None
         hello.check(self.server.token)
         self.authed = True
-        self.server.waiting_for_hello -= 1
+        self.server.waiting_for_hello.pop(self, None)
         self.send(protocol.Welcome(f"limner {__version__}", self.server.capabilities())
                   .to_json())
 
