@@ -74,9 +74,10 @@ def test_every_file_the_cli_writes_says_it_was_edited_with_ai(tmp_path, pictures
     assert "XMP-iptcExt:DigitalSourceType" not in exif(tmp_path / "source.png")
 
 
-def make_test_chain(folder):
+def make_test_chain(folder, lasting=datetime.timedelta(days=7), self_signed=False):
     """A throwaway ES256 chain: a CA and a signing certificate it issued (C2PA refuses a
-    self-signed signer), as PEM files."""
+    self-signed signer), as PEM files; the signing certificate valid for `lasting` from
+    now, or issued by itself."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -96,11 +97,12 @@ def make_test_chain(folder):
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
 
     def certificate(subject, public, ca):
+        issuer = subject if self_signed and not ca else "Limner test CA"
         builder = (x509.CertificateBuilder().subject_name(name(subject))
-                   .issuer_name(name("Limner test CA")).public_key(public)
+                   .issuer_name(name(issuer)).public_key(public)
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=7))
+                   .not_valid_after(now + (datetime.timedelta(days=7) if ca else lasting))
                    .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None),
                                   critical=True)
                    .add_extension(usage(ca), critical=True)
@@ -111,7 +113,7 @@ def make_test_chain(folder):
                 [ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False).add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 critical=False)
-        return builder.sign(ca_key, hashes.SHA256())
+        return builder.sign(key if self_signed and not ca else ca_key, hashes.SHA256())
 
     ca = certificate("Limner test CA", ca_key.public_key(), True)
     leaf = certificate("Limner test signer", key.public_key(), False)
@@ -158,6 +160,60 @@ def test_signed_exports_carry_c2pa_credentials_the_reader_verifies(tmp_path, pic
     half = limner("run", pictures / "grace_hopper.png", "--op", "background.blur", "--out",
                   tmp_path / "half", "--sign-cert", cert, env=env)
     assert half.returncode == 2 and "--sign-key" in half.stderr
+
+
+@pytest.mark.parametrize("case", ["self-signed", "expiring", "unreachable TSA"])
+def test_a_signer_that_cannot_sign_the_whole_run_is_refused_before_anything_is_written(
+        tmp_path, pictures, env, case):
+    """A self-signed leaf was accepted although C2PA refuses it; a certificate that
+    expired mid-batch left one layer unsigned beside signed files; a timestamp authority
+    is used when given (here one that does not answer: refused at the trial signing)."""
+    cert, key = make_test_chain(tmp_path, self_signed=case == "self-signed",
+                                lasting=datetime.timedelta(
+                                    minutes=30 if case == "expiring" else 60 * 24 * 7))
+    extra = ["--tsa-url", "http://127.0.0.1:9/"] if case == "unreachable TSA" else []
+    out = tmp_path / "out"
+    refused = limner("batch", pictures, "--op", "grade", "--out", out, "--sign-cert", cert,
+                     "--sign-key", key, *extra, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    expected = {"self-signed": "is self-signed", "expiring": "expires",
+                "unreachable TSA": "cannot sign"}[case]
+    assert expected in refused.stderr or "signing failed" in refused.stderr, refused.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("config", ["a folder", "a JSON list", "wrong types", "not JSON"])
+def test_a_config_file_that_is_wrong_says_what_is_wrong(tmp_path, pictures, env, config):
+    """A JSON list or wrong types crashed with a traceback; LIMNER_CONFIG naming a folder
+    silently signed nothing (exit 0)."""
+    path = tmp_path / "config.json"
+    if config == "a folder":
+        path.mkdir()
+    else:
+        path.write_text({"a JSON list": '["chain.pem", "key.pem"]',
+                         "wrong types": '{"sign_cert": 5, "sign_key": ["key.pem"]}',
+                         "not JSON": "sign_cert = chain.pem"}[config])
+    done = limner("run", pictures / "astronaut.png", "--op", "grade", "--out",
+                  tmp_path / "out", env={**env, "LIMNER_CONFIG": str(path)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"the config {path}" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_signing_from_the_config_file(tmp_path, pictures, env):
+    import c2pa
+
+    cert, key = make_test_chain(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"sign_cert": str(cert), "sign_key": str(key)}))
+    out = tmp_path / "out"
+    done = limner("run", pictures / "astronaut.png", "--op", "grade", "--out", out,
+                  env={**env, "LIMNER_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    for png in out.glob("*.png"):
+        with open(png, "rb") as stream:
+            assert c2pa.Reader("image/png", stream).get_validation_state() == "Valid"
 
 
 def test_a_batch_skips_what_it_cannot_read_and_resumes(tmp_path, pictures, env):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, cache, imaging, protocol
+from . import __version__, cache, imaging, protocol, provenance
 from .client import BackendError, Client
 from .operations.base import Param
 
@@ -237,12 +238,15 @@ def _batch(args) -> int:
                 if _stack_path(args.out, path.stem, args.op, params).exists():
                     skipped += 1
                     continue
+                if signing:     # stop before a picture its certificate would not cover
+                    provenance.check_valid(signing, datetime.timedelta(minutes=5))
                 try:
                     image = read_picture(str(path), "batch")
                     written = run_and_save(client, args.op, params, image, None, args.out,
                                            path.stem, signing)
                 except (protocol.ProtocolError, OSError, ValueError) as exc:
-                    if getattr(exc, "code", None) in GONE:   # no backend: nothing more runs
+                    if getattr(exc, "code", None) in GONE or \
+                            isinstance(exc, provenance.SigningError):  # nothing more runs
                         raise
                     tqdm.write(f"limner batch: skipped {path}: "
                                f"{getattr(exc, 'message', exc)}", file=sys.stderr)
@@ -254,6 +258,10 @@ def _batch(args) -> int:
     except KeyboardInterrupt:
         summary("interrupted: ")
         return 130
+    except provenance.SigningError as exc:
+        print(f"limner batch: {exc}", file=sys.stderr)
+        summary("stopped: ")
+        return 2
     summary("")
     return 1 if failed else 0
 
@@ -341,20 +349,25 @@ def _signing_arguments(parser) -> None:
     parser.add_argument("--sign-cert", type=Path, help="sign the PNGs with C2PA Content "
                         "Credentials: a PEM certificate chain (ES256), signing cert first")
     parser.add_argument("--sign-key", type=Path, help="the signing certificate's PEM key")
+    parser.add_argument("--tsa-url", help="an RFC 3161 timestamp authority for the "
+                        "signatures (without one they read as invalid once the "
+                        "certificate expires)")
 
 
-def _signing(args) -> tuple[Path, Path] | None:
-    """The certificate and key to sign with: the options, else the config file
-    ($LIMNER_CONFIG, or limner/config.json in the user's config folder: {"sign_cert": …,
-    "sign_key": …}); None: exports carry the XMP only."""
-    cert, key = args.sign_cert, args.sign_key
+def _signing(args) -> provenance.Signing | None:
+    """What to sign with: the options, else the config file ($LIMNER_CONFIG, or
+    limner/config.json in the user's config folder: {"sign_cert": …, "sign_key": …,
+    "tsa_url": …}); None: exports carry the XMP only. A config that is not a file, not
+    JSON or holds the wrong things is an error, never silently no signing."""
+    cert, key, tsa_url = args.sign_cert, args.sign_key, args.tsa_url
     if cert is None and key is None:
         config = Path(os.environ.get("LIMNER_CONFIG") or
                       Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
                       / "limner" / "config.json")
-        if config.is_file():
-            settings = json.loads(config.read_text())
+        if config.exists():
+            settings = _config(config)
             cert, key = settings.get("sign_cert"), settings.get("sign_key")
+            tsa_url = tsa_url or settings.get("tsa_url")
     if (cert is None) != (key is None):
         raise ValueError("signing needs both a certificate (--sign-cert) and its key "
                          "(--sign-key)")
@@ -363,22 +376,44 @@ def _signing(args) -> tuple[Path, Path] | None:
     for path in (cert, key):
         if not Path(path).is_file():
             raise ValueError(f"cannot read {path} for signing")
-    from .provenance import check_signer
+    signing = provenance.Signing(Path(cert), Path(key), tsa_url)
+    provenance.check_signer(signing)
+    return signing
 
-    check_signer(Path(cert), Path(key))
-    return Path(cert), Path(key)
+
+#: what the config file may hold, and of which type
+CONFIG_KEYS = {"sign_cert": str, "sign_key": str, "tsa_url": str}
+
+
+def _config(path: Path) -> dict:
+    """The config file's settings, or a ValueError that says what is wrong with it."""
+    if not path.is_file():
+        raise ValueError(f"the config {path} is not a file")
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the config {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the config {path} is not JSON ({exc.msg}, line {exc.lineno})") \
+            from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"the config {path} must be a JSON object, like "
+                         '{"sign_cert": "chain.pem", "sign_key": "key.pem"}')
+    for name, value in settings.items():
+        if name in CONFIG_KEYS and not isinstance(value, CONFIG_KEYS[name]):
+            raise ValueError(f"the config {path}: {name} must be a string (a path or URL)")
+    return settings
 
 
 def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
                  mask: np.ndarray | None, out: Path, stem: str,
-                 signing: tuple[Path, Path] | None = None) -> list[Path]:
+                 signing: provenance.Signing | None = None) -> list[Path]:
     """Send one image through the backend and write each result layer as a PNG, an .ora
     stack (the source at the bottom, hidden, the new layers above) and the provenance.
     Every AI-made file says so in XMP; with `signing` (certificate, key) each PNG is also
     signed with C2PA Content Credentials, the source as its parent."""
     from tqdm import tqdm
 
-    from . import provenance
     from .ora import StackLayer, png_bytes, write_ora
 
     with tqdm(total=100, desc=f"{stem} {op}", unit="%", leave=False,
@@ -399,7 +434,7 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
             partial.write_bytes(provenance.with_xmp(png_bytes(pixels),
                                                     provenance.xmp_fields([layer.provenance])))
             if signing:
-                provenance.sign_png(partial, source_png, [layer.provenance], *signing,
+                provenance.sign_png(partial, source_png, [layer.provenance], signing,
                                     title=path.name)
         written.append(path)
         stack.append(StackLayer(layer.name, pixels, *layer.offset,

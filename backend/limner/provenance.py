@@ -10,9 +10,11 @@ pyexiv2 and c2pa are imported where they are used.
 
 from __future__ import annotations
 
+import datetime
 import json
 import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -119,31 +121,79 @@ class SigningError(ValueError):
     """The certificate or key cannot sign (the message says why)."""
 
 
-def check_signer(cert: Path, key: Path) -> None:
-    """Raise SigningError unless the certificate and key sign (tried on a tiny picture),
-    so a run fails before it writes anything rather than half signed."""
+@dataclass(frozen=True)
+class Signing:
+    """What exports are signed with: a PEM certificate chain (the signing certificate
+    first, ES256), its PEM key, and an RFC 3161 timestamp authority (without one a
+    signature reads as invalid once the certificate has expired)."""
+
+    cert: Path
+    key: Path
+    tsa_url: str | None = None
+
+
+#: a run is refused if its certificate would expire within this (a batch re-checks it
+#: before each picture)
+MIN_VALIDITY = datetime.timedelta(hours=1)
+
+
+def valid_until(signing: Signing) -> datetime.datetime:
+    """When the signing certificate expires; SigningError if it is self-signed (C2PA
+    refuses it as a signer) or not yet valid, or the chain cannot be read."""
+    from cryptography import x509
+
+    try:
+        leaf = x509.load_pem_x509_certificates(Path(signing.cert).read_bytes())[0]
+    except (OSError, ValueError, IndexError):
+        raise SigningError(f"cannot read a PEM certificate chain from {signing.cert}") \
+            from None
+    if leaf.issuer == leaf.subject:
+        raise SigningError(f"the signing certificate in {signing.cert} is self-signed: C2PA "
+                           "needs one issued by a certificate authority (first in the chain)")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if leaf.not_valid_before_utc > now:
+        raise SigningError(f"the signing certificate in {signing.cert} is valid only from "
+                           f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    return leaf.not_valid_after_utc
+
+
+def check_valid(signing: Signing, lasting: datetime.timedelta = MIN_VALIDITY) -> None:
+    """SigningError unless the certificate is valid now and for `lasting` more."""
+    until = valid_until(signing)
+    if until < datetime.datetime.now(datetime.timezone.utc) + lasting:
+        raise SigningError(f"the signing certificate in {signing.cert} expires (or expired) "
+                           f"{until:%Y-%m-%d %H:%M} UTC: renew it; nothing was signed with it")
+
+
+def check_signer(signing: Signing) -> None:
+    """Raise SigningError unless the certificate is a CA-issued one valid for the next
+    hour and it and the key sign (tried on a tiny picture, with the timestamp authority
+    if one is given), so a run fails before it writes anything rather than half signed."""
     import cv2
     import numpy as np
 
+    check_valid(signing)
     tiny = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()
     with tempfile.TemporaryDirectory() as folder:
         trial = Path(folder) / "trial.png"
         trial.write_bytes(tiny)
-        sign_png(trial, tiny, [{"ai_edited": True, "operation": "check"}], cert, key)
+        sign_png(trial, tiny, [{"ai_edited": True, "operation": "check"}], signing)
 
 
-def sign_png(path: Path, source_png: bytes, provenances: list[dict], cert: Path,
-             key: Path, title: str | None = None) -> None:
-    """Sign a PNG Limner wrote, in place, with C2PA Content Credentials: `cert` a PEM chain
-    (the signing certificate first, ES256), `key` its PEM private key; the source picture
-    is the parent ingredient; `title`, the file's name (if `path` is a temporary one)."""
+def sign_png(path: Path, source_png: bytes, provenances: list[dict], signing: Signing,
+             title: str | None = None) -> None:
+    """Sign a PNG Limner wrote, in place, with C2PA Content Credentials (`signing`); the
+    source picture is the parent ingredient; `title`, the file's name (if `path` is a
+    temporary one)."""
     import c2pa
 
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
-            c2pa.C2paSigningAlg.ES256, Path(cert).read_bytes(), Path(key).read_bytes(), None))
+            c2pa.C2paSigningAlg.ES256, Path(signing.cert).read_bytes(),
+            Path(signing.key).read_bytes(), signing.tsa_url))
     except (OSError, c2pa.C2paError) as exc:
-        raise SigningError(f"cannot sign with {cert} and {key}: {exc}") from None
+        raise SigningError(f"cannot sign with {signing.cert} and {signing.key}: {exc}") \
+            from None
     builder = c2pa.Builder(manifest(title or path.name, provenances))
     with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as signed:
         source.write(source_png)
