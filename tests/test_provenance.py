@@ -342,10 +342,16 @@ def test_the_guard_catches_a_connection_off_the_machine(offline):
 
 
 def test_no_operation_opens_a_connection_off_this_machine(client, portraits, offline,
-                                                          tiny_models, caplog, tmp_path):
+                                                          tiny_models, caplog, tmp_path,
+                                                          monkeypatch):
     """Every operation, the diffusion ones on the tiny models, with all outbound traffic
-    refused: none tries. Nor does any write its pixels, or a file it read, to the log."""
+    refused: none tries. The hub is switched on (its real address), so a hub call would
+    reach the guard instead of stopping at the hub's own offline switch. Nor does any
+    operation write its pixels, or a file it read, to the log."""
+    from conftest import use_hub
     from limner import operations
+
+    use_hub(monkeypatch, tmp_path / "hub-online", endpoint="https://huggingface.co")
 
     secret = "the-sitters-private-notes-7a1f"
     notes = tmp_path / "notes.png"
@@ -371,29 +377,51 @@ def test_no_operation_opens_a_connection_off_this_machine(client, portraits, off
     assert max((len(record.getMessage()) for record in caplog.records), default=0) < 4000
 
 
+#: files opened for writing while WRITES["on"], seen by an audit hook (which sees
+#: builtins.open, io.open, pathlib and os.open alike; hooks cannot be removed, so one is
+#: added once and switched)
+WRITES = {"on": False, "seen": []}
+
+
+def _watch_writes(event: str, args) -> None:
+    if WRITES["on"] and event == "open":
+        path, mode, flags = args
+        writing = (isinstance(mode, str) and any(flag in mode for flag in "wax+")) or \
+            (mode is None and isinstance(flags, int)
+             and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND))
+        if writing:
+            WRITES["seen"].append(str(path))
+
+
 def test_what_is_worked_out_about_faces_stays_in_memory(tmp_path, portraits, monkeypatch):
     """A relight (faces, geometry, the photo's light, the matte) writes nothing anywhere:
-    the state folder holds only the discovery file and the log, and no file is opened for
-    writing by the backend while it runs."""
-    import builtins
+    no file is opened for writing by any Python route while it runs, nothing appears in
+    the temporary folder or the home folder (where native code would write), and the
+    state folder holds only the discovery file and the log."""
+    import tempfile
 
     from limner.client import Client
     from limner.server import ServerThread
 
-    written = []
-    real_open = builtins.open
-
-    def watching(file, mode="r", *args, **kwargs):
-        if any(flag in mode for flag in "wax+"):
-            written.append(str(file))
-        return real_open(file, mode, *args, **kwargs)
-
+    if _watch_writes not in getattr(sys, "_limner_hooks", ()):
+        sys.addaudithook(_watch_writes)
+        sys._limner_hooks = (_watch_writes,)
+    scratch, home = tmp_path / "tmp", tmp_path / "home"
+    scratch.mkdir()
+    home.mkdir()
     with ServerThread(port=0, state_dir=tmp_path / "state") as server:
         with Client(server.uri, server.server.token) as client:
             run_array(client, "relight", {}, portraits["astronaut"])     # load models first
-            monkeypatch.setattr(builtins, "open", watching)
-            run_array(client, "relight", {"azimuth": 40.0},
-                      cv2.flip(portraits["astronaut"], 1))               # a new layer
-            monkeypatch.setattr(builtins, "open", real_open)
-    assert written == []
+            monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+            for name in ("TMPDIR", "TEMP", "TMP"):
+                monkeypatch.setenv(name, str(scratch))
+            monkeypatch.setenv("HOME", str(home))
+            WRITES.update(on=True, seen=[])
+            try:
+                run_array(client, "relight", {"azimuth": 40.0},
+                          cv2.flip(portraits["astronaut"], 1))           # a new layer
+            finally:
+                WRITES["on"] = False
+    assert WRITES["seen"] == []
+    assert list(scratch.rglob("*")) == [] and list(home.rglob("*")) == []
     assert {p.name for p in (tmp_path / "state").iterdir()} <= {"server.json", "backend.log"}
