@@ -83,6 +83,29 @@ def test_run_writes_pngs_and_an_openraster_stack(astronaut_png, tmp_path, isolat
     assert [item["name"] for item in sidecar] == names[:2]
 
 
+@pytest.mark.parametrize("sample", ["u16", "f32"])
+def test_deep_pictures_give_16_bit_results(portraits, tmp_path, isolated_env, sample):
+    """16-bit and float inputs come back as 16-bit PNGs (a change writing 8-bit passed
+    every test), with the precision used: more than 256 levels in a smooth result."""
+    image = portraits["astronaut"][:160, 140:300].astype(np.float32) / 255
+    if sample == "u16":
+        path = tmp_path / "deep.png"
+        cv2.imwrite(str(path), cv2.cvtColor(np.round(image * 65535).astype(np.uint16),
+                                            cv2.COLOR_RGB2BGR))
+    else:
+        path = tmp_path / "deep.tiff"
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    done = limner("run", path, "--op", "background.blur", "--out", out, env=isolated_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for png in out.glob("*.png"):
+        result = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        assert result.dtype == np.uint16, png
+    blurred = cv2.imread(str(next(out.glob("deep-background-blur-*.png"))),
+                         cv2.IMREAD_UNCHANGED)
+    assert len(np.unique(blurred[..., 1])) > 256
+
+
 def test_run_with_a_mask_and_parameters(astronaut_png, tmp_path, isolated_env):
     mask = np.zeros((512, 512), np.uint8)
     mask[:, :256] = 255
