@@ -185,3 +185,41 @@ def test_bad_cube_files_get_a_clear_error_and_nothing_breaks(client, portraits, 
     for word in ("shopping", "milk", "seventeen", "100000", "nan"):  # never what is in it
         assert word not in refused.value.message.replace(str(path), "")
     assert run_array(client, "grade", {"look": "warm"}, portraits["astronaut"])  # still up
+
+
+#: what each mood must do, on the subject and on the background (Lab: lightness, the
+#: yellow-blue axis b*, chroma), as (measure, where, sign, at least): a recipe turned
+#: the wrong way (noir brightened, golden hour at 9000 K) fails
+MOOD_DIRECTIONS = {
+    "golden hour": [("b", "subject", +1, 5), ("b", "background", +1, 5)],
+    "cool and moody": [("b", "subject", -1, 5), ("L", "subject", -1, 3),
+                       ("L", "background", -1, 10)],
+    "film noir": [("chroma", "subject", -1, 10), ("L", "subject", -1, 8),
+                  ("L", "background", -1, 15)],
+    "high-key studio": [("L", "subject", +1, 8), ("L", "background", +1, 20)],
+    "low-key dramatic": [("L", "subject", -1, 8), ("L", "background", -1, 25)],
+    "soft pastel": [("L", "subject", +1, 5), ("chroma", "subject", -1, 3)],
+}
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_every_mood_goes_the_way_its_name_says(client, portraits, name):
+    from lightmeasure import subject_matte
+
+    assert set(MOOD_DIRECTIONS) == set(MOODS)
+    image = portraits[name]
+    alpha = subject_matte(image)
+    where = {"subject": alpha > 0.95, "background": alpha < 0.05}
+    before = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+
+    def measure(what, lab_image, part):
+        picked = lab_image[where[part]]
+        return {"L": picked[:, 0], "b": picked[:, 2],
+                "chroma": np.hypot(picked[:, 1], picked[:, 2])}[what].mean()
+
+    for mood, rules in MOOD_DIRECTIONS.items():
+        top = run_array(client, "mood", {"mood": mood}, image)[0][1]
+        after = cv2.cvtColor(top[..., :3].astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        for what, part, sign, least in rules:
+            change = measure(what, after, part) - measure(what, before, part)
+            assert sign * change >= least, (mood, what, part, round(float(change), 1))
