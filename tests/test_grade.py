@@ -27,6 +27,32 @@ def write_cube(path, size, colour, header=""):
     return path
 
 
+def test_1d_and_shaper_cube_files_are_applied(client, portraits, tmp_path):
+    """A 1D .cube (a curve per channel) and a Resolve cube with a 1D shaper before its 3D
+    table: each applied as it says (none was tested)."""
+    image = portraits["astronaut"]
+    size = 64
+    curve = tmp_path / "curve.cube"           # red inverted, green squared, blue kept
+    axis = np.linspace(0, 1, size)
+    curve.write_text(f"LUT_1D_SIZE {size}\n" + "".join(
+        f"{1 - v:.6f} {v * v:.6f} {v:.6f}\n" for v in axis))
+    got = run_array(client, "grade", {"look": "LUT file", "lut": str(curve),
+                                      **NO_PROTECTION}, image)[0][1].astype(np.float64)
+    want = image.astype(np.float64) / 255
+    want = np.stack([1 - want[..., 0], want[..., 1] ** 2, want[..., 2]], -1) * 255
+    assert np.abs(got[..., :3] - want).mean() < 3
+    shaper = tmp_path / "shaper.cube"          # a shaper halving (0..2 to 0..1), a swap
+    lines = ["LUT_1D_SIZE 2", "LUT_1D_INPUT_RANGE 0.0 2.0", "LUT_3D_SIZE 2",
+             "LUT_3D_INPUT_RANGE 0.0 1.0", "0 0 0", "1 1 1"]
+    for b, g, r in itertools.product(range(2), repeat=3):
+        lines.append(f"{b} {g} {r}")
+    shaper.write_text("\n".join(lines) + "\n")
+    got = run_array(client, "grade", {"look": "LUT file", "lut": str(shaper),
+                                      **NO_PROTECTION}, image)[0][1].astype(np.float64)
+    halved = image[..., ::-1].astype(np.float64) / 2
+    assert np.abs(got[..., :3] - halved).mean() < 3
+
+
 @pytest.fixture(scope="module")
 def cubes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cubes")
@@ -86,12 +112,20 @@ def test_matching_through_the_server_to_a_layer_and_skin_to_skin(client, portrai
     from limner import protocol
 
     inputs = {"match": imaging.to_pixels(reference)}
+    rows, cols = FACE_BOX["grace_hopper"]
+    ref_rows, ref_cols = FACE_BOX["astronaut"]
+    skin_wanted = lab(reference[ref_rows, ref_cols]).mean(0)[1:]      # a*, b* of her face
+    off = {}
     for skin in (False, True):
         layers = client.run("grade", {"look": "none", "match_skin": skin, **NO_PROTECTION},
                             imaging.to_pixels(source), inputs=inputs)
         assert layers[0][0].name.startswith("Grade matched (covariance)")
         graded = imaging.from_pixels(layers[0][1])
         assert np.abs(lab(graded).mean(0) - lab(source).mean(0)).max() > 3
+        off[skin] = np.linalg.norm(lab(graded[rows, cols]).mean(0)[1:] - skin_wanted)
+    # skin to skin: her face takes the reference face's colour, far closer than when the
+    # whole picture (a navy uniform, a flag) is matched to the whole reference
+    assert off[True] < 0.6 * off[False], off
     with pytest.raises(BackendError, match="choose a look or a reference") as refused:
         run_array(client, "grade", {"look": "none"}, source)
     assert refused.value.code == protocol.E_BAD_PARAMETER
