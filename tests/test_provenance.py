@@ -74,6 +74,38 @@ def test_every_file_the_cli_writes_says_it_was_edited_with_ai(tmp_path, pictures
     assert "XMP-iptcExt:DigitalSourceType" not in exif(tmp_path / "source.png")
 
 
+@needs_exiftool
+@pytest.mark.parametrize("op", ["background.remove", "background.replace", "background.blur",
+                                "background.generate", "relight", "style", "grade", "mood"])
+def test_every_ai_layer_inside_the_stack_says_so_for_every_operation(
+        tmp_path, pictures, env, op, tiny_model_folder):
+    """XMP on the AI layers inside the .ora was checked for relight's merged image only:
+    every operation's AI layers (named "… [AI engine]") carry it, the source none."""
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "out"
+    params = ["--param", "steps=2", "--param", "match_light=false"] \
+        if op == "background.generate" else []
+    done = limner("run", pictures / "grace_hopper.png", "--op", op, *params, "--out", out,
+                  env={**env, "LIMNER_MODELS_DIR": str(tiny_model_folder),
+                       "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    stack = next(out.glob("*.ora"))
+    with zipfile.ZipFile(stack) as ora:
+        layers = [(layer.get("name"), layer.get("src"))
+                  for layer in ET.fromstring(ora.read("stack.xml")).iter("layer")]
+        for n, (_, src) in enumerate(layers):
+            (tmp_path / f"layer{n}.png").write_bytes(ora.read(src))
+    assert any("[AI" in name for name, _ in layers), layers
+    for n, (name, _) in enumerate(layers):
+        tags = exif(tmp_path / f"layer{n}.png")
+        if "[AI" in name:
+            assert tags.get("XMP-iptcExt:DigitalSourceType") in (provenance.EDITED,
+                                                                   provenance.GENERATED), name
+        else:
+            assert "XMP-iptcExt:DigitalSourceType" not in tags, name
+
+
 def make_test_chain(folder, lasting=datetime.timedelta(days=7), self_signed=False):
     """A throwaway ES256 chain: a CA and a signing certificate it issued (C2PA refuses a
     self-signed signer), as PEM files; the signing certificate valid for `lasting` from
