@@ -159,6 +159,40 @@ def test_serve_writes_discovery_serves_run_and_cleans_up(astronaut_png, tmp_path
     assert not discovery.discovery_path(state).exists()
 
 
+@pytest.mark.parametrize("cache_mb", [None, 1])
+def test_serve_keeps_a_layers_geometry_only_within_its_cache(portraits, tmp_path,
+                                                             isolated_env, cache_mb):
+    """`--cache-mb` is honoured (ignoring it passed every test): a second relight of the
+    same layer reuses its geometry within the default cache (no "finding faces" stage)
+    and works it out again within 1 MB (where it does not fit)."""
+    from limner import imaging
+    from limner.client import Client
+
+    state = tmp_path / "state"
+    option = [] if cache_mb is None else ["--cache-mb", str(cache_mb)]
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0",
+                                   *option], env=isolated_env, stderr=out)
+    try:
+        deadline = time.time() + 60
+        while (info := discovery.read(state)) is None:
+            assert server.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.1)
+        stages = []
+        with Client.from_info(info) as client:
+            for _ in range(2):
+                stages.append([])
+                client.run("relight", {"azimuth": -40.0}, imaging.to_pixels(
+                    portraits["astronaut"]), on_progress=lambda job, f, stage,
+                    seen=stages[-1]: seen.append(stage))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert "finding faces" in stages[0]
+    assert ("finding faces" in stages[1]) == (cache_mb is not None), stages[1]
+
+
 def test_the_readmes_main_command_writes_every_result_a_person_can_open(tmp_path,
                                                                         isolated_env,
                                                                         portraits):
