@@ -46,7 +46,9 @@ def test_strands_come_out_with_at_least_40_percent_less_error(composites):
         # on every portrait and background better too
         assert np.abs(normal - truth)[where].mean() < 0.8 * np.abs(off - truth)[where].mean(), \
             case
-    assert refined <= 0.6 * coarse, f"strand error {refined / coarse:.2f} of the coarse one's"
+    # 0.55 here since the matte starts from the engine's full-size one (0.43 before);
+    # held close to it, so a refinement that loses ground fails
+    assert refined <= 0.58 * coarse, f"strand error {refined / coarse:.2f} of the coarse one's"
 
 
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
@@ -90,6 +92,28 @@ def test_a_hole_the_engine_left_in_the_subject_is_filled(astronaut_matte):
     assert alpha[hole].min() > 0.95
 
 
+def test_no_veil_over_background_the_engine_was_sure_of(astronaut_matte):
+    """The solve leaves a faint haze over the wall round the hair (a grey veil over a new
+    backdrop): where the engine was sure of the background, the refined matte is clear."""
+    rgb, coarse = astronaut_matte
+    alpha = refine.refine(rgb, coarse)
+    away = cv2.distanceTransform((coarse < 0.5).astype(np.uint8), cv2.DIST_L2, 5) > 5
+    wall = (coarse < 0.05) & away            # the engine sure, off the subject's edge
+    # a strand the engine missed may cross it; a veil covers it (without the haze rule
+    # 1.7 % of it is above 0.02, with it 0.4 %)
+    assert (alpha[wall] > 0.02).mean() < 0.008
+
+
+def test_a_soft_dip_inside_the_subject_is_lifted(astronaut_matte):
+    """A grey smear deep inside the solid subject (alpha 0.7 in the engine's matte, as
+    under a chin) comes out opaque."""
+    rgb, coarse = astronaut_matte
+    dip = disc(coarse.shape, SUIT, 10)
+    assert coarse[disc(coarse.shape, SUIT, 30)].min() > 0.99        # deep inside
+    alpha = refine.refine(rgb, np.where(dip, 0.7, coarse).astype(np.float32))
+    assert alpha[dip].min() > 0.98
+
+
 def test_a_gap_that_shows_the_background_stays_open(astronaut_matte):
     rgb, coarse = astronaut_matte
     gap = disc(coarse.shape, SUIT, 12)
@@ -120,8 +144,14 @@ def test_off_is_the_engines_own_matte_and_fine_refines_at_twice_the_size(client,
     own = engines.get("matting", "rvm").matte(imaging.to_float(image))
     assert np.abs(off - own).max() <= 0.5 / 255
     large = cv2.resize(image, (1024, 1024), interpolation=cv2.INTER_CUBIC)
-    normal, fine = matte_of(client, large, "normal"), matte_of(client, large, "fine")
+    made = {}
+    for detail in ("normal", "fine"):
+        (layer, matte), = run_array(client, "background.remove",
+                                    {"output": "matte", "hair_detail": detail}, large)
+        made[detail] = (layer.provenance["matte_refined_at"], imaging.to_float(matte)[:, :, 0])
+    (normal_side, normal), (fine_side, fine) = made["normal"], made["fine"]
     assert normal.shape == fine.shape == (1024, 1024)
+    assert (normal_side, fine_side) == (refine.REFINE_SIDE, 2 * refine.REFINE_SIDE)
     assert 0 < np.abs(normal - fine).mean() < 0.02            # same subject, finer edge
 
 

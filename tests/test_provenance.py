@@ -412,7 +412,7 @@ def test_no_operation_opens_a_connection_off_this_machine(client, portraits, off
 #: files opened for writing while WRITES["on"], seen by an audit hook (which sees
 #: builtins.open, io.open, pathlib and os.open alike; hooks cannot be removed, so one is
 #: added once and switched)
-WRITES = {"on": False, "seen": []}
+WRITES = {"on": False, "seen": [], "hooked": False}
 
 
 def _watch_writes(event: str, args) -> None:
@@ -435,9 +435,9 @@ def test_what_is_worked_out_about_faces_stays_in_memory(tmp_path, portraits, mon
     from limner.client import Client
     from limner.server import ServerThread
 
-    if _watch_writes not in getattr(sys, "_limner_hooks", ()):
+    if not WRITES["hooked"]:
         sys.addaudithook(_watch_writes)
-        sys._limner_hooks = (_watch_writes,)
+        WRITES["hooked"] = True
     scratch, home = tmp_path / "tmp", tmp_path / "home"
     scratch.mkdir()
     home.mkdir()

@@ -335,12 +335,14 @@ def refine(rgb: np.ndarray, engine: np.ndarray, decisions: subject.Decisions | N
 @dataclass(frozen=True)
 class Matte:
     """A subject's alpha (H x W, float32 0..1), the parts decided as a whole on the way
-    (subject.Part), for the record, and what it was made from (a digest, when a cache
-    holds it: what is worked out from it can be cached under it)."""
+    (subject.Part), for the record, what it was made from (a digest, when a cache holds
+    it: what is worked out from it can be cached under it), and the long side its hair
+    was refined at (0: the engine's own matte)."""
 
     alpha: np.ndarray
     parts: tuple = ()
     key: str = ""
+    refined_at: int = 0
 
 
 def refined(engine, rgb: np.ndarray, detail: str = "normal", progress=None,
@@ -377,7 +379,7 @@ def refined(engine, rgb: np.ndarray, detail: str = "normal", progress=None,
     alpha = refine(small_rgb, base, decisions, small(keep), small(remove))
     parts = tuple(decisions.parts) if decisions is not None else ()
     if scale == 1:
-        return Matte(alpha, parts)
+        return Matte(alpha, parts, refined_at=max(h, w))
     # the engine's own full-size alpha wherever nothing changed; the refined one, brought
     # to full size by the colour guided filter, where it did
     changed = (np.abs(alpha - base) > CHANGED).astype(np.uint8)
@@ -389,4 +391,4 @@ def refined(engine, rgb: np.ndarray, detail: str = "normal", progress=None,
     guard = cv2.resize(protected(base, 0).astype(np.uint8), (w, h),
                        interpolation=cv2.INTER_NEAREST) > 0
     full = np.where(guard & protected(own, band, islands=False), np.maximum(full, own), full)
-    return Matte(with_hints(np.clip(full, 0, 1), keep, remove), parts)
+    return Matte(with_hints(np.clip(full, 0, 1), keep, remove), parts, refined_at=max(size))

@@ -82,8 +82,13 @@ def decontaminated(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _decided(matte: refine.Matte) -> dict:
-    """The parts of the subject decided as a whole, for the layer's provenance."""
-    return {"subject_parts": [part.describe() for part in matte.parts]} if matte.parts else {}
+    """How the matte was made, for the layer's provenance: the parts of the subject
+    decided as a whole, and the long side its hair was refined at."""
+    record = {"subject_parts": [part.describe() for part in matte.parts]} if matte.parts \
+        else {}
+    if matte.refined_at:
+        record["matte_refined_at"] = matte.refined_at
+    return record
 
 
 def remove(req: Request) -> list[Layer]:
