@@ -187,7 +187,7 @@ def test_a_mood_at_zero_strength_leaves_the_picture(client, portraits):
 BAD = {
     "wrong size line": ("LUT_3D_SIZE 18", "it holds 4913 entries where its size 18 needs"),
     "absurd size": ("LUT_3D_SIZE 100000", "its LUT_3D_SIZE is not a whole number from 2 to "
-                                          "129"),
+                                          "65"),
     "not a size": ("LUT_3D_SIZE seventeen", "its LUT_3D_SIZE is not a whole number"),
 }
 

@@ -22,11 +22,12 @@ from .protocol import ProtocolError
 
 #: the grid the built-in looks are sampled on (as .cube files commonly are)
 LOOK_SIZE = 33
-#: the largest .cube accepted: 129 points a side (65 is already fine grading; 129 is the
-#: largest editors export), and 64 MB of text (a 129-point cube is about 45 MB; the
-#: parser holds a file's text several times over while it reads it)
-MAX_CUBE_SIZE = 129
-MAX_CUBE_BYTES = 64 << 20
+#: the largest .cube accepted: 65 points a side (fine grading; what Resolve and most
+#: editors export), and 16 MB of text (a 65-point cube is about 7 MB). colour-science
+#: holds a file's text about 20 times over while it parses it: a 129-point cube (55 MB)
+#: took 5.7 s and 1.1 GB
+MAX_CUBE_SIZE = 65
+MAX_CUBE_BYTES = 16 << 20
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 MATCH_METHODS = ("reinhard", "covariance")
 MATCH_PASSES = 2
