@@ -229,12 +229,25 @@ def _batch(args) -> int:
         print(f"limner batch: {how}{done} done, {skipped} already done, {failed} skipped "
               "(unreadable or refused)", file=sys.stderr)
 
+    # Ctrl-C: stop after the picture in hand (its files whole); again: stop at once. A flag,
+    # not an exception: one raised wherever the interpreter happens to be (a progress
+    # bar's __del__) can be swallowed there, and the batch would run on
+    interrupted: list[bool] = []
+
+    def interrupt(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
         with _connect() as client:
             params = _parse_params(client, args.op, args.param)
             if client.operation(args.op) is None:
                 raise ValueError(f"unknown operation {args.op!r} (see `limner ops`)")
             for path in tqdm(inputs, desc=f"limner batch {args.op}", unit="picture"):
+                if interrupted:
+                    raise KeyboardInterrupt
                 if _stack_path(args.out, path.stem, args.op, params).exists():
                     skipped += 1
                     continue
@@ -262,6 +275,11 @@ def _batch(args) -> int:
         print(f"limner batch: {exc}", file=sys.stderr)
         summary("stopped: ")
         return 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:                      # the last picture was done when it came
+        summary("interrupted: ")
+        return 130
     summary("")
     return 1 if failed else 0
 
