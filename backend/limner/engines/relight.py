@@ -244,8 +244,11 @@ class GeometricRelight:
         surface = memo("relight-surface", lambda: self.surface(samples, progress, matte))
         progress(0.7, "shading")
         light = shade(surface, params)
-        if not (samples.dtype.kind == "f" and float(np.nanmax(samples[:, :, :3])) > 1):
-            light = highlights_kept(light, surface)     # (HDR layers keep all their light)
+        # (HDR layers keep all their light); both worked out once per layer, not per run
+        if not memo("relight-hdr", lambda: samples.dtype.kind == "f"
+                    and float(samples[:, :, :3].max()) > 1):
+            light = highlights_kept(light, memo("relight-blurred", lambda: cv2.GaussianBlur(
+                surface.linear, (0, 0), 2.0)))
         gain = light.composite(surface.alpha)
         h, w = samples.shape[:2]
         progress(0.9, "compositing")
@@ -305,14 +308,14 @@ class Shading:
         return gain * a + backdrop * (1 - a)
 
 
-def highlights_kept(light: Shading, surface: Surface) -> Shading:
+def highlights_kept(light: Shading, before: np.ndarray) -> Shading:
     """`light` with what it would push past white rolled off towards it, as part of the
     smooth light (each pixel's channels together, worked out on the photo blurred a
     little so no texture enters): clipped channel by channel, a brightly lit cheek would
     lose its red first and turn pale and cold. A pixel is rolled off from the knee
     (HIGHLIGHT_KNEE) or from its own brightness in the photo, whichever is higher, so
-    what the light leaves alone or darkens stays exactly as it was."""
-    before = cv2.GaussianBlur(surface.linear, (0, 0), 2.0)
+    what the light leaves alone or darkens stays exactly as it was. `before`: the photo
+    at geometry size, linear, blurred 2 px."""
     knee = np.maximum(before.max(axis=2), HIGHLIGHT_KNEE)
     factors = []
     for gain in (light.subject, light.backdrop):
