@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 from limner.discovery import this_system  # noqa: E402, F401  (standard library only)
 
 #: the backend modules the plug-ins import: standard library + websockets only
-CLIENT_MODULES = ["__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py",
+CLIENT_MODULES = ["__init__.py", "protocol.py", "schema.py", "discovery.py", "client.py", "launcher.py",
                   "provenance.py"]
 #: where install/setup.py puts the websockets the plug-ins carry (locks/editor-client.txt:
 #: a release that imports in the oldest Python an editor bundles), in the backend's

@@ -65,14 +65,16 @@ class Gimp:
 
 
 def run_in_gimp(gimp, name, portrait, procedure, args, selection=None, precision=None,
-                layer_offset=(0, 0), export=None, state="state", hints=None):
+                layer_offset=(0, 0), export=None, state="state", hints=None, edits=None,
+                report=None):
     run = gimp / name
     run.mkdir()
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
     inside = f"{HOME}/{name}"
     spec = {"image": f"{inside}/portrait.png", "precision": precision, "selection": selection,
             "layer_offset": list(layer_offset), "procedure": procedure, "args": args,
-            "out": inside, "export": export, "hints": hints}
+            "out": inside, "export": export, "hints": hints, "edits": edits,
+            "report": report}
     (run / "spec.json").write_text(json.dumps(spec))
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/{state}",
            f"LIMNER_GIMP_SPEC={inside}/spec.json"]
@@ -144,6 +146,30 @@ def test_relight_a_selection_in_gimp(gimp_home, portraits):
     half = gain.shape[1] // 2
     left, right = np.median(gain[:, :half]), np.median(gain[:, half:])
     assert left > 1.1 * right, (left, right)
+
+
+def test_a_moods_recipe_edited_in_the_dialog_is_what_runs(gimp_home, portraits):
+    """As in the mood dialog: picking film noir puts its recipe into the controls (the
+    plug-in's own wiring, arguments.follow_implied); the user then warms its light. That
+    edit runs (the relit layer says 3000 K) with the rest of film noir's recipe, and each
+    layer's provenance, kept in the XCF, records the parameters that ran."""
+    from limner.operations.mood import MOODS
+
+    findings = run_in_gimp(gimp_home, "mood", portraits["grace_hopper"],
+                           "plug-in-limner-mood", {},
+                           edits=[["mood", "film-noir"], ["temperature", 3000.0]],
+                           report=["setup", "look", "vignette"])
+    assert findings["status"] == "success", findings.get("error")
+    noir = MOODS["film noir"]
+    assert findings["report"] == {"setup": noir["setup"], "look": noir["look"],
+                                  "vignette": str(noir["vignette"])}
+    top, relit = findings["layers"][:2]
+    assert top["name"].startswith("Mood film noir: grade noir")
+    assert "(split, 3000 K)" in relit["name"], relit["name"]
+    ran = relit["provenance"]["params"]
+    assert ran["mood"] == "film noir" and ran["temperature"] == 3000.0
+    assert {name: ran[name] for name in noir if name != "temperature"} == \
+        {name: value for name, value in noir.items() if name != "temperature"}
 
 
 def test_a_selection_off_the_layer_is_refused_before_the_backend_is_asked(gimp_home,

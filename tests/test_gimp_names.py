@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from limner.schema import Capabilities, Kind
 from limner.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +23,14 @@ GIMP_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 @pytest.fixture(scope="module")
-def capabilities():
+def described():
+    """The capabilities as the welcome carries them (JSON)."""
     return Server(write_discovery=False).capabilities()
+
+
+@pytest.fixture(scope="module")
+def capabilities(described):
+    return Capabilities.from_json(described)
 
 
 def test_names_follow_gimps_rules():
@@ -38,32 +45,32 @@ def test_names_follow_gimps_rules():
 def test_every_operation_maps_to_distinct_valid_gimp_names(capabilities):
     """GIMP refuses a plug-in whose names clash or break its rules: the whole schema,
     not a sample, must map cleanly."""
-    operations = capabilities["operations"]
-    procedures = [names.procedure_name(op["id"]) for op in operations]
+    operations = capabilities.operations
+    procedures = [names.procedure_name(op.id) for op in operations]
     assert len(set(procedures)) == len(procedures)
     assert all(GIMP_NAME.match(p) for p in procedures)
     for op in operations:
-        arguments = [names.argument_name(p["name"]) for p in op["params"]]
-        assert len(set(arguments)) == len(arguments), op["id"]
-        assert not set(arguments) & names.RESERVED, op["id"]
-        assert all(GIMP_NAME.match(a) for a in arguments), (op["id"], arguments)
-        for param in op["params"]:
-            if param["kind"] == "choice":
-                nicks = [names.choice_nick(c) for c in param["choices"]]
-                assert len(set(nicks)) == len(nicks) and all(nicks), (op["id"], param["name"])
+        arguments = [names.argument_name(name) for name in op.names]
+        assert len(set(arguments)) == len(arguments), op.id
+        assert not set(arguments) & names.RESERVED, op.id
+        assert all(GIMP_NAME.match(a) for a in arguments), (op.id, arguments)
+        for param in op.params:
+            if param.kind is Kind.CHOICE:
+                nicks = [names.choice_nick(c) for c in param.choices]
+                assert len(set(nicks)) == len(nicks) and all(nicks), (op.id, param.name)
 
 
-def test_schema_difference_names_what_changed(capabilities):
-    assert names.schema_difference(capabilities, copy.deepcopy(capabilities)) is None
-    later = copy.deepcopy(capabilities)
+def test_schema_difference_names_what_changed(described, capabilities):
+    assert names.schema_difference(capabilities, Capabilities.from_json(described)) is None
+    later = copy.deepcopy(described)
     later["engines"] = {}                                      # engines do not count
-    later["operations"].append({"id": "mood.apply", "params": []})
+    later["operations"].append({"id": "mood.apply", "label": "Mood", "params": []})
     later["operations"][0]["params"] = later["operations"][0]["params"][:-1]
     gone = later["operations"].pop(1)["id"]
-    text = names.schema_difference(capabilities, later)
+    text = names.schema_difference(capabilities, Capabilities.from_json(later))
     assert "new operations: mood.apply" in text
     assert f"removed operations: {gone}" in text
-    assert f"changed operations: {capabilities['operations'][0]['id']}" in text
+    assert f"changed operations: {described['operations'][0]['id']}" in text
 
 
 def test_installer_writes_the_plug_in_and_replaces_an_old_one(tmp_path, capabilities):
@@ -80,7 +87,9 @@ def test_installer_writes_the_plug_in_and_replaces_an_old_one(tmp_path, capabili
     assert (target / "names.py").exists()
     assert (target / "vendor" / "limner" / "client.py").exists()
     installed = json.loads((target / "capabilities.json").read_text())
-    assert names.schema_difference(installed, capabilities) is None
+    assert names.schema_difference(Capabilities.from_json(installed), capabilities) is None
+    for module in ("arguments.py", "dialogs.py", "gimpio.py", "vendor/limner/schema.py"):
+        assert (target / module).exists(), module
 
 
 @pytest.mark.parametrize("profiles, on_path, expected", [

@@ -80,7 +80,9 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
             "screenshot": str(inside / "work" / shots["docker"]),
             "findings": str(inside / "work" / "findings.json"),
             "light": {"docker_shot": str(inside / "work" / shots["light"]),
-                      "models_shot": str(inside / "work" / shots["models"])}}
+                      "models_shot": str(inside / "work" / shots["models"])},
+            "mood": {"edits": [["mood", "film noir"], ["temperature", 3000.0]],
+                     "report": ["setup", "look", "vignette", "temperature"]}}
     (home / "work" / "spec.json").write_text(json.dumps(spec))
     xvfb, number = start_xvfb("1600x1000", tcp=chroot is not None)
     display = f":{number}" if chroot is None else f"127.0.0.1:{number}"
@@ -102,7 +104,7 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
                 krita = subprocess.Popen([*prefix, *env, "krita", "--nosplash"],
                                          start_new_session=True, stdout=out,
                                          stderr=subprocess.STDOUT)
-            deadline = time.time() + 240
+            deadline = time.time() + 300
             while (not findings_path.exists() and krita.poll() is None
                    and time.time() < deadline):
                 time.sleep(0.5)
@@ -157,3 +159,17 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
     for name in (shots["light"], shots["models"]):
         picture = cv2.imread(str(OUTPUT / name))
         assert picture is not None and picture.shape[0] > 200, name
+    # film noir picked in the docker fills in its recipe; the warmer light the user then
+    # set is what ran, and (where Krita keeps annotations, 5.2 on) the provenance says so
+    from limner.operations.mood import MOODS
+
+    noir = MOODS["film noir"]
+    assert findings["mood_controls"] == {"setup": noir["setup"], "look": noir["look"],
+                                         "vignette": noir["vignette"], "temperature": 3000.0}
+    mood = findings["mood"]
+    assert mood["group"] == "Limner: Mood"
+    assert mood["layers"][0].startswith("Mood film noir: grade noir")
+    assert "(split, 3000 K)" in mood["layers"][1], mood["layers"]
+    if version != "host-5.1":
+        ran = mood["provenance"][1]["provenance"]["params"]
+        assert ran["temperature"] == 3000.0 and ran["setup"] == noir["setup"]

@@ -16,15 +16,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # before the QApplicatio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "krita_plugin"))
 
 from limner import imaging, operations
+from limner.schema import Capabilities, Kind
 from limner.server import Server
 from limner_krita import kritaio
 from limner_krita.connection import Backend
 from limner_krita.controller import Controller, Request, Source, State, UnsupportedLayer
 from limner_krita.panel import LimnerPanel
 
-WIDGETS = {"float": "QDoubleSpinBox", "int": "QSpinBox", "bool": "QCheckBox",
-           "choice": "QComboBox", "color": "QPushButton", "text": "QLineEdit", "file": "QWidget",
-           "image": "QWidget"}
+WIDGETS = {Kind.FLOAT: "QDoubleSpinBox", Kind.INT: "QSpinBox", Kind.BOOL: "QCheckBox",
+           Kind.CHOICE: "QComboBox", Kind.COLOR: "QPushButton", Kind.TEXT: "QLineEdit",
+           Kind.FILE: "QWidget", Kind.IMAGE: "QWidget"}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,14 @@ def app():
 
 
 @pytest.fixture
-def capabilities():
+def described():
+    """The capabilities as the welcome carries them (JSON)."""
     return Server(write_discovery=False).capabilities()
+
+
+@pytest.fixture
+def capabilities(described):
+    return Capabilities.from_json(described)
 
 
 def wait_for(app, condition, seconds=60):
@@ -52,22 +59,20 @@ def test_controls_are_generated_from_the_schemas(app, capabilities):
     assert shown == ["background.remove", "background.replace", "background.blur",
                      "background.generate", "relight", "style", "grade",
                      "mood"]               # the hidden diagnostics op is not offered
-    for op in capabilities["operations"]:
-        if op["hidden"]:
-            continue
-        panel.select_operation(op["id"])
-        assert panel.operation()["id"] == op["id"]
-        for schema in op["params"]:
-            widget = panel.controls[op["id"]][schema["name"]].widget
-            assert type(widget).__name__ == WIDGETS[schema["kind"]], schema["name"]
-            assert widget.toolTip() == schema["help"]
+    for op in capabilities.offered:
+        panel.select_operation(op.id)
+        assert panel.operation() == op
+        for param in op.params:
+            widget = panel.controls[op.id][param.name].widget
+            assert type(widget).__name__ == WIDGETS[param.kind], param.name
+            assert widget.toolTip() == param.help
         # the defaults the widgets show are what the backend accepts as its defaults
-        assert operations.get(op["id"]).validate(panel.values()) == \
-            operations.get(op["id"]).validate({})
+        assert operations.get(op.id).validate(panel.values()) == \
+            operations.get(op.id).validate({})
 
 
-def test_a_new_operation_appears_without_plugin_changes(app, capabilities):
-    capabilities["operations"].append({
+def test_a_new_operation_appears_without_plugin_changes(app, described):
+    described["operations"].append({
         "id": "skin.smooth", "label": "Smooth Skin", "description": "new in the backend",
         "hidden": False, "params": [
             {"name": "amount", "kind": "float", "default": 0.3, "label": "Amount",
@@ -75,7 +80,7 @@ def test_a_new_operation_appears_without_plugin_changes(app, capabilities):
             {"name": "keep_pores", "kind": "bool", "default": True, "label": "Keep pores",
              "help": ""}]})
     panel = LimnerPanel()
-    panel.set_capabilities(capabilities)
+    panel.set_capabilities(Capabilities.from_json(described))
     panel.select_operation("skin.smooth")
     panel.controls["skin.smooth"]["amount"].widget.setValue(0.7)
     assert panel.values() == {"amount": 0.7, "keep_pores": True}
@@ -395,7 +400,7 @@ def test_the_models_dialog_lists_and_downloads_through_the_backend(app, connecte
     from limner_krita.models_dialog import ModelsDialog
 
     panel, backend, _ = connected
-    dialog = ModelsDialog(backend, panel.capabilities["models"], ["lcm-lora-sd15"])
+    dialog = ModelsDialog(backend, panel.capabilities.models, ["lcm-lora-sd15"])
     names = [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
     assert sorted(names) == sorted(models.MODELS) and names[0] == "lcm-lora-sd15"
     assert dialog.table.item(0, 1).text() == "135 MB"

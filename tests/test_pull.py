@@ -41,7 +41,7 @@ def hub(weights, tmp_path, monkeypatch, fresh_engines):
 
 def present(server) -> dict:
     with Client(server.uri, server.server.token) as fresh:
-        return {m["name"]: m["present"] for m in fresh.capabilities["models"]}
+        return {m.name: m.present for m in fresh.capabilities.models}
 
 
 def test_pull_reports_bytes_and_the_model_is_then_present(server, client, hub):

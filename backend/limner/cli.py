@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, cache, imaging, protocol, provenance
+from . import __version__, cache, imaging, protocol, provenance, schema
 from .client import BackendError, Client
-from .operations.base import Param
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,22 +121,21 @@ def _ops(args) -> int:
     if args.json:
         print(json.dumps(caps, indent=2))
         return 0
-    for op in caps["operations"]:
-        if op["hidden"]:
-            continue
-        print(f"{op['id']}: {op['description']}")
-        for param in op["params"]:
-            detail = (f"one of {', '.join(map(str, param['choices']))}" if "choices" in param
-                      else f"{param.get('min')}..{param.get('max')}" if "min" in param
-                      else param["kind"])
-            print(f"    {param['name']:<14} default {param['default']!r:<22} {detail}")
-    for kind, engines in caps["engines"].items():
+    offered = schema.Capabilities.from_json(caps)
+    for op in offered.offered:
+        print(f"{op.id}: {op.description}")
+        for param in op.params:
+            detail = (f"one of {', '.join(map(str, param.choices))}" if param.choices
+                      else f"{param.min}..{param.max}" if param.min is not None
+                      else param.kind.value)
+            print(f"    {param.name:<14} default {param.default!r:<22} {detail}")
+    for kind, engines in offered.engines.items():
         print(f"{kind} engines:")
         for e in engines:
-            state = "installed" if e["available"] else "not installed"
-            print(f"    {e['name']:<10} {state:<14} {e['label']} (licence: {e['licence']})")
-            if e["setup"]:
-                print(f"    {'':<10} {'':<14} needs the diffusion engines: {e['setup']}")
+            state = "installed" if e.available else "not installed"
+            print(f"    {e.name:<10} {state:<14} {e.label} (licence: {e.licence})")
+            if e.setup:
+                print(f"    {'':<10} {'':<14} needs the diffusion engines: {e.setup}")
     return 0
 
 
@@ -336,20 +334,19 @@ def _connect():
 
 
 def _parse_params(client: Client, op_id: str, pairs: list[str]) -> dict:
-    schema = client.operation(op_id)
-    if schema is None:
+    op = client.operation(op_id)
+    if op is None:
         return {}  # the backend names the operations it has
-    known = {p["name"]: p for p in schema["params"]}
     params = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
             raise ValueError(f"--param {pair!r}: expected NAME=VALUE")
-        if name not in known:
+        param = op.param(name)
+        if param is None:
             raise ValueError(f"{op_id} has no parameter {name!r}; it takes "
-                             f"{', '.join(known)}")
-        spec = dict(known[name], choices=tuple(known[name].get("choices", ())))
-        params[name] = Param(**spec).parse_text(text)
+                             f"{', '.join(op.names)}")
+        params[name] = param.parse_text(text)
     return params
 
 

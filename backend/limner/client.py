@@ -16,7 +16,7 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from . import discovery, protocol
+from . import discovery, protocol, schema
 from .protocol import Pixels
 
 _buffer_ids = itertools.count(1)
@@ -44,7 +44,7 @@ class Client:
         self.ws.send(protocol.Hello(token, name).to_json())
         welcome = self._receive_for(None)
         self.server = welcome.server
-        self.capabilities = welcome.capabilities
+        self.capabilities = schema.Capabilities.from_json(welcome.capabilities)
         self.features = welcome.features
 
     @classmethod
@@ -71,9 +71,9 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def operation(self, op_id: str) -> dict | None:
-        """The backend's schema of one operation, or None if it has no such operation."""
-        return next((op for op in self.capabilities["operations"] if op["id"] == op_id), None)
+    def operation(self, op_id: str) -> schema.OperationSpec | None:
+        """One of the backend's operations, or None if it has no such operation."""
+        return self.capabilities.operation(op_id)
 
     def require(self, *features: str) -> None:
         """Raise unless the backend speaks every one of `features` (protocol.FEATURES): a
@@ -119,7 +119,7 @@ class Client:
 
     def pull(self, model: str, on_progress: Callable[[str, float, str], None] | None = None,
              job: str | None = None) -> str:
-        """Have the backend download a model (capabilities["models"] says which exist, their
+        """Have the backend download a model (capabilities.models says which exist, their
         size and licence); returns where it now is. Cancel with `cancel(job)`."""
         self.require("pull")
         job = job or uuid.uuid4().hex[:12]

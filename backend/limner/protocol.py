@@ -522,7 +522,7 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Pull:
-    """client -> server: download one of capabilities["models"], with progress."""
+    """client -> server: download one of capabilities.models, with progress."""
 
     job: str
     model: str

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from . import imaging, operations, protocol
 from .jobs import Cancelled, Job
 from .protocol import BufferAssembler, BufferSpec, ErrorMessage, ProtocolError, RunRequest
+from .schema import Kind
 
 log = logging.getLogger("limner.server")
 #: how long a closing connection may take to send what it still has queued
@@ -46,10 +47,9 @@ class Upload:
             params = op.validate(request.params)
             if not local:
                 refuse_file_parameters(op, params)
-            kinds = {p.name: p.kind for p in op.all_params()}
+            takes = [p.name for p in op.spec().layers()]
             for name in request.inputs:
-                if kinds.get(name) != "image":
-                    takes = [n for n, k in kinds.items() if k == "image"]
+                if name not in takes:
                     raise ProtocolError(protocol.E_BAD_PARAMETER,
                                         f"{op.id}: {protocol.shown(name)} is not an image "
                                         f"parameter; it takes "
@@ -171,7 +171,7 @@ def outgoing(job: str, layers: list[operations.Layer], offset: tuple[int, int],
 def refuse_file_parameters(op: operations.Operation, params: dict) -> None:
     """File parameters name paths on the backend's machine: only a client on that machine
     may use them (a remote one sends the picture as a layer, in run.inputs)."""
-    named = [p.name for p in op.all_params() if p.kind in ("file", "image")
+    named = [p.name for p in op.all_params() if p.kind in (Kind.FILE, Kind.IMAGE)
              and isinstance(params.get(p.name), str) and params[p.name]]
     if named:
         raise ProtocolError(protocol.E_BAD_PARAMETER,

@@ -28,10 +28,11 @@ def procedure_name(op_id):
 
 def schema_difference(installed, backend):
     """None when the operations GIMP registered (from the installed capabilities.json) are
-    the backend's; otherwise what differs, in words. Only the operations count: engines
-    and models change as weights are installed, and the procedures do not depend on them."""
-    ours = {op["id"]: op for op in installed.get("operations", [])}
-    theirs = {op["id"]: op for op in backend.get("operations", [])}
+    the backend's (both limner.schema.Capabilities); otherwise what differs, in words.
+    Only the operations count: engines and models change as weights are installed, and
+    the procedures do not depend on them."""
+    ours = {op.id: op for op in installed.operations}
+    theirs = {op.id: op for op in backend.operations}
     added = sorted(set(theirs) - set(ours))
     gone = sorted(set(ours) - set(theirs))
     changed = sorted(i for i in set(ours) & set(theirs) if ours[i] != theirs[i])

@@ -57,13 +57,13 @@ class Controller:
     def __init__(self):
         self.pending: tuple[Request, object] | None = None   # and the caller's context
 
-    def build(self, op: dict, values: dict,
+    def build(self, op, values: dict,
               read: Callable[[str | None, Source | None], Source | None]) -> Request:
-        """The request for operation `op` (its schema) with the panel's `values`: an image
-        parameter naming a layer, ("layer", name), becomes an extra layer (a hint's read
-        over the source layer)."""
+        """The request for operation `op` (a limner.schema.OperationSpec) with the panel's
+        `values`: an image parameter naming a layer, ("layer", name), becomes an extra
+        layer (a hint's read over the source layer)."""
         source = read(None, None)
-        over = {schema["name"] for schema in op["params"] if schema.get("over_layer")}
+        over = {param.name for param in op.layers() if param.over_layer}
         params, inputs = {}, {}
         for name, value in values.items():
             if isinstance(value, tuple):
@@ -73,8 +73,8 @@ class Controller:
             else:
                 params[name] = value
         key = params.get("preset") or params.get("engine") or ""
-        title = f"Limner: {op['label']}" + (f" ({key})" if key else "")
-        return Request(op["id"], params, source, inputs, title)
+        title = f"Limner: {op.label}" + (f" ({key})" if key else "")
+        return Request(op.id, params, source, inputs, title)
 
     def start(self, request: Request, context: object = None) -> bool:
         """Take a request as the pending one; False while another is pending."""

@@ -64,19 +64,19 @@ class LimnerDocker(DockWidget):
 
     def _capabilities(self, capabilities):
         if self.panel.operations and \
-                capabilities["operations"] == self.panel.capabilities.get("operations"):
+                capabilities.operations == self.panel.capabilities.operations:
             self.panel.set_availability(capabilities)    # after a download: keep the values
         else:
             self.panel.set_capabilities(capabilities)
             self.panel.set_layers(self._layer_names())
         if self.models_dialog is not None:
-            self.models_dialog.set_models(capabilities["models"])
+            self.models_dialog.set_models(capabilities.models)
 
     def show_models(self, first=()):
         """The models dialog, with an engine's missing models first."""
         if self.models_dialog is None:
             self.models_dialog = ModelsDialog(self.backend, [], parent=self)
-        self.models_dialog.set_models(self.panel.capabilities.get("models", []), list(first))
+        self.models_dialog.set_models(self.panel.capabilities.models, list(first))
         self.models_dialog.show()
         self.models_dialog.raise_()
 
@@ -136,7 +136,7 @@ class LimnerDocker(DockWidget):
             self.panel.set_state(State.ERROR, "open an image and select a paint layer")
             return
         op = self.panel.operation() if op_id is None else \
-            next((o for o in self.panel.operations if o["id"] == op_id), None)
+            next((o for o in self.panel.operations if o.id == op_id), None)
         if op is None:
             self.panel.set_state(State.ERROR, "the backend has not described its operations yet")
             return
@@ -160,7 +160,7 @@ class LimnerDocker(DockWidget):
             self.panel.set_state(State.ERROR, str(exc))
             return
         self.previewer.stop()
-        self.last_run = (op["id"], dict(values))
+        self.last_run = (op.id, dict(values))
         self.controller.start(request, (doc, source))
         self.panel.set_state(State.BUSY)
         self.backend.run_async(request)

@@ -10,7 +10,7 @@ COLUMNS = ("Model", "Size", "Licence", "Used by", "State")
 
 
 class ModelsDialog(QtWidgets.QDialog):
-    def __init__(self, backend, models: list[dict], first: list[str] = (), parent=None):
+    def __init__(self, backend, models, first: list[str] = (), parent=None):
         super().__init__(parent)
         self.setWindowTitle("Limner models")
         self.setObjectName("limner_models")
@@ -58,24 +58,24 @@ class ModelsDialog(QtWidgets.QDialog):
         self.set_models(models, first)
         self.resize(780, 440)
 
-    def set_models(self, models: list[dict], first: list[str] = ()) -> None:
-        """The backend's models; those in `first` (an engine's missing ones) on top and
-        the first of them selected."""
-        self.models = sorted(models, key=lambda m: m["name"] not in first)
+    def set_models(self, models, first: list[str] = ()) -> None:
+        """The backend's models (limner.schema.ModelSpec); those in `first` (an engine's
+        missing ones) on top and the first of them selected."""
+        self.models = sorted(models, key=lambda m: m.name not in first)
         self.table.setRowCount(len(self.models))
         for row, model in enumerate(self.models):
-            cells = (model["name"], f"{model['size_mb']} MB", model["licence"],
-                     ", ".join(model["engines"]), "here" if model["present"] else "not here")
+            cells = (model.name, f"{model.size_mb} MB", model.licence,
+                     ", ".join(model.engines), "here" if model.present else "not here")
             for column, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
-                item.setToolTip(model.get("description", ""))
+                item.setToolTip(model.description)
                 self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
         if first:
             self.table.selectRow(0)
         self._buttons()
 
-    def selected(self) -> dict | None:
+    def selected(self):
         rows = self.table.selectionModel().selectedRows()
         return self.models[rows[0].row()] if rows else None
 
@@ -83,17 +83,17 @@ class ModelsDialog(QtWidgets.QDialog):
         model = self.selected()
         if model is None or self.downloading:
             return
-        self.downloading = model["name"]
+        self.downloading = model.name
         self.progress.setValue(0)
-        self.status.setText(f"Downloading {model['name']} ({model['size_mb']} MB, "
-                            f"{model['licence']})…")
-        self.backend.pull_async(model["name"])
+        self.status.setText(f"Downloading {model.name} ({model.size_mb} MB, "
+                            f"{model.licence})…")
+        self.backend.pull_async(model.name)
         self._buttons()
 
     def _buttons(self) -> None:
         model = self.selected()
         self.download_button.setEnabled(self.downloading is None and model is not None
-                                        and not model["present"])
+                                        and not model.present)
         self.cancel_button.setEnabled(self.downloading is not None)
 
     def _progress(self, name: str, fraction: float, stage: str) -> None:
@@ -105,8 +105,8 @@ class ModelsDialog(QtWidgets.QDialog):
         self.progress.setValue(1000)
         self.status.setText(f"{name} is here: {path}")
         for row, model in enumerate(self.models):
-            if model["name"] == name:
-                model["present"] = True
+            if model.name == name:
+                model.present = True
                 self.table.item(row, 4).setText("here")
         self._buttons()
 

@@ -6,8 +6,11 @@ parameter in the backend shows up here without any change to this file."""
 
 from __future__ import annotations
 
+from limner.schema import Capabilities, EngineSpec, OperationSpec
+
 from .controller import State
-from .light import LIGHTS, LightSphere
+from .controls import Control, control_for
+from .light import LightSphere
 from .qt import QtCore, QtGui, QtWidgets, Signal
 
 STATES = {State.CONNECTING: "Connecting to the Limner backend…",
@@ -15,144 +18,6 @@ STATES = {State.CONNECTING: "Connecting to the Limner backend…",
           State.BUSY: "Working…", State.ERROR: "Error",
           State.NOT_INSTALLED: "No Limner backend",
           State.INSTALLING: "Installing the Limner backend…"}
-
-
-class ParamControl:
-    """One parameter's widget and how to read its value back."""
-
-    def __init__(self, schema: dict, layers_provider):
-        self.schema = schema
-        kind, default = schema["kind"], schema["default"]
-        self.kind = kind
-        if kind == "float":
-            w = QtWidgets.QDoubleSpinBox()
-            w.setRange(schema.get("min", -1e9), schema.get("max", 1e9))
-            w.setSingleStep(schema.get("step") or 0.1)
-            w.setDecimals(2)
-        elif kind == "int":
-            w = QtWidgets.QSpinBox()
-            w.setRange(int(schema.get("min", -2**31)), int(min(schema.get("max", 2**31 - 1),
-                                                               2**31 - 1)))
-            w.setSingleStep(int(schema.get("step") or 1))
-        elif kind == "bool":
-            w = QtWidgets.QCheckBox()
-        elif kind == "choice":
-            w = QtWidgets.QComboBox()
-            w.addItems([str(c) for c in schema["choices"]])
-        elif kind == "color":
-            w = QtWidgets.QPushButton()
-            w.clicked.connect(self._pick_colour)
-        elif kind == "text":
-            w = QtWidgets.QLineEdit(default)
-            w.setClearButtonEnabled(True)
-            w.setCursorPosition(0)             # show a long prompt from its start
-        elif kind in ("file", "image"):
-            w = QtWidgets.QWidget()
-            row = QtWidgets.QHBoxLayout(w)
-            row.setContentsMargins(0, 0, 0, 0)
-            self.layer = QtWidgets.QComboBox() if kind == "image" else None
-            if self.layer is not None:
-                self.layer.addItem("(image file)")
-                self.layer.addItems(layers_provider())
-                row.addWidget(self.layer)
-            self.path = QtWidgets.QLineEdit(default)
-            self.path.setPlaceholderText("image file")
-            browse = QtWidgets.QToolButton()
-            browse.setText("…")
-            browse.clicked.connect(self._browse)
-            row.addWidget(self.path)
-            row.addWidget(browse)
-        else:
-            raise ValueError(f"unknown parameter kind {kind}")
-        w.setToolTip(schema.get("help", ""))
-        w.setObjectName(f"param_{schema['name']}")
-        self.widget = w
-        if kind not in ("text", "file", "image"):      # those take theirs when made
-            self.set_value(default)
-        self.label = QtWidgets.QLabel(schema["label"])
-        self.label.setToolTip(schema.get("help", ""))
-
-    def connect_changed(self, callback) -> None:
-        """Call `callback()` whenever the user changes the value."""
-        w, kind = self.widget, self.kind
-        if kind in ("float", "int"):
-            w.valueChanged.connect(lambda _: callback())
-        elif kind == "bool":
-            w.toggled.connect(lambda _: callback())
-        elif kind == "choice":
-            w.currentIndexChanged.connect(lambda _: callback())
-        elif kind == "text":
-            w.editingFinished.connect(callback)
-        elif kind in ("file", "image"):
-            self.path.editingFinished.connect(callback)
-            if self.layer is not None:
-                self.layer.currentIndexChanged.connect(lambda _: callback())
-        self._on_colour = callback if kind == "color" else None
-
-    def set_value(self, value) -> None:
-        """Put a value (as the schema gives it) into the control."""
-        w, kind = self.widget, self.kind
-        if kind in ("float", "int"):
-            w.setValue(value)
-        elif kind == "bool":
-            w.setChecked(bool(value))
-        elif kind == "choice":
-            w.setCurrentIndex([str(c) for c in self.schema["choices"]].index(str(value)))
-        elif kind == "color":
-            self._colour = value
-            self._paint_colour(w)
-        elif kind == "text":
-            w.setText(value)
-
-    def set_visible(self, visible: bool) -> None:
-        self.widget.setVisible(visible)
-        self.label.setVisible(visible)
-
-    def _pick_colour(self):
-        colour = QtWidgets.QColorDialog.getColor(QtGui.QColor(self._colour), self.widget)
-        if colour.isValid():
-            self._colour = colour.name()
-            self._paint_colour(self.widget)
-            if self._on_colour:
-                self._on_colour()
-
-    def _paint_colour(self, button):
-        button.setText(self._colour)
-        button.setStyleSheet(f"background-color: {self._colour}")
-
-    def _browse(self):
-        extensions = self.schema.get("extensions")
-        kinds = (f"{self.schema['label']} ({' '.join('*' + e for e in extensions)})"
-                 if extensions else "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp)")
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.widget, "Choose a file", "", kinds)
-        if path:
-            self.path.setText(path)
-
-    def set_layers(self, names: list[str]) -> None:
-        if self.kind == "image":
-            current = self.layer.currentText()
-            self.layer.clear()
-            self.layer.addItem("(image file)")
-            self.layer.addItems(names)
-            self.layer.setCurrentText(current)
-
-    def value(self):
-        """The value to send; an image parameter naming a layer gives ("layer", name)."""
-        w = self.widget
-        if self.kind in ("float", "int"):
-            return w.value()
-        if self.kind == "bool":
-            return w.isChecked()
-        if self.kind == "choice":
-            choices = self.schema["choices"]
-            return choices[w.currentIndex()]
-        if self.kind == "color":
-            return self._colour
-        if self.kind == "text":
-            return w.text()
-        if self.kind == "image" and self.layer.currentIndex() > 0:
-            return ("layer", self.layer.currentText())
-        return self.path.text()
 
 
 class LimnerPanel(QtWidgets.QWidget):
@@ -166,10 +31,10 @@ class LimnerPanel(QtWidgets.QWidget):
     def __init__(self, parent=None, layers_provider=list):
         super().__init__(parent)
         self.layers_provider = layers_provider
-        self.controls: dict[str, dict[str, ParamControl]] = {}
+        self.controls: dict[str, dict[str, Control]] = {}
         self.spheres: dict[str, LightSphere] = {}
-        self.operations: list[dict] = []
-        self.capabilities: dict = {}
+        self.operations: list[OperationSpec] = []
+        self.capabilities = Capabilities(())
         self.engine_missing = False
         layout = QtWidgets.QVBoxLayout(self)
         self.operation_box = QtWidgets.QComboBox()
@@ -248,71 +113,66 @@ class LimnerPanel(QtWidgets.QWidget):
         layout.addWidget(self.install_button)
         self.set_state(State.CONNECTING)
 
-    def set_capabilities(self, capabilities: dict) -> None:
-        """Build one page of controls per operation from the backend's schemas."""
+    def set_capabilities(self, capabilities: Capabilities) -> None:
+        """Build one page of controls per operation from the backend's operations."""
         while self.pages.count():
             self.pages.removeWidget(self.pages.widget(0))
         self.operation_box.blockSignals(True)
         self.operation_box.clear()
         self.capabilities = capabilities
-        self.operations = [op for op in capabilities["operations"] if not op.get("hidden")]
+        self.operations = list(capabilities.offered)
         self.controls, self.spheres = {}, {}
         for op in self.operations:
             page = QtWidgets.QWidget()
             form = QtWidgets.QFormLayout(page)
             form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
-            controls = self.controls[op["id"]] = {}
-            for schema in op["params"]:
-                control = ParamControl(schema, self.layers_provider)
-                controls[schema["name"]] = control
+            controls = self.controls[op.id] = {}
+            for param in op.params:
+                control = controls[param.name] = control_for(param, self.layers_provider)
                 form.addRow(control.label, control.widget)
-            if "azimuth" in controls and "elevation" in controls:
-                self.spheres[op["id"]] = sphere = LightSphere()
+            if op.has_light:
+                self.spheres[op.id] = sphere = LightSphere()
                 sphere.setObjectName("light")
                 form.insertRow(0, sphere)
-                self._link_lights(sphere, controls)
-            for control in controls.values():
-                if control.schema.get("presets"):
-                    control.connect_changed(lambda c=control, o=controls: self._preset(c, o))
-                control.connect_changed(lambda o=op["id"]: self._changed(o))
+                self._link_lights(sphere, op, controls)
+            for name, control in controls.items():
+                control.connect_changed(lambda n=name, o=op, c=controls: self._implied(o, n, c))
+                control.connect_changed(lambda o=op.id: self._changed(o))
             if "engine" in controls:
-                controls["engine"].connect_changed(lambda o=op["id"]: self._show_engine(o))
-            self._show_engine(op["id"])
+                controls["engine"].connect_changed(lambda o=op.id: self._show_engine(o))
+            self._show_engine(op.id)
             self.pages.addWidget(page)
-            self.operation_box.addItem(op["label"], op["id"])
+            self.operation_box.addItem(op.label, op.id)
         self.operation_box.blockSignals(False)
         self._show_operation(0)
 
-    def set_availability(self, capabilities: dict) -> None:
+    def set_availability(self, capabilities: Capabilities) -> None:
         """New capabilities with the same operations (after a download): only what is
         installed changed, so the controls keep the user's values."""
         self.capabilities = capabilities
         op = self.operation()
         if op is not None:
-            self._show_engine(op["id"])
+            self._show_engine(op.id)
 
-    def _link_lights(self, sphere: LightSphere, controls: dict) -> None:
+    def _link_lights(self, sphere: LightSphere, op: OperationSpec, controls: dict) -> None:
         """Sphere and spin boxes show the same lights; a light dragged by hand turns a
         named setup into the custom one it looks like (its values are in the controls)."""
-        for prefix, _, _ in LIGHTS:
-            azimuth, elevation = controls.get(f"{prefix}azimuth"), \
-                controls.get(f"{prefix}elevation")
-            if azimuth is None or elevation is None:
-                continue
+        for light in op.lights():
+            azimuth, elevation = controls[light.azimuth], controls[light.elevation]
 
-            def follow(_=None, p=prefix, a=azimuth, e=elevation):
-                sphere.set_light(p, a.widget.value(), e.widget.value())
+            def follow(_=None, p=light.prefix, a=azimuth, e=elevation):
+                sphere.set_light(p, a.value(), e.value())
 
             azimuth.widget.valueChanged.connect(follow)
             elevation.widget.valueChanged.connect(follow)
             follow()
-            intensity = controls.get(f"{prefix}intensity") if prefix else None
-            if intensity is not None:
-                def shown(_=None, p=prefix, i=intensity):
-                    sphere.set_shown(p, i.widget.value() > 0)
+            if light.intensity is not None:
+                def shown(_=None, p=light.prefix, i=controls[light.intensity]):
+                    sphere.set_shown(p, i.value() > 0)
 
-                intensity.widget.valueChanged.connect(shown)
+                controls[light.intensity].widget.valueChanged.connect(shown)
                 shown()
+        handles = {light.prefix: light for light in op.lights()}
 
         def moved(prefix: str, azimuth: float, elevation: float) -> None:
             setup = controls.get("setup")
@@ -320,28 +180,26 @@ class LimnerPanel(QtWidgets.QWidget):
                 setup.widget.blockSignals(True)
                 setup.set_value("custom")
                 setup.widget.blockSignals(False)
-            controls[f"{prefix}azimuth"].set_value(azimuth)
-            controls[f"{prefix}elevation"].set_value(elevation)
+            controls[handles[prefix].azimuth].set_value(azimuth)
+            controls[handles[prefix].elevation].set_value(elevation)
 
         sphere.moved.connect(moved)
 
-    def _preset(self, control: ParamControl, controls: dict) -> None:
-        for name, value in control.schema["presets"].get(control.value(), {}).items():
-            if name in controls:
-                controls[name].set_value(value)
+    def _implied(self, op: OperationSpec, name: str, controls: dict) -> None:
+        """A choice's preset or what a picked file implies, put into the other controls."""
+        for other, value in op.implied(name, controls[name].value()).items():
+            controls[other].set_value(value)
 
     def _changed(self, op_id: str) -> None:
         op = self.operation()
-        if op is not None and op["id"] == op_id and self.live_preview.isChecked():
+        if op is not None and op.id == op_id and self.live_preview.isChecked():
             self.values_changed.emit()
 
-    def _engine_info(self, op: dict) -> dict | None:
-        controls = self.controls.get(op["id"], {})
-        if "engine" not in controls or not op.get("engine_kind"):
+    def _engine_info(self, op: OperationSpec) -> EngineSpec | None:
+        controls = self.controls.get(op.id, {})
+        if "engine" not in controls:
             return None
-        name = controls["engine"].value()
-        return next((e for e in self.capabilities.get("engines", {}).get(op["engine_kind"], [])
-                     if e["name"] == name), None)
+        return self.capabilities.engine(op, controls["engine"].value())
 
     def _show_engine(self, op_id: str) -> None:
         """Only the controls the chosen engine reads; a download offer when its weights
@@ -349,29 +207,26 @@ class LimnerPanel(QtWidgets.QWidget):
         controls = self.controls.get(op_id, {})
         engine = controls["engine"].value() if "engine" in controls else None
         for control in controls.values():
-            engines = control.schema.get("engines")
-            control.set_visible(not engines or engine in engines)
+            control.set_visible(control.param.read_by(engine))
         op = self.operation()
-        if op is not None and op["id"] == op_id:
+        if op is not None and op.id == op_id:
             info = self._engine_info(op)
-            missing = self.engine_missing = info is not None and not info["available"]
+            missing = self.engine_missing = info is not None and not info.available
             self.missing.setVisible(missing)
-            if missing and info.get("setup"):     # a lean install: no torch, no diffusers
-                self.missing_text.setText(f"{info['label']}: needs the diffusion engines, "
+            if missing and info.setup:     # a lean install: no torch, no diffusers
+                self.missing_text.setText(f"{info.label}: needs the diffusion engines, "
                                           f"not installed here. In the Limner folder run: "
-                                          f"{info['setup']}")
+                                          f"{info.setup}")
             elif missing:
-                self.missing_text.setText(f"{info['label']}: its weights are not on this "
+                self.missing_text.setText(f"{info.label}: its weights are not on this "
                                           "machine.")
-            self.download_button.setVisible(missing and not info.get("setup"))
+            self.download_button.setVisible(missing and not info.setup)
             self.run_button.setEnabled(self._ready())
 
     def missing_models(self) -> list[str]:
         """The models the chosen engine needs that are not here."""
         op = self.operation()
-        info = self._engine_info(op) if op else None
-        present = {m["name"]: m["present"] for m in self.capabilities.get("models", [])}
-        return [name for name in (info or {}).get("models", []) if not present.get(name)]
+        return self.capabilities.missing_models(self._engine_info(op) if op else None)
 
     def _show_operation(self, index: int) -> None:
         if 0 <= index < len(self.operations):
@@ -381,11 +236,11 @@ class LimnerPanel(QtWidgets.QWidget):
                            else QtWidgets.QSizePolicy.Policy.Ignored]))
             self.pages.setCurrentIndex(index)
             self.pages.adjustSize()
-            self.description.setText(self.operations[index]["description"])
+            self.description.setText(self.operations[index].description)
             self.preview.clear()
             self.preview.setVisible(False)
-            self._show_engine(self.operations[index]["id"])
-            self._changed(self.operations[index]["id"])
+            self._show_engine(self.operations[index].id)
+            self._changed(self.operations[index].id)
 
     def show_preview(self, pixels) -> None:
         """A preview's pixels (RGBA u8, as previews come) in the docker."""
@@ -397,7 +252,7 @@ class LimnerPanel(QtWidgets.QWidget):
             QtCore.Qt.AspectRatioMode.KeepAspectRatio,
             QtCore.Qt.TransformationMode.SmoothTransformation))
 
-    def operation(self) -> dict | None:
+    def operation(self) -> OperationSpec | None:
         index = self.operation_box.currentIndex()
         return self.operations[index] if 0 <= index < len(self.operations) else None
 
@@ -406,7 +261,7 @@ class LimnerPanel(QtWidgets.QWidget):
 
     def values(self) -> dict:
         op = self.operation()
-        return {name: c.value() for name, c in self.controls.get(op["id"], {}).items()} if op else {}
+        return {name: c.value() for name, c in self.controls.get(op.id, {}).items()} if op else {}
 
     def set_layers(self, names: list[str]) -> None:
         for controls in self.controls.values():

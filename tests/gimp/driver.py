@@ -5,15 +5,30 @@
 #   {"image", "precision" (Gimp.Precision name or null), "selection" [x, y, w, h] or null,
 #    "layer_offset" [x, y], "procedure", "args" {name: value}, "out",
 #    "export" (a file name to export the image to, optional),
-#    "hints" {argument: [x, y, w, h] selected and saved as a channel} (optional)}
+#    "hints" {argument: [x, y, w, h] selected and saved as a channel} (optional),
+#    "edits" [[argument, value], ...]: made one by one after the plug-in's own dialog wiring
+#    (arguments.follow_implied) is connected to the config, as a user changes controls
+#    (optional), "report" [argument, ...]: their values after the edits (optional)}
+import glob
 import json
 import os
+import sys
 import traceback
 
 import gi
 
 gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+gi.require_version("Babl", "0.1")
 from gi.repository import Gegl, Gimp, Gio
+
+
+def argument_value(value):
+    if isinstance(value, str) and value.startswith("#"):   # a colour argument
+        return Gegl.Color.new(value)
+    if isinstance(value, str) and value.startswith("/"):   # a file argument
+        return Gio.File.new_for_path(value)
+    return value
 
 spec = json.load(open(os.environ["LIMNER_GIMP_SPEC"]))
 out = spec["out"]
@@ -53,11 +68,21 @@ try:
         config.set_property("image", image)
         config.set_core_object_array("drawables", [source])
     for name, value in spec["args"].items():
-        if isinstance(value, str) and value.startswith("#"):   # a colour argument
-            value = Gegl.Color.new(value)
-        elif isinstance(value, str) and value.startswith("/"):  # a file argument
-            value = Gio.File.new_for_path(value)
-        config.set_property(name, value)
+        config.set_property(name, argument_value(value))
+    if spec.get("edits"):              # the installed plug-in's own modules, as GIMP runs them
+        plug_in = glob.glob(os.path.expanduser("~/.config/GIMP/*/plug-ins/limner_gimp"))[0]
+        sys.path[:0] = [plug_in, os.path.join(plug_in, "vendor")]
+        from arguments import follow_implied
+        from gimpio import installed_capabilities
+        from names import procedure_name
+
+        op = next(o for o in installed_capabilities().operations
+                  if procedure_name(o.id) == spec["procedure"])
+        follow_implied(config, op)
+        for name, value in spec["edits"]:
+            config.set_property(name, argument_value(value))
+    findings["report"] = {name: str(config.get_property(name))
+                          for name in spec.get("report") or []}
     for name, channel in hints.items():
         config.set_property(name, channel)
     result = procedure.run(config)
@@ -74,6 +99,9 @@ try:
                  "visible": layer.get_visible(), "mode": layer.get_mode().value_nick,
                  "pixels": f"{out}/layer{i}.raw", "mask": None}
         open(entry["pixels"], "wb").write(pixels(layer, f"R'G'B'A {babl}"))
+        parasite = layer.get_parasite("limner-provenance")
+        entry["provenance"] = json.loads(bytes(parasite.get_data()).decode()) \
+            if parasite is not None else None
         if layer.get_mask() is not None:
             entry["mask"] = f"{out}/mask{i}.raw"
             open(entry["mask"], "wb").write(pixels(layer.get_mask(), "Y u8"))

@@ -4,130 +4,14 @@ controls from), validation of what a client sends, and the layers it returns."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from .. import protocol
+from .. import protocol, schema
 from ..protocol import ProtocolError
-
-_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-TEXT_LIMIT = 500         # characters; SD's text encoder reads 77 tokens (about 300 chars)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter. `kind` is float, int, bool, choice, color ("#rrggbb"), text (one
-    line, at most TEXT_LIMIT characters: a prompt), file (a path on the backend's machine,
-    "" for none) or image (like file, or a layer the client sends as an extra buffer: the
-    run message's `inputs`). `engines`: the engines of the operation's kind it applies
-    to (none named: all of them), so editors show only the controls that matter.
-    `presets` (choices): for a choice, the values it implies for other parameters, which
-    editors put into their controls when it is picked. `extensions` (files): the file
-    types a file picker offers (none named: pictures). `over_layer` (images): the layer
-    is a mask painted over the one being worked on (a hint), so editors send it read
-    over that layer's rectangle, at its size."""
-
-    name: str
-    kind: str
-    default: Any
-    label: str
-    help: str = ""
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    choices: tuple = ()
-    engines: tuple[str, ...] = ()
-    presets: dict | None = None
-    extensions: tuple[str, ...] = ()
-    over_layer: bool = False
-
-    def schema(self) -> dict:
-        out = {"name": self.name, "kind": self.kind, "default": self.default,
-               "label": self.label, "help": self.help}
-        for key in ("min", "max", "step"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.choices:
-            out["choices"] = list(self.choices)
-        if self.engines:
-            out["engines"] = list(self.engines)
-        if self.presets:
-            out["presets"] = self.presets
-        if self.extensions:
-            out["extensions"] = list(self.extensions)
-        if self.over_layer:
-            out["over_layer"] = True
-        return out
-
-    def but(self, **changes) -> Param:
-        """This parameter with some fields changed (one declaration, reused)."""
-        return dataclasses.replace(self, **changes)
-
-    def check(self, value):
-        """The value to use, or a ValueError that says what is wrong with `value`."""
-        kind, shown = self.kind, protocol.shown(value)
-        if kind in ("float", "int"):
-            what = "an integer" if kind == "int" else "a number"
-            if not protocol.is_number(value):
-                raise ValueError(f"must be {what}, got {shown}")
-            try:                                  # a 400-digit integer is no float
-                number = float(value)
-            except OverflowError:
-                raise ValueError(f"must be between {self.min} and {self.max}, got {shown}") \
-                    from None
-            if kind == "int" and not number.is_integer():
-                raise ValueError(f"must be {what}, got {shown}")
-            value = int(value) if kind == "int" else number
-            if (self.min is not None and value < self.min) or \
-                    (self.max is not None and value > self.max):
-                raise ValueError(f"must be between {self.min} and {self.max}, got {shown}")
-            return value
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise ValueError(f"must be true or false, got {shown}")
-            return value
-        if kind == "choice":
-            if not isinstance(value, (str, int, float)) or value not in self.choices:
-                raise ValueError(f"must be one of {', '.join(map(str, self.choices))}, "
-                                 f"got {shown}")
-            return value
-        if kind == "color":
-            if not isinstance(value, str) or not _HEX_COLOR.match(value):
-                raise ValueError(f"must be a colour as #rrggbb, got {shown}")
-            return value.lower()
-        if kind == "text":
-            if not isinstance(value, str):
-                raise ValueError(f"must be text, got {shown}")
-            if len(value) > TEXT_LIMIT:
-                raise ValueError(f"must be at most {TEXT_LIMIT} characters, got {len(value)}")
-            return " ".join(value.split())
-        if kind in ("file", "image"):
-            # only the type here: whether the path can be read is found out when it is
-            # read, with one answer for every failure (imaging.read_picture)
-            if not isinstance(value, str) or len(value) > 4096:
-                raise ValueError(f"must be a file path, got {shown}")
-            return value
-        raise AssertionError(f"unknown parameter kind {kind}")
-
-    def parse_text(self, text: str):
-        """Turn command-line text into the value `check` expects."""
-        kinds = {"float": (float, "a number"), "int": (int, "an integer")}
-        if self.kind in kinds:
-            convert, what = kinds[self.kind]
-            try:
-                return convert(text)
-            except ValueError:
-                raise ValueError(f"{self.name} must be {what}, got {text!r}") from None
-        if self.kind == "bool":
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{self.name} must be true or false, got {text!r}")
-            return text.lower() in ("true", "1", "yes")
-        return text
-
+from ..schema import Kind, Param
 
 #: the diffusion engines' shared controls, declared once (operations adapt them with `but`)
 SEED = Param("seed", "int", 1, "Seed", "The same seed gives the same result.",
@@ -249,34 +133,23 @@ class Operation:
             return self.params
         from .. import engines
         names = tuple(e.name for e in engines.of_kind(self.engine_kind))
-        engine = Param("engine", "choice", engines.default(self.engine_kind), "Engine",
+        engine = Param("engine", Kind.CHOICE, engines.default(self.engine_kind), "Engine",
                        "Model that does the work; see the capabilities' engines for licences.",
                        choices=names)
         return [engine, *self.params]
 
+    def spec(self) -> schema.OperationSpec:
+        """What the editors see of it (schema.py), and the rules its parameters follow."""
+        return schema.OperationSpec(self.id, self.label, self.description,
+                                    tuple(self.all_params()), self.hidden, self.engine_kind)
+
     def validate(self, params) -> dict:
-        """Defaults filled in; unknown or bad values raise a bad_parameter ProtocolError."""
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise ProtocolError(protocol.E_BAD_PARAMETER, "params must be a JSON object")
-        known = {p.name: p for p in self.all_params()}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ProtocolError(protocol.E_BAD_PARAMETER,
-                                f"{self.id}: unknown parameter "
-                                f"{', '.join(protocol.shown(n)[1:-1] for n in unknown[:5])}; "
-                                f"it takes {', '.join(known) or 'none'}")
-        out = {}
-        for name, param in known.items():
-            try:
-                out[name] = param.check(params.get(name, param.default))
-            except ValueError as exc:
-                raise ProtocolError(protocol.E_BAD_PARAMETER,
-                                    f"{self.id}: parameter {name} {exc}") from None
-        return out
+        """Completed (schema.OperationSpec.completed) and checked; unknown or bad values
+        raise a bad_parameter ProtocolError."""
+        try:
+            return self.spec().check(params)
+        except ValueError as exc:
+            raise ProtocolError(protocol.E_BAD_PARAMETER, str(exc)) from None
 
     def schema(self) -> dict:
-        return {"id": self.id, "label": self.label, "description": self.description,
-                "hidden": self.hidden, "engine_kind": self.engine_kind,
-                "params": [p.schema() for p in self.all_params()]}
+        return self.spec().to_json()

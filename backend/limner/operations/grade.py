@@ -129,8 +129,8 @@ OPERATIONS = [
               "Grade the colours with a look or a .cube LUT, or match them to a reference "
               "picture, with skin protected; the grade comes as its own layer.",
               [LOOK,
-               Param("lut", "file", "", "LUT file", "A .cube file (look 'LUT file').",
-                     extensions=(".cube",)),
+               Param("lut", "file", "", "LUT file", "A .cube file (picking one makes the look "
+                     "'LUT file').", extensions=(".cube",), implies={"look": LUT_FILE}),
                Param("match", "image", "", "Match colour to",
                      "A layer or picture whose colours to take on (before the look)."),
                Param("match_method", "choice", "covariance", "Match method",

@@ -1,7 +1,9 @@
 """mood: one click sets light, colour and background together. Each mood is a recipe of
 the other operations (a relight setup, a grade look, a background treatment), written as
-data in MOODS, which is also the `mood` choice's presets, so an editor shows the recipe's
-values and a user who wants to can change them ("own recipe").
+data in MOODS, which is also the `mood` choice's presets: an editor shows the recipe's
+values when a mood is picked, and what runs is what it then sends, edits and all; a request
+that leaves a value out gets the chosen mood's (schema.OperationSpec.completed), so the
+provenance's parameters are the recipe that ran.
 
 Returns the usual stack, named for what each layer did, each one switchable in the editor
 (top first): the grade (of everything below), the relit subject (cut out by the matte) with
@@ -110,8 +112,7 @@ def _describe(recipe: dict) -> str:
 
 def mood(req: Request) -> list[Layer]:
     p = req.params
-    recipe = {name: p[name] for name in MOODS[p["mood"]]} if p["own_recipe"] \
-        else MOODS[p["mood"]]
+    recipe = {name: p[name] for name in MOODS[p["mood"]]}
     strength = p["strength"]
     title = f"Mood {p['mood']}"
     box = imaging.selection_box(req.mask, req.image.shape[:2])
@@ -179,13 +180,12 @@ OPERATIONS = [
     Operation("mood", "Mood",
               "Set light, colour and background together: golden hour, cool and moody, film "
               "noir, high-key, low-key or soft pastel, each as its own layers.",
-              [Param("mood", "choice", "golden hour", "Mood", "The recipe; pick one to see "
-                     "its values below.", choices=tuple(MOODS), presets=MOODS),
+              [Param("mood", "choice", "golden hour", "Mood",
+                     "The recipe; picking one puts its values below, where they can be "
+                     "changed.", choices=tuple(MOODS), presets=MOODS),
                Param("strength", "float", 1.0, "Strength",
                      "How far the light, the colour and the background move.", min=0, max=1,
                      step=0.05),
-               Param("own_recipe", "bool", False, "Own recipe",
-                     "Use the values below instead of the mood's own."),
                Param("setup", "choice", _FIRST["setup"], "Lighting setup",
                      "The relight setup of the recipe.",
                      choices=relight_operation.SETUP_NAMES),

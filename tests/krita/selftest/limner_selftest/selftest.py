@@ -6,9 +6,14 @@ Then, with "light" in the spec, it drags the light widget with real mouse events
 for the live previews, switches the relight engine, opens the models dialog, and keeps
 screenshots of the docker and the dialog.
 
+Last, with "mood" in the spec, it picks a mood and changes one of its values in the
+docker's controls (edits, in order), runs it, and reports the controls' values (report),
+the layers and the provenance kept in the document.
+
 Spec: {"image": path, "selection": [x, y, w, h], "op": id, "params": {...},
        "screenshot": path, "findings": path,
-       "light": {"docker_shot": path, "models_shot": path}}
+       "light": {"docker_shot": path, "models_shot": path},
+       "mood": {"edits": [[name, value], ...], "report": [name, ...]}}
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def _tick(timer, state) -> None:
     except Exception as exc:  # noqa: BLE001 - reported in the findings, Krita quits
         import traceback
         _finish(state, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
-    if time.monotonic() - state["started"] > 150 and timer.isActive():
+    if time.monotonic() - state["started"] > 200 and timer.isActive():
         _finish(state, {"error": f"timed out at step {state['step']}"})
 
 
@@ -151,6 +156,36 @@ def _step(state) -> None:
                                        for row in range(table.rowCount())]
         dialog.grab().save(spec["light"]["models_shot"])
         dialog.close()
+        if "mood" not in spec:
+            _finish(state, state["findings"])
+            return
+        state["step"] = "mood"
+    elif state["step"] == "mood":          # a mood picked, one of its values changed, Run
+        docker = INSTANCES[0]
+        state["doc"].setActiveNode(state["source"])
+        docker.panel.select_operation("mood")
+        controls = docker.panel.controls["mood"]
+        for name, value in spec["mood"]["edits"]:
+            widget = controls[name].widget
+            widget.setValue(value) if hasattr(widget, "setValue") else widget.setCurrentText(value)
+        state["findings"]["mood_controls"] = {name: controls[name].value()
+                                              for name in spec["mood"]["report"]}
+        state["results_before"] = len(docker.results)
+        docker.panel.run_button.click()
+        state["step"] = "wait-mood"
+    elif state["step"] == "wait-mood":
+        docker = INSTANCES[0]
+        if docker.pending is not None:
+            return
+        if len(docker.results) == state["results_before"]:
+            raise RuntimeError(f"no mood result: {docker.panel.status.text()}")
+        group, doc = docker.results[-1], state["doc"]
+        annotation = bytes(doc.annotation(f"limner/{group.name()}")) \
+            if hasattr(doc, "annotation") else b""
+        state["findings"]["mood"] = {
+            "group": group.name(),
+            "layers": [n.name() for n in reversed(group.childNodes())],
+            "provenance": json.loads(annotation.decode()) if annotation else None}
         _finish(state, state["findings"])
 
 
