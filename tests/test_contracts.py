@@ -143,13 +143,13 @@ def test_the_private_names_check_sees_both_forms(tmp_path):
 def test_setup_presets_are_custom_parameters_that_place_the_same_lights():
     """What an editor puts in its controls when a setup is picked: valid values, with the
     key and fill where the named setup puts them for a face looking at the camera."""
-    from limner.engines.lights import SETUPS, rig
+    from limner.engines.lights import SETUPS, Settings, rig
 
     op = operations.get("relight")
-    presets = next(p for p in op.schema()["params"] if p["name"] == "setup")["presets"]
+    presets = op.spec().param("setup").presets
     assert set(presets) == set(SETUPS)
     for name, values in presets.items():
-        custom, named = (rig(op.validate({**values, "setup": setup})).lights
+        custom, named = (rig(Settings.of(op.validate({**values, "setup": setup}))).lights
                          for setup in ("custom", name))
         assert (custom[0].azimuth, custom[0].elevation) == \
             pytest.approx((named[0].azimuth, named[0].elevation)), name

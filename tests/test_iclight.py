@@ -119,8 +119,9 @@ def test_missing_ic_light_weights_name_the_pull_command(without_models, client,
 
 def _params(**given):
     from limner import operations
+    from limner.engines.lights import Settings
 
-    return operations.get("relight").validate({"engine": "ic-light", **given})
+    return Settings.of(operations.get("relight").validate({"engine": "ic-light", **given}))
 
 
 @pytest.mark.parametrize("given, brighter", [

@@ -12,7 +12,7 @@ import pytest
 from conftest import FACE_BOX, deep, run_array
 from lightmeasure import background_change, main_face, not_black, seam, subject_matte
 from limner import imaging
-from limner.engines.lights import kelvin_to_rgb, light_direction
+from limner.engines.lights import Settings, kelvin_to_rgb, light_direction
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 NAMES = ["astronaut", "grace_hopper"]
@@ -330,8 +330,8 @@ def test_white_light_leaves_the_colours_of_clothes_alone(portraits):
 
     params = {p.name: p.default for p in get("relight").all_params()}
     params.update(azimuth=-60, elevation=30)
-    lit = engines.get("relight", "geometric").render(portraits["astronaut"], params,
-                                                     lambda *_: None)
+    lit = engines.get("relight", "geometric").render(portraits["astronaut"],
+                                                     Settings.of(params), lambda *_: None)
     suit = lit.gain[400:480, 330:470]              # the helmet she holds
     spread = suit.max(-1) / np.maximum(suit.min(-1), 1e-6)
     assert np.percentile(spread, 99) < 1.02, np.percentile(spread, 99)

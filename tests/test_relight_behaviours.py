@@ -10,7 +10,7 @@ import pytest
 from conftest import run_array
 from lightmeasure import main_face
 from limner import engines, imaging
-from limner.engines.lights import LUMA
+from limner.engines.lights import LUMA, Settings
 from limner.engines.relight import GeometricRelight
 from limner.operations import get
 
@@ -22,7 +22,7 @@ def params(**changes) -> dict:
 
 
 def render(image: np.ndarray, **changes):
-    return engines.get("relight", "geometric").render(image, params(**changes),
+    return engines.get("relight", "geometric").render(image, Settings.of(params(**changes)),
                                                       lambda *_: None)
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_array
 from lightmeasure import luminance, main_face
 from limner.engines.face import face_size
-from limner.engines.lights import SETUPS, rig
+from limner.engines.lights import SETUPS, Settings, rig
 
 #: both portraits as they are, and the astronaut turned 30 degrees each way (turned.py)
 FRONTAL = ["astronaut", "grace_hopper"]
@@ -135,15 +135,20 @@ def test_broad_and_short_light_opposite_sides(faces, lit, name):
     assert (broad - 1) * (short - 1) < 0 and max(broad, short) / min(broad, short) >= 1.8
 
 
+def _settings(**given) -> Settings:
+    from limner.operations import get
+
+    return Settings.of(get("relight").validate(given))
+
+
 def test_broad_and_short_follow_the_way_the_face_turns():
-    params = {"setup": "broad", "azimuth": -45.0, "intensity": 1.0, "temperature": 6500.0,
-              "color": "#ffffff", "softness": 0.4}
+    broad = _settings(setup="broad", azimuth=-45.0)
     # a face turned to the image's right shows its broad side on the image's left
-    assert rig(params, face_yaw=25).lights[0].direction[0] < 0
-    assert rig(params, face_yaw=-25).lights[0].direction[0] > 0
-    assert rig({**params, "setup": "short"}, face_yaw=25).lights[0].direction[0] > 0
+    assert rig(broad, face_yaw=25).lights[0].direction[0] < 0
+    assert rig(broad, face_yaw=-25).lights[0].direction[0] > 0
+    assert rig(_settings(setup="short", azimuth=-45.0), face_yaw=25).lights[0].direction[0] > 0
     # a setup turns with the face: Rembrandt's key stays 60 degrees from the nose
-    turned = rig({**params, "setup": "rembrandt"}, face_yaw=30).lights[0]
+    turned = rig(_settings(setup="rembrandt", azimuth=-45.0), face_yaw=30).lights[0]
     assert turned.azimuth == pytest.approx(30 - SETUPS["rembrandt"].key_azimuth)
 
 
@@ -199,12 +204,8 @@ def test_a_named_setup_is_exposed_for_its_key_side(faces, lit, name, setup):
     """As a photographer exposes: the half of the face the key is on keeps the photo's
     exposure within a third of a stop; the setup shapes the other side (a central key:
     the whole face)."""
-    from limner.operations import get
-
     face = faces[name]
-    params = {p.name: p.default for p in get("relight").all_params()}
-    params["setup"] = setup
-    azimuth = rig(params, face.yaw).lights[0].azimuth
+    azimuth = rig(_settings(setup=setup), face.yaw).lights[0].azimuth
     side = face.halves.left if azimuth < -10 else face.halves.right if azimuth > 10 else \
         face.halves.left | face.halves.right
     stops = np.log2(np.median(face.gain(lit[name, setup])[side]))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_array
 from lightmeasure import luminance, main_face, not_black, seam, subject_matte
-from limner.engines.lights import SETUPS, rig
+from limner.engines.lights import SETUPS, Settings, rig
 from limner.operations import get
 from turned import turned
 
@@ -69,9 +69,8 @@ def test_a_named_setup_keeps_the_key_sides_exposure_on_a_turned_face(client, fac
                                                                       setup):
     image, face = faces[yaw]
     layer, relit = _relit(client, image, setup=setup)
-    params = {p.name: p.default for p in get("relight").all_params()}
-    params["setup"] = setup
-    azimuth = rig(params, layer.provenance["face_yaw"]).lights[0].azimuth
+    settings = Settings.of(get("relight").validate({"setup": setup}))
+    azimuth = rig(settings, layer.provenance["face_yaw"]).lights[0].azimuth
     side = face.left if azimuth < -10 else face.right if azimuth > 10 else \
         face.left | face.right
     stops = np.log2(np.median(_gain(image, relit)[side]))

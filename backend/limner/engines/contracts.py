@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
+    from .lights import Settings
     from .relight import Lighting
 
 #: progress(fraction 0..1, stage in words)
@@ -33,10 +34,11 @@ class Face(Protocol):
 
 
 class Relight(Protocol):
-    def render(self, samples: np.ndarray, params: dict, progress: Progress,
+    def render(self, samples: np.ndarray, settings: Settings, progress: Progress,
                memo: Callable[[str, Callable], object] | None = None,
                matte: Callable[[], np.ndarray] | None = None) -> Lighting:
-        """A layer region (samples as they are) under the light `params` describe.
+        """A layer region (samples as they are) under the light `settings` describe
+        (lights.Settings: the relight parameters, typed).
         `memo(name, build)` keeps what does not depend on the light between runs on the
         same pixels; `matte()` gives the subject's alpha at the region's size."""
 

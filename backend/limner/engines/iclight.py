@@ -20,7 +20,7 @@ import numpy as np
 from .. import devices, imaging, models
 from . import DIFFUSION_PACKAGES, EngineInfo, default, get, register
 from .diffusion import weights_variant, work_size
-from .lights import LUMA, gel_rgb, kelvin_to_rgb, rig
+from .lights import LUMA, Settings, rig
 from .relight import Lighting
 
 WORK_SIDE = 768
@@ -91,15 +91,15 @@ def light_gradient(width: int, height: int, azimuth: float, elevation: float,
     return np.clip(ramp[:, :, None] * colour / colour.max(), 0, 1)
 
 
-def starting_picture(width: int, height: int, params: dict) -> np.ndarray:
-    """IC-Light's img2img start for a relight's parameters: the gradient of its key light
+def starting_picture(width: int, height: int, settings: Settings) -> np.ndarray:
+    """IC-Light's img2img start for a relight's settings: the gradient of its key light
     (a named setup's key, or the explicit one; even grey without one) in the key's
     colour."""
-    lights = rig(params).lights
+    lights = rig(settings).lights
     key = lights[0] if lights else None
-    colour = kelvin_to_rgb(params["temperature"]) * gel_rgb(params["color"])
     return light_gradient(width, height, key.azimuth if key else 0.0,
-                          key.elevation if key else 0.0, imaging.linear_to_srgb(colour))
+                          key.elevation if key else 0.0,
+                          imaging.linear_to_srgb(settings.key.colour))
 
 
 class ICLight:
@@ -139,19 +139,18 @@ class ICLight:
             return pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
 
     def _diffuse(self, pipe, start: np.ndarray, concat, prompt: str, strength: float,
-                 params: dict, progress, span: tuple[float, float]) -> np.ndarray:
+                 steps: int, seed: int, progress, span: tuple[float, float]) -> np.ndarray:
         """img2img from `start` with the conditions appended to the UNet's input."""
         import torch
         from PIL import Image
 
-        steps = params["steps"]
         runs = max(1, int(steps * strength))
         h, w = start.shape[:2]
         with devices.out_of_memory_as_error(self.pipelines, f"{w}x{h}"):
             return pipe(prompt=prompt, negative_prompt="lowres, bad anatomy, worst quality",
                         image=Image.fromarray(imaging.from_float(start, "u8")),
                         strength=strength, num_inference_steps=steps, guidance_scale=2.0,
-                        generator=torch.Generator("cpu").manual_seed(params["seed"]),
+                        generator=torch.Generator("cpu").manual_seed(seed),
                         cross_attention_kwargs={"concat": concat},
                         callback_on_step_end=devices.step_callback(progress, runs, *span),
                         output_type="np").images[0].astype(np.float32)
@@ -174,10 +173,11 @@ class ICLight:
         concat = torch.cat([self._latent(pipe, subject),
                             self._latent(pipe, imaging.resize(background, tw, th))], dim=1)
         out = self._diffuse(pipe, small, concat, "portrait photo, detailed face, " +
-                            params["prompt"], 0.7, params, progress, (0.62, 0.9))
+                            params["prompt"], 0.7, params["steps"], params["seed"], progress,
+                            (0.62, 0.9))
         return np.clip(imaging.upsample_with_detail(out, composite), 0, 1)
 
-    def render(self, samples: np.ndarray, params: dict, progress, memo=None,
+    def render(self, samples: np.ndarray, settings: Settings, progress, memo=None,
                matte=None) -> Lighting:
         """Relight a layer region (samples as they are). The key light of the rig (a named
         setup's, or the parameters') sets the starting gradient; `memo` is not used:
@@ -195,17 +195,18 @@ class ICLight:
         progress(0.1, "loading IC-Light")
         pipe = self.pipeline()
         devices.save_memory(pipe, max(tw, th))
-        start = starting_picture(tw, th, params)
-        words = ["soft" if params["softness"] > 0.5 else "hard",
-                 "warm" if params["temperature"] < 4500 else
-                 "cool" if params["temperature"] > 7000 else "neutral"]
+        start = starting_picture(tw, th, settings)
+        key = settings.key
+        words = ["soft" if key.softness > 0.5 else "hard",
+                 "warm" if key.temperature < 4500 else
+                 "cool" if key.temperature > 7000 else "neutral"]
         out = self._diffuse(pipe, start, self._latent(pipe, subject),
                             f"portrait photo, detailed face, {words[0]} {words[1]} light", 0.9,
-                            params, progress, (0.12, 0.9))
+                            settings.steps, settings.seed, progress, (0.12, 0.9))
         progress(0.92, "restoring full resolution")
         relit = np.clip(imaging.upsample_with_detail(out, rgb), 0, 1)
         before, after = imaging.srgb_to_linear(rgb), imaging.srgb_to_linear(relit)
-        if params["keep_colors"]:   # the original's colour under the new light's brightness
+        if settings.keep_colors:   # the original's colour under the new light's brightness
             ratio = (after @ LUMA) / np.maximum(before @ LUMA, 1e-5)
             after = before * ratio[:, :, None]
         gain = after / np.maximum(before, 1e-4)

@@ -153,32 +153,82 @@ def _side(setup: Setup, azimuth: float, face_yaw: float) -> float:
 
 
 @dataclass(frozen=True)
+class LampSettings:
+    """One light as the user sets it (a relight's key, fill or rim parameters)."""
+
+    azimuth: float
+    elevation: float
+    intensity: float
+    temperature: float = 6500.0
+    softness: float = 0.4
+    gel: str = "#ffffff"
+
+    @property
+    def colour(self) -> np.ndarray:
+        """Linear RGB, unit luminance: the temperature's white through the gel."""
+        colour = kelvin_to_rgb(self.temperature) * gel_rgb(self.gel)
+        return colour / max(float(colour @ LUMA), 1e-6)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A relight's parameters as typed values, made once from a checked request
+    (`Settings.of`): what the engines read. `setup`: a name of SETUPS or "custom";
+    `remove_light` how much of the photo's own light is taken out; `sheen` skin
+    highlights; `background_light` and `backdrop_shadow` the wall behind the subject;
+    `steps` and `seed` for the diffusion engine."""
+
+    setup: str
+    key: LampSettings
+    fill: LampSettings
+    rim: LampSettings
+    ambient: float
+    remove_light: float = 1.0
+    sheen: float = 0.3
+    background_light: float = 0.0
+    backdrop_shadow: float = 0.0
+    keep_colors: bool = False
+    steps: int = 25
+    seed: int = 1
+
+    @classmethod
+    def of(cls, params: dict) -> Settings:
+        """From the relight operation's checked parameters (operations/relight.py)."""
+        def lamp(prefix: str) -> LampSettings:
+            return LampSettings(params[f"{prefix}_azimuth"], params[f"{prefix}_elevation"],
+                                params[f"{prefix}_intensity"],
+                                params[f"{prefix}_temperature"], params[f"{prefix}_softness"])
+
+        key = LampSettings(params["azimuth"], params["elevation"], params["intensity"],
+                           params["temperature"], params["softness"], params["color"])
+        return cls(params["setup"], key, lamp("fill"), lamp("rim"), params["ambient"],
+                   params["remove_light"], params["sheen"], params["background_light"],
+                   params["backdrop_shadow"], params["keep_colors"], params["steps"],
+                   params["seed"])
+
+
+@dataclass(frozen=True)
 class Rig:
     lights: list[Light]
     ambient: float
     exposed: bool = False      # a named setup: exposed for its lit side, as a photographer
 
 
-def rig(params: dict, face_yaw: float = 0.0) -> Rig:
-    """The lights and the ambient level for a relight's parameters. A named setup takes its
-    angles and ratios from SETUPS (turned with the face); intensity, colour, temperature
-    and softness still apply. `face_yaw`: degrees the main face is turned, + to the right."""
-    key_colour = kelvin_to_rgb(params["temperature"]) * gel_rgb(params["color"])
-    key_colour = key_colour / max(float(key_colour @ LUMA), 1e-6)
-    softness, intensity = params["softness"], params["intensity"]
-    name = params.get("setup", "custom")
-    if name == "custom":
-        lights = [Light(params["azimuth"], params["elevation"], intensity, key_colour,
-                        softness),
-                  Light(params["fill_azimuth"], params["fill_elevation"],
-                        params["fill_intensity"], kelvin_to_rgb(params["fill_temperature"]),
-                        params["fill_softness"]),
-                  Light(params["rim_azimuth"], params["rim_elevation"],
-                        params["rim_intensity"], kelvin_to_rgb(params["rim_temperature"]),
-                        params["rim_softness"])]
-        return Rig([light for light in lights if light.intensity > 0], params["ambient"])
-    setup = SETUPS[name]
-    side = _side(setup, params["azimuth"], face_yaw)
+def rig(settings: Settings, face_yaw: float = 0.0) -> Rig:
+    """The lights and the ambient level of a relight's settings. A named setup takes its
+    angles and ratios from SETUPS (turned with the face); the key's intensity, colour,
+    temperature and softness still apply. `face_yaw`: degrees the main face is turned, +
+    to the right."""
+    key = settings.key
+    key_colour, softness, intensity = key.colour, key.softness, key.intensity
+    if settings.setup == "custom":
+        lights = [Light(key.azimuth, key.elevation, intensity, key_colour, softness),
+                  *[Light(lamp.azimuth, lamp.elevation, lamp.intensity,
+                          kelvin_to_rgb(lamp.temperature), lamp.softness)
+                    for lamp in (settings.fill, settings.rim)]]
+        return Rig([light for light in lights if light.intensity > 0], settings.ambient)
+    setup = SETUPS[settings.setup]
+    side = _side(setup, key.azimuth, face_yaw)
 
     def around(azimuth: float) -> float:      # relative to the face, wrapped to -180..180
         return (face_yaw + azimuth + 180) % 360 - 180

@@ -25,7 +25,7 @@ import numpy as np
 from .. import engines, imaging
 from . import EngineInfo, register, shading
 from .face import face_size, orientation, skin_mask
-from .lights import LUMA, Light, rig
+from .lights import LUMA, Light, Settings, rig
 from .surface import normals_of, subject_height
 
 #: the face mesh's nose tip
@@ -233,7 +233,7 @@ class GeometricRelight:
                        normals, skin, face_skin, nose_x, yaw, photo, coefficients, len(faces),
                        light_from)
 
-    def render(self, samples: np.ndarray, params: dict, progress,
+    def render(self, samples: np.ndarray, settings: Settings, progress,
                memo: Callable[[str, Callable], object] | None = None,
                matte: Callable[[], np.ndarray] | None = None) -> Lighting:
         """Relight a layer region (its samples as they are: u8, u16 or f32, 3 or 4
@@ -243,7 +243,7 @@ class GeometricRelight:
         memo = memo or (lambda name, build: build())
         surface = memo("relight-surface", lambda: self.surface(samples, progress, matte))
         progress(0.7, "shading")
-        light = shade(surface, params)
+        light = shade(surface, settings)
         # (HDR layers keep all their light); both worked out once per layer, not per run
         if not memo("relight-hdr", lambda: samples.dtype.kind == "f"
                     and float(samples[:, :, :3].max()) > 1):
@@ -329,13 +329,13 @@ def highlights_kept(light: Shading, before: np.ndarray) -> Shading:
     return Shading(light.subject * factors[0], light.backdrop * factors[1])
 
 
-def shade(surface: Surface, params: dict) -> Shading:
+def shade(surface: Surface, settings: Settings) -> Shading:
     """The rig's light at geometry size: what multiplies the photo. The sheen (light
     reflected off the skin's surface, which adds to what the skin's colour gives back)
     counts as gain on skin of a typical luminance (SHEEN_REFERENCE): added to each pixel
     by its own luminance instead, it would flicker with every wrinkle, pore and strand
     (a dark one gaining far more than a light one beside it)."""
-    lighting = rig(params, surface.yaw)
+    lighting = rig(settings, surface.yaw)
     lights, ambient = lighting.lights, lighting.ambient
     h, w = surface.alpha.shape
     reach = max(8, int(0.3 * max(h, w)))
@@ -364,11 +364,11 @@ def shade(surface: Surface, params: dict) -> Shading:
                           np.array([3.0, 1.5, 0.8]) * max(h, w) / 640])
         visible = visible[..., None] + skin[..., None] * (soft - visible[..., None])
         light += one.intensity * one.colour * diffuse * visible
-        if params["sheen"] > 0:
+        if settings.sheen > 0:
             glint = shading.sheen(surface.normals, direction, one.softness) * skin
-            sheen += (params["sheen"] * one.intensity * glint)[..., None] * one.colour * \
+            sheen += (settings.sheen * one.intensity * glint)[..., None] * one.colour * \
                 visible
-    photo = 1 + params["remove_light"] * (surface.photo - 1)
+    photo = 1 + settings.remove_light * (surface.photo - 1)
     # where both lights are faint (a jaw's underside, a shadowed fold) their ratio is
     # mostly geometry error: the regulariser pulls it towards 1 there and nowhere else
     subject = np.minimum((light + RATIO_FLOOR) / (np.maximum(photo, PHOTO_FLOOR) +
@@ -376,8 +376,8 @@ def shade(surface: Surface, params: dict) -> Shading:
                          MAX_GAIN)
     if lighting.exposed and surface.face_skin.any():
         subject *= exposure_for_the_key_side(subject, surface, lights[0].azimuth)
-    backdrop = _backdrop(surface, lights, ambient, params)
-    if params["keep_colors"]:             # brightness only: the photo keeps its colours
+    backdrop = _backdrop(surface, lights, ambient, settings)
+    if settings.keep_colors:             # brightness only: the photo keeps its colours
         subject, backdrop = (np.repeat((a @ LUMA)[..., None], 3, axis=2)
                              for a in (subject, backdrop))
     return Shading(subject.astype(np.float32), backdrop.astype(np.float32))
@@ -396,12 +396,12 @@ def exposure_for_the_key_side(subject: np.ndarray, surface: Surface,
 
 
 def _backdrop(surface: Surface, lights: list[Light], ambient: float,
-              params: dict) -> np.ndarray:
+              settings: Settings) -> np.ndarray:
     """The background's gain: 1 (as it was) unless `background_light` lets the rig light
     a wall behind the subject (point lights, so it falls off across it) or
     `backdrop_shadow` throws the subject's shadow onto that wall."""
     h, w = surface.alpha.shape
-    on_wall, shadow_amount = params["background_light"], params["backdrop_shadow"]
+    on_wall, shadow_amount = settings.background_light, settings.backdrop_shadow
     if not lights or (on_wall == 0 and shadow_amount == 0):
         return np.ones((h, w, 3), np.float32)
     side = max(h, w)

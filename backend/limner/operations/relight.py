@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .. import cache, engines, imaging
-from ..engines.lights import SETUP_NAMES, SETUPS
+from ..engines.lights import SETUP_NAMES, SETUPS, Settings
 from .base import SEED, STEPS, Layer, Operation, Param, Request
 
 #: the parameters only the geometric engine reads (IC-Light takes the key's direction,
@@ -33,7 +33,7 @@ def relight(req: Request) -> list[Layer]:
     def memo(what: str, build):
         return cache.LAYERS.get((what, key), req.owner, build)
 
-    lit = engine.render(region, req.params, req.progress, memo,
+    lit = engine.render(region, Settings.of(req.params), req.progress, memo,
                         matte=lambda: req.subject_matte(box).alpha)
     sample = imaging.sample_of(req.image)
     relit = imaging.from_linear(lit.relit, sample)
