@@ -223,6 +223,25 @@ def next_text(ws) -> dict:
             return protocol.decode(message, protocol.SERVER_TYPES)
 
 
+#: the modules that run a real editor (GIMP, Krita): marked `editors`
+EDITOR_MODULES = {"test_gimp", "test_krita", "test_krita_gui"}
+#: the modules whose tests run the models on real portraits or build environments
+#: (seconds each): marked `slow`. `pytest -m "not editors and not slow"` is the quick loop
+SLOW_MODULES = {"test_background", "test_cli", "test_diffusion", "test_generate",
+                "test_grade", "test_hair_matte", "test_iclight", "test_provenance",
+                "test_pull", "test_relight", "test_relight_setups", "test_relight_turned",
+                "test_setup", "test_style", "test_whole_subject"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if module in EDITOR_MODULES:
+            item.add_marker(pytest.mark.editors)
+        elif module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """On CI (LIMNER_REQUIRE_EDITORS), a skipped test is a failed run: every test must
     really run there, the editors' included."""

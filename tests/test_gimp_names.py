@@ -156,3 +156,14 @@ def test_gimp_previews_collapse_into_the_newest_against_the_real_backend(client,
     assert len(delivered) == queue.ran and delivered[-1][0][0] == -90.0 + 4 * 39
     layer_back, pixels = delivered[-1][0][1][0]
     assert (pixels.width, pixels.height) == (256, 320)
+
+
+def test_the_plug_in_is_split_by_concern():
+    """Procedures, arguments, dialogs and GIMP I/O each in a module of its own, each
+    short enough to read."""
+    modules = sorted((ROOT / "gimp_plugin" / "limner_gimp").glob("*.py"))
+    assert {m.name for m in modules} >= {"limner_gimp.py", "arguments.py", "dialogs.py",
+                                         "gimpio.py"}
+    for module in modules:
+        assert len(module.read_text().splitlines()) < 300, module.name
+    assert "Limner." not in (ROOT / "gimp_plugin/limner_gimp/dialogs.py").read_text()

@@ -86,6 +86,7 @@ def slam(port: int, payload: str) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_junk_from_strangers_neither_leaks_nor_makes_the_server_unkillable(tmp_path):
     """Ten 4 MB junk messages from unauthenticated sockets that reset: the 4 MB came back
     tripled in the error, and the drain of a dead socket never ended (SIGTERM hung)."""
@@ -110,6 +111,7 @@ def test_junk_from_strangers_neither_leaks_nor_makes_the_server_unkillable(tmp_p
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_declaring_a_gigabyte_costs_nothing_until_it_is_sent(tmp_path):
     with backend_process(tmp_path) as (proc, info):
         with connect(f"ws://127.0.0.1:{info['port']}", compression=None) as ws:

@@ -26,8 +26,8 @@ def test_install_into_a_profile_enables_it_and_carries_the_client(tmp_path):
     assert (res / "actions" / "limner_krita.action").exists()
     assert not (plugin / "backend.json").exists(), "the plug-in holds no path of the backend"
     vendored = {p.name for p in (plugin / "vendor" / "limner").iterdir()}
-    assert vendored == {"__init__.py", "protocol.py", "discovery.py", "client.py", "launcher.py",
-                        "provenance.py"}
+    assert vendored == {"__init__.py", "protocol.py", "schema.py", "discovery.py", "client.py",
+                        "launcher.py", "provenance.py"}
     assert (plugin / "vendor" / "websockets" / "sync" / "client.py").exists()
     assert 'version = commit = "13.1"' in (plugin / "vendor" / "websockets" / "version.py").read_text(), \
         "the release that imports in Python 3.8"
