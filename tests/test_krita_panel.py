@@ -465,3 +465,24 @@ def test_without_a_backend_the_docker_says_what_to_run_and_runs_the_installer(ap
         info = discovery.read(state)
         if info is not None:
             os.kill(info["pid"], signal.SIGTERM)
+
+
+def test_a_mood_fills_its_recipe_and_a_lut_file_its_look(app, capabilities):
+    """Picking film noir puts its recipe into the controls, a value changed afterwards is
+    what the panel sends; a LUT file typed or picked makes the look 'LUT file'."""
+    from limner.operations.mood import MOODS
+
+    panel = LimnerPanel()
+    panel.set_capabilities(capabilities)
+    panel.select_operation("mood")
+    controls = panel.controls["mood"]
+    controls["mood"].widget.setCurrentText("film noir")
+    controls["temperature"].widget.setValue(3000.0)
+    values = panel.values()
+    assert {name: values[name] for name in MOODS["film noir"]} == \
+        {**MOODS["film noir"], "temperature": 3000.0}
+    panel.select_operation("grade")
+    lut = panel.controls["grade"]["lut"]
+    lut.path.setText("/looks/teal.cube")
+    lut.path.editingFinished.emit()
+    assert panel.values()["look"] == "LUT file"
