@@ -54,11 +54,13 @@ def test_run_writes_pngs_and_an_openraster_stack(astronaut_png, tmp_path, isolat
     result = limner("run", astronaut_png, "--op", "background.remove", "--out", out_dir,
                     env=isolated_env)
     assert result.returncode == 0, result.stderr
-    cutout = cv2.imread(str(out_dir / "astronaut-cut-out-ai-rvm.png"), cv2.IMREAD_UNCHANGED)
+    cutout = cv2.imread(str(out_dir / "astronaut-background-remove-cut-out-ai-rvm.png"),
+                        cv2.IMREAD_UNCHANGED)
     assert cutout.shape == (512, 512, 4)
     row, col = FACE["astronaut"]
     assert cutout[row, col, 3] == 255 and cutout[0, 0, 3] == 0
-    matte = cv2.imread(str(out_dir / "astronaut-matte-ai-rvm.png"), cv2.IMREAD_UNCHANGED)
+    matte = cv2.imread(str(out_dir / "astronaut-background-remove-matte-ai-rvm.png"),
+                       cv2.IMREAD_UNCHANGED)
     assert matte.shape == (512, 512) and np.array_equal(matte, cutout[:, :, 3])
 
     ora = out_dir / "astronaut-background-remove.ora"
@@ -80,7 +82,8 @@ def test_run_writes_pngs_and_an_openraster_stack(astronaut_png, tmp_path, isolat
                               cv2.IMREAD_UNCHANGED)
         assert merged[0, 0, 3] == 0 and merged[row, col, 3] == 255
     sidecar = json.loads((out_dir / "astronaut-background-remove.provenance.json").read_text())
-    assert [item["name"] for item in sidecar] == names[:2]
+    assert [item["name"] for item in sidecar["layers"]] == names[:2]
+    assert sidecar["operation"] == "background.remove" and sidecar["params"] == {}
 
 
 @pytest.mark.parametrize("sample", ["u16", "f32"])
@@ -115,7 +118,8 @@ def test_run_with_a_mask_and_parameters(astronaut_png, tmp_path, isolated_env):
                     "--param", "engine=mediapipe", "--mask", mask_path, "--out", tmp_path / "o",
                     env=isolated_env)
     assert result.returncode == 0, result.stderr
-    out = cv2.imread(str(tmp_path / "o" / "astronaut-background-blur-30-px-ai-mediapipe.png"))
+    out = cv2.imread(str(tmp_path / "o" / "astronaut-background-blur-mediapipe-radius=30-"
+                                          "background-blur-30-px-ai-mediapipe.png"))
     original = cv2.imread(str(astronaut_png))
     assert np.array_equal(out[:, 256:], original[:, 256:])
     assert not np.array_equal(out[:, :256], original[:, :256])
@@ -201,14 +205,14 @@ def test_the_readmes_main_command_writes_every_result_a_person_can_open(tmp_path
     result = limner("demo", "--out", out, env=isolated_env, timeout=280)
     assert result.returncode == 0, result.stderr[-2000:]
     for portrait in ("astronaut", "grace_hopper"):
-        for stem in ("background-remove", "background-replace", "background-blur", "relight",
-                     "style-oil-painting", "style-pencil-sketch", "grade-teal-and-orange",
-                     "mood-golden-hour"):
+        for stem in ("background-remove", "background-replace-color=2f6fb0",
+                     "background-blur-radius=12",
+                     "relight-azimuth=-60-elevation=20-temperature=3800",
+                     "style", "style-pencil-sketch", "grade-teal-and-orange", "mood"):
             with zipfile.ZipFile(out / f"{portrait}-{stem}.ora") as ora:
                 assert {"mimetype", "stack.xml", "mergedimage.png"} <= set(ora.namelist())
-        assert (out / f"{portrait}-rembrandt-relight.ora").exists()
-        relit = cv2.imread(str(out / f"{portrait}-rembrandt-relit-rembrandt-6500-k-ai-"
-                                     "geometric.png"))
+        relit = cv2.imread(str(out / f"{portrait}-relight-rembrandt-softness=0.25-relit-"
+                                     "rembrandt-6500-k-ai-geometric.png"))
         assert relit is not None and relit.shape == portraits[portrait].shape
     printed = result.stdout.splitlines()
     assert len(printed) >= 30 and all(os.path.exists(line) for line in printed)

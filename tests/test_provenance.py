@@ -61,7 +61,7 @@ def test_every_file_the_cli_writes_says_it_was_edited_with_ai(tmp_path, pictures
     out = tmp_path / "out"
     done = limner("run", pictures / "astronaut.png", "--op", "relight", "--out", out, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    relit = next(out.glob("astronaut-relit-*.png"))
+    relit = next(out.glob("astronaut-relight-relit-*.png"))
     tags = exif(relit)
     assert tags["XMP-iptcExt:DigitalSourceType"] == provenance.EDITED
     assert tags["XMP-iptcExt:AISystemUsed"] == "Limner (geometric)"

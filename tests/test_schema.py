@@ -108,8 +108,9 @@ def test_presets_and_implied_choices_fill_what_was_left_out(capabilities):
     assert grade.implied("lut", "/looks/teal.cube") == {"look": "LUT file"}
     assert grade.implied("lut", "") == {}
     assert grade.completed({"lut": "/looks/teal.cube"})["look"] == "LUT file"
-    assert grade.completed({"lut": "/looks/teal.cube", "look": "warm"})["look"] == "warm"
     assert grade.completed({})["look"] == "warm"
+    with pytest.raises(ValueError, match="applies only with look 'LUT file'"):
+        grade.check({"lut": "/looks/teal.cube", "look": "warm"})
 
 
 def test_a_mood_named_alone_runs_and_records_its_own_recipe(client, portraits):
@@ -140,3 +141,12 @@ def test_ranges_checks_and_clamping():
     assert Param("c", "color", "#ffffff", "C").check("#AABBCC") == "#aabbcc"
     with pytest.raises(ValueError, match="unknown parameter"):
         operations.get("relight").spec().check({"azimut": 3})
+
+
+def test_a_reference_picture_alone_copies_its_style(capabilities):
+    """The same rule as the LUT file's: a parameter that applies only under one choice
+    makes that choice when it is given, and is an error beside another."""
+    style = capabilities.operation("style")
+    assert style.completed({"reference": "/pictures/starry.jpg"})["preset"] == "reference"
+    with pytest.raises(ValueError, match="applies only with preset 'reference'"):
+        style.check({"reference": "/pictures/starry.jpg", "preset": "oil painting"})

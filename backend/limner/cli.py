@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import numpy as np
 
 from . import __version__, cache, imaging, protocol, provenance, schema
 from .client import BackendError, Client
+from .picture_files import FORMATS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--mask", type=Path, help="selection mask: a greyscale image, same size")
     p.add_argument("--out", type=Path, required=True, help="folder for the results")
+    _output_arguments(p)
     _signing_arguments(p)
 
     p = sub.add_parser("batch", help="run one operation (or mood) over a folder of pictures")
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--op", required=True, help="operation id (see `limner ops`)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--out", type=Path, required=True, help="folder for the results")
+    _output_arguments(p)
     _signing_arguments(p)
 
     p = sub.add_parser("ops", help="list operations and their parameters")
@@ -70,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run every operation on two real portraits")
     p.add_argument("--out", type=Path, default=Path("limner-demo"))
 
-    args = parser.parse_args(argv)
+    args, stray = parser.parse_known_args(argv)
+    if stray:           # say it in the words of the command that was given, with a hint
+        command = sub.choices[args.command]
+        hint = "; --param takes NAME=VALUE, e.g. --param setup=rembrandt" \
+            if getattr(args, "param", None) is not None else ""
+        command.error(f"unrecognized arguments: {' '.join(stray)}{hint}")
     try:
         return {"serve": _serve, "stop": _stop, "run": _run, "batch": _batch, "ops": _ops,
                 "models": _models, "demo": _demo}[args.command](args)
@@ -122,20 +131,28 @@ def _ops(args) -> int:
         print(json.dumps(caps, indent=2))
         return 0
     offered = schema.Capabilities.from_json(caps)
+
+    def shown(value) -> str:          # a choice with a comma in it is quoted in the list
+        return f'"{value}"' if "," in str(value) else str(value)
+
+    width = max(len(p.name) for op in offered.offered for p in op.params)
     for op in offered.offered:
         print(f"{op.id}: {op.description}")
+        defaults = min(24, max(len(repr(p.default)) for p in op.params))   # a prompt runs on
         for param in op.params:
-            detail = (f"one of {', '.join(map(str, param.choices))}" if param.choices
+            detail = (f"one of {', '.join(map(shown, param.choices))}" if param.choices
                       else f"{param.min}..{param.max}" if param.min is not None
                       else param.kind.value)
-            print(f"    {param.name:<14} default {param.default!r:<22} {detail}")
+            print(f"    {param.name:<{width}}  default {param.default!r:<{defaults}}  {detail}")
+    engine_width = max(len(e.name) for engines in offered.engines.values() for e in engines)
     for kind, engines in offered.engines.items():
         print(f"{kind} engines:")
         for e in engines:
             state = "installed" if e.available else "not installed"
-            print(f"    {e.name:<10} {state:<14} {e.label} (licence: {e.licence})")
+            print(f"    {e.name:<{engine_width}}  {state:<13}  {e.label} (licence: {e.licence})")
             if e.setup:
-                print(f"    {'':<10} {'':<14} needs the diffusion engines: {e.setup}")
+                print(f"    {'':<{engine_width}}  {'':<13}  needs the diffusion engines: "
+                      f"{e.setup}")
     return 0
 
 
@@ -177,8 +194,15 @@ def _models(args) -> int:
 
 def _run(args) -> int:
     from .ora import read_picture
+    from .picture_files import read_source
 
-    image = read_picture(args.image, "image")
+    if args.image.is_dir():
+        raise ValueError(f"{args.image} is a folder: to run {args.op} on every picture in "
+                         f"it, use `limner batch {args.image} --op {args.op} --out …`")
+    if not args.image.exists():
+        raise ValueError(f"{args.image} does not exist")
+    source = read_source(args.image, "image", args.to_srgb)
+    image = source.pixels
     mask = None
     if args.mask:
         mask = imaging.from_float(imaging.to_float(read_picture(args.mask, "mask"))[:, :, :3]
@@ -189,8 +213,8 @@ def _run(args) -> int:
     signing = _signing(args)
     with _connect() as client:
         params = _parse_params(client, args.op, args.param)
-        paths = run_and_save(client, args.op, params, image, mask, args.out, args.image.stem,
-                             signing)
+        paths = run_and_save(client, args.op, params, source, mask, args.out, args.image.stem,
+                             signing, args.format, args.quality)
     for path in paths:
         print(path)
     return 0
@@ -208,7 +232,7 @@ def _batch(args) -> int:
 
     from tqdm import tqdm
 
-    from .ora import read_picture
+    from .picture_files import read_source
 
     folder = Path(args.inputs)
     inputs = sorted(p for p in folder.iterdir() if p.suffix.lower() in PICTURES) \
@@ -222,6 +246,9 @@ def _batch(args) -> int:
                          "choose another --out")
     signing = _signing(args)
     done = skipped = failed = 0
+    stems = [path.stem for path in inputs]           # a.png and a.jpg: a-png and a-jpg
+    stem_of = {path: f"{path.stem}-{path.suffix.lstrip('.').lower()}"
+               if stems.count(path.stem) > 1 else path.stem for path in inputs}
 
     def summary(how: str) -> None:
         print(f"limner batch: {how}{done} done, {skipped} already done, {failed} skipped "
@@ -241,20 +268,22 @@ def _batch(args) -> int:
     try:
         with _connect() as client:
             params = _parse_params(client, args.op, args.param)
-            if client.operation(args.op) is None:
+            op = client.operation(args.op)
+            if op is None:
                 raise ValueError(f"unknown operation {args.op!r} (see `limner ops`)")
             for path in tqdm(inputs, desc=f"limner batch {args.op}", unit="picture"):
                 if interrupted:
                     raise KeyboardInterrupt
-                if _stack_path(args.out, path.stem, args.op, params).exists():
+                if _already_done(args.out, output_base(stem_of[path], op, params), args.op,
+                                 params):
                     skipped += 1
                     continue
                 if signing:     # stop before a picture its certificate would not cover
                     provenance.check_valid(signing, datetime.timedelta(minutes=5))
                 try:
-                    image = read_picture(str(path), "batch")
-                    written = run_and_save(client, args.op, params, image, None, args.out,
-                                           path.stem, signing)
+                    source = read_source(path, "batch", args.to_srgb)
+                    written = run_and_save(client, args.op, params, source, None, args.out,
+                                           stem_of[path], signing, args.format, args.quality)
                 except (protocol.ProtocolError, OSError, ValueError) as exc:
                     if getattr(exc, "code", None) in GONE or \
                             isinstance(exc, provenance.SigningError):  # nothing more runs
@@ -296,18 +325,19 @@ def _demo(args) -> int:
     portraits = {"astronaut": data.astronaut(),
                  "grace_hopper": read_image(cbook.get_sample_data("grace_hopper.jpg",
                                                                   asfileobj=False))}
-    # (operation, parameters, what tells its files apart from another run of it)
-    jobs = [("background.remove", {}, ""), ("background.replace", {"color": "#2f6fb0"}, ""),
-            ("background.blur", {"radius": 12}, ""),
-            ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}, ""),
-            ("relight", {"setup": "rembrandt", "softness": 0.25}, "-rembrandt"),
-            ("style", {"preset": "oil painting"}, ""), ("style", {"preset": "pencil sketch"}, ""),
-            ("grade", {"look": "teal and orange"}, ""), ("mood", {"mood": "golden hour"}, "")]
+    from .picture_files import Metadata, SourcePicture
+
+    jobs = [("background.remove", {}), ("background.replace", {"color": "#2f6fb0"}),
+            ("background.blur", {"radius": 12}),
+            ("relight", {"azimuth": -60, "elevation": 20, "temperature": 3800}),
+            ("relight", {"setup": "rembrandt", "softness": 0.25}),
+            ("style", {"preset": "oil painting"}), ("style", {"preset": "pencil sketch"}),
+            ("grade", {"look": "teal and orange"}), ("mood", {"mood": "golden hour"})]
     with _connect() as client:
         for name, image in portraits.items():
-            for op, params, suffix in jobs:
-                for path in run_and_save(client, op, params, image, None, args.out,
-                                         name + suffix):
+            for op, params in jobs:
+                for path in run_and_save(client, op, params, SourcePicture(image, Metadata()),
+                                         None, args.out, name):
                     print(path)
     return 0
 
@@ -354,10 +384,60 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def _stack_path(out: Path, stem: str, op: str, params: dict) -> Path:
-    """The .ora a run writes, last: its presence means the run finished."""
-    variant = params.get("preset") or params.get("mood") or params.get("look") or ""
-    return out / f"{stem}-{_slug(f'{op} {variant}')}.ora"
+#: an output name's parameters longer than this are shortened, with a hash of them all
+NAME_PARAMS = 48
+
+
+def output_base(stem: str, op, params: dict) -> str:
+    """The start of every file a run writes: the picture's stem, the operation and each
+    parameter given that differs from its default (a choice by its value, anything else
+    as name=value, a file by its name), so two runs with different settings never share
+    a name; a hash of the parameters stands in for the end of a long list."""
+    def said(param, value) -> str:
+        if param.choices:
+            return _slug(str(value))
+        if isinstance(value, bool):
+            return f"{param.name}={'on' if value else 'off'}"
+        if isinstance(value, (int, float)):
+            return f"{param.name}={value:g}"
+        if param.kind in (schema.Kind.FILE, schema.Kind.IMAGE):      # a file by its name
+            value = str(value).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return f"{param.name}={_slug(str(value))}"
+
+    given = [(op.param(name), value) for name, value in sorted(params.items())
+             if op.param(name) is not None and value != op.param(name).default]
+    parts = [said(param, value) for param, value in  # the choices first: the variant
+             sorted(given, key=lambda pair: not pair[0].choices)]
+    said = "-".join(part for part in parts if part)
+    if len(said) > NAME_PARAMS:
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+        said = f"{said[:NAME_PARAMS - 9].rstrip('-')}-{digest}"
+    return "-".join(part for part in (stem, _slug(op.id), said) if part)
+
+
+def _already_done(out: Path, base: str, op: str, params: dict) -> bool:
+    """Its stack is written (the last file a run writes) by the same operation with the
+    same parameters (its provenance record says which)."""
+    stack, record = out / f"{base}.ora", out / f"{base}.provenance.json"
+    if not stack.exists() or not record.exists():
+        return False
+    try:
+        made = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(made, dict) and made.get("operation") == op and \
+        made.get("params") == json.loads(json.dumps(params))
+
+
+def _output_arguments(parser) -> None:
+    parser.add_argument("--format", choices=tuple(FORMATS), default="png",
+                        help="the layers' files: png (default), tiff (16-bit for a deep "
+                             "picture) or jpeg (a layer with transparency stays PNG)")
+    parser.add_argument("--quality", type=int, default=95, choices=range(1, 101),
+                        metavar="1-100", help="JPEG quality (default 95)")
+    parser.add_argument("--to-srgb", action="store_true",
+                        help="convert the picture from its colour profile to sRGB first "
+                             "(8-bit pictures); by default the results keep its profile")
 
 
 def _signing_arguments(parser) -> None:
@@ -420,17 +500,28 @@ def _config(path: Path) -> dict:
     return settings
 
 
-def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
-                 mask: np.ndarray | None, out: Path, stem: str,
-                 signing: provenance.Signing | None = None) -> list[Path]:
-    """Send one image through the backend and write each result layer as a PNG, an .ora
-    stack (the source at the bottom, hidden, the new layers above) and the provenance.
-    Every AI-made file says so in XMP; with `signing` (certificate, key) each PNG is also
-    signed with C2PA Content Credentials, the source as its parent."""
+def run_and_save(client: Client, op: str, params: dict, source, mask: np.ndarray | None,
+                 out: Path, stem: str, signing: provenance.Signing | None = None,
+                 fmt: str = "png", quality: int = 95) -> list[Path]:
+    """Send one picture (picture_files.SourcePicture) through the backend and write each
+    result layer in `fmt` with the picture's colour profile, EXIF, IPTC and XMP rights and
+    Limner's provenance, an .ora stack (the source at the bottom, hidden, the new layers
+    above) and the provenance record (the operation and parameters that made them). With
+    `signing` (certificate, key) each PNG is also signed with C2PA Content Credentials,
+    the source as its parent. Every name starts with output_base: nothing overwrites the
+    files of a run with other settings."""
     from tqdm import tqdm
 
     from .ora import StackLayer, png_bytes, write_ora
+    from .picture_files import encode, format_for
 
+    spec = client.operation(op)
+    if spec is None:
+        raise ValueError(f"unknown operation {op!r} (see `limner ops`)")
+    if signing and fmt != "png":
+        raise ValueError("C2PA signing writes PNGs: use --format png to sign")
+    image, metadata = source.pixels, source.metadata
+    base = output_base(stem, spec, params)
     with tqdm(total=100, desc=f"{stem} {op}", unit="%", leave=False,
               bar_format="{desc}: {percentage:3.0f}% {bar} {postfix}") as bar:
         def progress(job, fraction, stage):
@@ -444,10 +535,11 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     source_png = png_bytes(image) if signing else b""
     for layer, received in layers:
         pixels = imaging.from_pixels(received)
-        path = out / f"{stem}-{_slug(layer.name)}.png"
+        kind = format_for(pixels, fmt)
+        path = out / f"{base}-{_slug(layer.name)}{FORMATS[kind]}"
         with _replacing(path) as partial:
-            partial.write_bytes(provenance.with_xmp(png_bytes(pixels),
-                                                    provenance.xmp_fields([layer.provenance])))
+            partial.write_bytes(encode(pixels, kind, metadata,
+                                       provenance.xmp_fields([layer.provenance]), quality))
             if signing:
                 provenance.sign_png(partial, source_png, [layer.provenance], signing,
                                     title=path.name)
@@ -459,12 +551,13 @@ def run_and_save(client: Client, op: str, params: dict, image: np.ndarray,
     # the source stays visible only where the new layers need it beneath them (light layers)
     covered = any(s.visible and s.blend == "normal" for s in stack)
     stack.append(StackLayer(stem, image, visible=not covered))
-    ora_path = _stack_path(out, stem, op, params)       # two style presets: two stacks
-    record = ora_path.with_suffix(".provenance.json")
+    ora_path = out / f"{base}.ora"
+    record = out / f"{base}.provenance.json"
     with _replacing(record) as partial:
-        partial.write_text(json.dumps([{"name": l.name, "role": l.role, "offset": l.offset,
-                                        "provenance": l.provenance} for l, _ in layers],
-                                      indent=2))
+        partial.write_text(json.dumps(
+            {"operation": op, "params": params, "source": stem, "kept": metadata.kept,
+             "layers": [{"name": l.name, "role": l.role, "offset": l.offset,
+                         "provenance": l.provenance} for l, _ in layers]}, indent=2))
     with _replacing(ora_path) as partial:         # last: its presence means the run finished
         write_ora(partial, stack, image.shape[1], image.shape[0],
                   provenance.xmp_fields([layer.provenance for layer, _ in layers]))

@@ -29,6 +29,12 @@ def read_picture(path, what: str) -> np.ndarray:
     regular file (named_files), its size is read from its header and refused before
     anything is decoded, and every way of failing to read it gives the same answer: a
     client must not learn from it whether some private file exists."""
+    return read_picture_bytes(path, what)[0]
+
+
+def read_picture_bytes(path, what: str) -> tuple[np.ndarray, bytes]:
+    """read_picture's picture, and the file's bytes (for what it carries besides
+    pixels: picture_files)."""
     from . import named_files
 
     cannot = ProtocolError(protocol.E_BAD_PARAMETER,
@@ -55,7 +61,7 @@ def read_picture(path, what: str) -> np.ndarray:
     if picture.shape[0] * picture.shape[1] > MAX_PICTURE_PIXELS:
         raise ProtocolError(protocol.E_TOO_LARGE,
                             too_large.format(f"{picture.shape[1]}x{picture.shape[0]}"))
-    return imaging.check_finite(picture, what)
+    return imaging.check_finite(picture, what), data
 
 
 def read_image(path) -> np.ndarray:

@@ -324,6 +324,15 @@ class OperationSpec:
             raise ValueError(f"{self.id}: unknown parameter "
                              f"{', '.join(protocol.shown(n)[1:-1] for n in unknown[:5])}; "
                              f"it takes {', '.join(self.names) or 'none'}")
+        for param in self.params:        # a file that implies a choice, with another one
+            value = given.get(param.name)
+            if param.implies and value not in (None, "", param.default):
+                for name, wanted in param.implies.items():
+                    if name in given and given[name] != wanted:
+                        raise ValueError(
+                            f"{self.id}: {param.name} is given, which applies only with "
+                            f"{name} {wanted!r}, but {name} is {protocol.shown(given[name])}:"
+                            f" choose {name} {wanted!r}, or leave {param.name} empty")
         values = self.completed(given)
         out = {}
         for param in self.params:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import grading, imaging
+from .. import engines, grading, imaging
 from . import relight as relight_operation
 from .background import lens_blur
 from .base import Layer, Operation, Param, Request
@@ -162,17 +162,39 @@ def mood(req: Request) -> list[Layer]:
 
     look = recipe["look"] if recipe["look"] != NO_LOOK else "no look"
     falls = ", light falloff" if recipe["vignette"] * strength > 0 else ""
-    top = Layer(f"{title}: grade {look}{falls}", layer(final, None))
+    made = _made(recipe, strength, light_params, lit[0].provenance)
+    top = Layer(f"{title}: grade {look}{falls}", layer(final, None), provenance=made)
     if req.preview:
         return [top]
     light_name = recipe["setup"] if recipe["setup"] != "custom" else \
         f"{recipe['azimuth']:+.0f}°/{recipe['elevation']:+.0f}°"
     return [top,
             Layer(f"{title}: relit subject ({light_name}, {recipe['temperature']:.0f} K)",
-                  layer(relit, alpha)),
+                  layer(relit, alpha), provenance=made),
             *[Layer(f"{title}: {extra.name.lower()}", extra.pixels, blend=extra.blend,
-                    visible=False) for extra in lit[1:]],
-            Layer(f"{title}: background ({_describe(recipe)})", layer(background, None))]
+                    visible=False, provenance=made) for extra in lit[1:]],
+            Layer(f"{title}: background ({_describe(recipe)})", layer(background, None),
+                  provenance=made)]
+
+
+def _made(recipe: dict, strength: float, light_params: dict, found: dict) -> dict:
+    """What a mood did, step by step, for every layer's provenance: the relight (its
+    engine, licence, setup and what it found), the matte the background was treated
+    around, and the grade's look."""
+    relighter, matting = light_params["engine"], engines.default("matting")
+    licences = [engines.get_info("relight", relighter).licence,
+                engines.get_info("matting", matting).licence]
+    return {"engine": relighter, "weights_licence": "; ".join(licences),
+            "models": [matting], "setup": recipe["setup"], "look": recipe["look"],
+            "steps": [
+                {"operation": "relight", "engine": relighter, "licence": licences[0],
+                 "params": {name: light_params[name] for name in LIGHT}, **found},
+                {"operation": "background", "matting": matting, "licence": licences[1],
+                 "params": {name: recipe[name] for name in recipe
+                            if name.startswith("background_") or name == "vignette"}},
+                {"operation": "grade", "look": recipe["look"],
+                 "protect_skin": recipe["protect_skin"]}],
+            "strength": strength}
 
 
 _FIRST = MOODS["golden hour"]

@@ -53,8 +53,9 @@ OPERATIONS = [
                SEED.but(help="Varies paper grain and palettes; the same seed gives the same "
                              "result."),
                Param("reference", "image", "", "Reference",
-                     "A layer or an image file whose style to copy (preset 'reference').",
-                     engines=("classic",)),
+                     "A layer or an image file whose style to copy (picking one makes the "
+                     "technique 'reference').", engines=("classic",),
+                     implies={"preset": "reference"}),
                STEPS.but(default=20, engines=("diffusion",)),
                Param("structure", "float", 0.7, "Keep structure",
                      "How closely the painting follows the photo's lines (diffusion engine, "
