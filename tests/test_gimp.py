@@ -66,15 +66,17 @@ class Gimp:
 
 def run_in_gimp(gimp, name, portrait, procedure, args, selection=None, precision=None,
                 layer_offset=(0, 0), export=None, state="state", hints=None, edits=None,
-                report=None):
+                report=None, profile=None):
     run = gimp / name
     run.mkdir()
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
     inside = f"{HOME}/{name}"
+    if profile is not None:
+        (run / "profile.icc").write_bytes(profile)
     spec = {"image": f"{inside}/portrait.png", "precision": precision, "selection": selection,
             "layer_offset": list(layer_offset), "procedure": procedure, "args": args,
             "out": inside, "export": export, "hints": hints, "edits": edits,
-            "report": report}
+            "report": report, "profile": f"{inside}/profile.icc" if profile else None}
     (run / "spec.json").write_text(json.dumps(spec))
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/{state}",
            f"LIMNER_GIMP_SPEC={inside}/spec.json"]
@@ -146,6 +148,35 @@ def test_relight_a_selection_in_gimp(gimp_home, portraits):
     half = gain.shape[1] // 2
     left, right = np.median(gain[:, :half]), np.median(gain[:, half:])
     assert left > 1.1 * right, (left, right)
+
+
+@pytest.mark.parametrize("precision", [None, "U16_NON_LINEAR", "FLOAT_LINEAR"])
+def test_an_adobe_rgb_image_comes_back_in_its_own_space(gimp_home, portraits, precision):
+    """A layer of an Adobe RGB image (8-bit, 16-bit, float linear) goes to the backend as
+    its own numbers and the result comes back in the same space: outside the selection
+    the result layer holds the very same pixels (read as sRGB, they were shifted and
+    clipped). The image keeps its profile."""
+    from colour_profiles import adobe_rgb
+
+    image = portraits["astronaut"]
+    box = [150, 60, 200, 200]
+    findings = run_in_gimp(gimp_home, f"adobe-{precision}", image,
+                           "plug-in-limner-background-blur", {"radius": 8}, selection=box,
+                           precision=precision, profile=adobe_rgb())
+    assert findings["status"] == "success", findings.get("error")
+    assert findings["source_unchanged"]
+    assert findings["profile"].startswith("Adobe RGB (1998) compatible")
+    blurred, source = findings["layers"][0]["array"], findings["layers"][-1]["array"]
+    outside = np.ones(image.shape[:2], bool)
+    outside[box[1]:box[1] + box[3], box[0]:box[0] + box[2]] = False
+    if precision == "FLOAT_LINEAR":  # to perceptual and back by babl, in float: at most
+        assert np.abs(blurred[outside] - source[outside]).max() < 1e-3   # 1/8 of a level
+    else:
+        assert np.array_equal(blurred[outside], source[outside])
+    if precision is None:           # the numbers are the file's, not converted to sRGB
+        assert np.array_equal(source[:, :, :3], image)
+    inside = ~outside
+    assert not np.array_equal(blurred[inside], source[inside])     # it did blur
 
 
 def test_a_moods_recipe_edited_in_the_dialog_is_what_runs(gimp_home, portraits):

@@ -44,7 +44,8 @@ def krita(request, tmp_path_factory):
         yield home, inside, prefix
 
 
-def run_in_krita(krita, name, image, depth, op, params, selection=None, hints=None):
+def run_in_krita(krita, name, image, depth, op, params, selection=None, hints=None,
+                 profile=None):
     home, inside, prefix = krita
     run = home / name
     if run.exists():
@@ -53,7 +54,7 @@ def run_in_krita(krita, name, image, depth, op, params, selection=None, hints=No
     (run / "portrait.raw").write_bytes(imaging.to_pixels(image).data)
     spec = {"pixels": f"{inside}/{name}/portrait.raw", "width": image.shape[1],
             "height": image.shape[0], "depth": depth, "selection": selection, "op": op,
-            "params": params, "out": f"{inside}/{name}", "hints": hints}
+            "params": params, "out": f"{inside}/{name}", "hints": hints, "profile": profile}
     (run / "spec.json").write_text(json.dumps(spec))
     env = ["PATH=/usr/bin:/bin", f"HOME={inside}", "QT_QPA_PLATFORM=offscreen",
            f"LIMNER_STATE_DIR={inside}/state",
@@ -98,6 +99,28 @@ def test_background_removal_in_krita(krita, portraits, depth):
         assert matte["children"] == ["transparencymask"] and not matte["visible"]
         assert matte["name"] == "Portrait (masked) Matte [AI rvm]"
         assert np.abs(matte["mask_array"] / 255 - alpha).max() < 0.02, "the mask is the matte"
+
+
+#: Elle Stone's Adobe RGB (1998) compatible profile, which Krita ships
+CLAY_RGB = "ClayRGB-elle-V2-g22.icc"
+
+
+@pytest.mark.parametrize("depth", ["U8", "U16"])
+def test_an_adobe_rgb_document_comes_back_in_its_own_space(krita, portraits, depth):
+    """A layer of an Adobe RGB document goes to the backend as its own numbers and the
+    new layers are in the document's space: outside the selection the very same pixels."""
+    image = imaging.from_float(imaging.to_float(imaging.with_alpha(portraits["astronaut"])),
+                               depth.lower())
+    box = [150, 60, 200, 200]
+    findings = run_in_krita(krita, f"adobe-{depth}", image, depth, "background.blur",
+                            {"radius": 8}, selection=box, profile=CLAY_RGB)
+    assert findings["profile"] == CLAY_RGB and findings["source_unchanged"]
+    blurred = findings["layers"][0]
+    assert blurred["profile"] == CLAY_RGB
+    outside = np.ones(image.shape[:2], bool)
+    outside[box[1]:box[1] + box[3], box[0]:box[0] + box[2]] = False
+    assert np.array_equal(blurred["array"][outside], image[outside])
+    assert not np.array_equal(blurred["array"][~outside], image[~outside])
 
 
 def test_relight_with_a_selection_in_krita(krita, portraits):

@@ -111,9 +111,11 @@ def follow_implied(config, op):
     a file that does (a LUT file: the look), puts them into the other arguments."""
     for param in op.params:
         def apply(*_, param=param):
-            value = ARGUMENTS[param.kind].read(
-                config.get_property(argument_name(param.name)), param) \
-                if not param.is_layer else None
+            value = config.get_property(argument_name(param.name))
+            if param.is_layer:                       # a layer picked (or none)
+                value = "layer" if value is not None else ""
+            else:
+                value = ARGUMENTS[param.kind].read(value, param)
             for name, implied in op.implied(param.name, value).items():
                 set_value(config, op.param(name), implied)
 

@@ -52,15 +52,23 @@ class Source:
     babl: str
 
 
+def in_its_space(drawable, encoding):
+    """The babl format `encoding` (such as "R'G'B'A u16") in the drawable's own colour
+    space: its numbers as they are, with no conversion to sRGB (which would shift an Adobe
+    RGB image's colours and clip what sRGB cannot hold)."""
+    return Babl.get_name(Babl.format_with_space(encoding, drawable.get_format()))
+
+
 def colour_hex(colour):
     data = colour.get_bytes(Babl.format("R'G'B' u8")).get_data()
     return "#" + bytes(data[:3]).hex()
 
 
 def read_drawable(drawable, with_selection=True, side=None):
-    """The drawable at its precision, perceptual sRGB, RGBA, plus the selection as an 8-bit
-    mask in drawable coordinates (None when nothing is selected). With `side`: scaled down
-    by GEGL to that long side, 8-bit (a preview's)."""
+    """The drawable at its precision, perceptual, RGBA, in the image's own colour space
+    (what the backend treats as sRGB-encoded values), plus the selection as an 8-bit mask
+    in drawable coordinates (None when nothing is selected). With `side`: scaled down by
+    GEGL to that long side, 8-bit (a preview's)."""
     image = drawable.get_image()
     family = image.get_precision().value_nick.split("-")[0].upper()
     sample, babl = SAMPLES[family] if side is None else ("u8", "u8")
@@ -68,7 +76,8 @@ def read_drawable(drawable, with_selection=True, side=None):
     scale = 1.0 if side is None else min(1.0, side / max(full_width, full_height))
     width, height = max(1, round(full_width * scale)), max(1, round(full_height * scale))
     rect = Gegl.Rectangle.new(0, 0, width, height)
-    data = drawable.get_buffer().get(rect, scale, f"R'G'B'A {babl}", Gegl.AbyssPolicy.CLAMP)
+    data = drawable.get_buffer().get(rect, scale, in_its_space(drawable, f"R'G'B'A {babl}"),
+                                     Gegl.AbyssPolicy.CLAMP)
     mask = None
     _, x, y = drawable.get_offsets()
     if with_selection and not Gimp.Selection.is_empty(image):
@@ -92,7 +101,8 @@ def read_over(hint, source, side=None):
     w, h = max(1, round(width * scale)), max(1, round(height * scale))
     rect = Gegl.Rectangle.new(round((sx - hx) * scale), round((sy - hy) * scale), w, h)
     if isinstance(hint, Gimp.Layer):
-        data = hint.get_buffer().get(rect, scale, "R'G'B'A u8", Gegl.AbyssPolicy.NONE)
+        data = hint.get_buffer().get(rect, scale, in_its_space(hint, "R'G'B'A u8"),
+                                     Gegl.AbyssPolicy.NONE)
         return Pixels(bytes(data), w, h, 4, "u8")
     grey = bytes(hint.get_buffer().get(rect, scale, "Y u8", Gegl.AbyssPolicy.NONE))
     rgb = bytearray(len(grey) * 3)
@@ -122,7 +132,7 @@ def write_layers(image, source, layers, babl):
     added = []
     for layer, pixels in reversed(layers):    # bottom first, each inserted above the last
         rect = Gegl.Rectangle.new(0, 0, pixels.width, pixels.height)
-        fmt = f"{formats[pixels.channels]} {babl}"
+        fmt = in_its_space(source, f"{formats[pixels.channels]} {babl}")
         if layer.role == "mask":
             node = source.copy()
             node.set_name(f"{source.get_name()} (masked) {layer.name}")

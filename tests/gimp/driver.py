@@ -8,7 +8,9 @@
 #    "hints" {argument: [x, y, w, h] selected and saved as a channel} (optional),
 #    "edits" [[argument, value], ...]: made one by one after the plug-in's own dialog wiring
 #    (arguments.follow_implied) is connected to the config, as a user changes controls
-#    (optional), "report" [argument, ...]: their values after the edits (optional)}
+#    (optional), "report" [argument, ...]: their values after the edits (optional),
+#    "profile": an ICC file assigned to the image before anything else (optional)}
+# Pixels are read and written in the image's own colour space, as its numbers are.
 import glob
 import json
 import os
@@ -20,7 +22,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 gi.require_version("Babl", "0.1")
-from gi.repository import Gegl, Gimp, Gio
+from gi.repository import Babl, Gegl, Gimp, Gio
 
 
 def argument_value(value):
@@ -35,6 +37,9 @@ out = spec["out"]
 findings = {}
 try:
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(spec["image"]))
+    if spec.get("profile"):
+        image.set_color_profile(Gimp.ColorProfile.new_from_file(
+            Gio.File.new_for_path(spec["profile"])))
     if spec.get("precision"):
         image.convert_precision(getattr(Gimp.Precision, spec["precision"]))
     babl = {"u8": "u8", "u16": "u16"}.get(image.get_precision().value_nick.split("-")[0],
@@ -45,6 +50,8 @@ try:
     w, h = source.get_width(), source.get_height()
 
     def pixels(drawable, fmt):
+        if fmt.startswith("R'G'B'A"):              # in the image's space, no conversion
+            fmt = Babl.get_name(Babl.format_with_space(fmt, drawable.get_format()))
         return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, drawable.get_width(),
                                                                   drawable.get_height()),
                                                1.0, fmt, Gegl.AbyssPolicy.CLAMP))
@@ -90,6 +97,7 @@ try:
     if findings["status"] != "success":
         findings["error"] = str(result.index(1))
     findings["source_unchanged"] = pixels(source, f"R'G'B'A {babl}") == before
+    findings["profile"] = image.get_effective_color_profile().get_label()
     findings["sample"] = babl
     findings["layers"] = []
     for i, layer in enumerate(image.get_layers()):     # top first

@@ -4,6 +4,7 @@ adds the results, and writes what it finds for the test to check.
 
     kritarunner -s driver -f main SPEC.json
 SPEC: {"pixels": raw RGBA file, "width", "height", "depth": U8|U16|F32,
+       "profile": a colour profile Krita has, by name (optional; Krita's default),
        "selection": [x, y, w, h] or null, "op", "params", "out": folder,
        "hints": {parameter: [x, y, w, h] painted white on a layer of its own} (optional)}
 """
@@ -33,7 +34,8 @@ def run(spec, out):
 
     app = Krita.instance()
     w, h = spec["width"], spec["height"]
-    doc = app.createDocument(w, h, "portrait", "RGBA", spec["depth"], "", 72.0)
+    doc = app.createDocument(w, h, "portrait", "RGBA", spec["depth"], spec.get("profile") or "",
+                             72.0)
     source = doc.createNode("Portrait", "paintlayer")
     doc.rootNode().addChildNode(source, None)
     typecode = kritaio.DEPTHS[spec["depth"]][1]
@@ -65,6 +67,7 @@ def run(spec, out):
     doc.waitForDone()
 
     found = {"version": app.version(), "transfer": read.transfer,
+             "profile": doc.colorProfile(),
              "sent_mask": read.mask is not None,
              "source_unchanged": bytes(source.pixelData(0, 0, w, h)) == before,
              "top_level": [n.name() for n in doc.rootNode().childNodes()],
@@ -81,6 +84,7 @@ def run(spec, out):
             (out / f"mask{i}.raw").write_bytes(bytes(masks[0].pixelData(0, 0, w, h)))
         found["layers"].append({"name": node.name(), "type": node.type(),
                                 "visible": node.visible(), "blend": node.blendingMode(),
+                                "profile": node.colorProfile(),
                                 "bounds": [b.x(), b.y(), b.width(), b.height()],
                                 "pixels": str(path),
                                 "mask": str(out / f"mask{i}.raw") if masks else None,
