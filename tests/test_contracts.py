@@ -8,6 +8,7 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 from limner import engines, imaging, models, operations
 from limner.engines import contracts
@@ -156,6 +157,10 @@ def test_setup_presets_are_custom_parameters_that_place_the_same_lights():
         if SETUPS[name].fill:
             assert (custom[1].azimuth, custom[1].elevation) == \
                 pytest.approx((named[1].azimuth, named[1].elevation)), name
+        # the rim setup's two edge lights: a rim and its mirror, as strong as each
+        rims = [sorted((light.azimuth, light.elevation, light.intensity) for light in lights
+                       if light.role == "rim") for lights in (custom, named)]
+        assert np.allclose(rims[0], rims[1]) and len(rims[0]) == len(rims[1]), name
 
 
 def test_every_preset_names_parameters_of_its_operation_with_valid_values():

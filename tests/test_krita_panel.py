@@ -333,6 +333,49 @@ def test_dragging_the_key_moves_the_controls_and_a_setup_turns_custom(app, capab
     assert sphere.shown["rim_"]
 
 
+def test_a_setup_on_a_turned_face_shows_and_keeps_where_the_backend_put_its_lights(
+        app, capabilities, client, portraits):
+    """A preview's provenance says where the face looks and where a named setup put its
+    lights (turned with the face): the sphere shows both, and dragging one light keeps the
+    others where the setup had them (the rim setup's two edges as a rim and its mirror);
+    the custom values then place the lights the setup did."""
+    from limner.engines.lights import Settings, rig
+    from turned import turned
+
+    image = turned(portraits["astronaut"], 30)
+    panel = LimnerPanel()
+    panel.set_capabilities(capabilities)
+    panel.select_operation("relight")
+    controls, sphere = panel.controls["relight"], panel.spheres["relight"]
+    sphere.resize(200, 200)
+    for setup in ("rembrandt", "rim"):
+        controls["setup"].widget.setCurrentText(setup)
+        (layer, pixels), = client.run("relight", panel.values(), imaging.to_pixels(image),
+                                      preview_side=256)
+        panel.show_preview(pixels, layer.provenance)
+        yaw, placed = layer.provenance["face_yaw"], layer.provenance["lights"]
+        assert abs(yaw) > 10 and sphere.face_yaw == yaw
+        key = placed[0]
+        assert sphere.lights[""] == [key["azimuth"], key["elevation"]]
+        rims = [light for light in placed if light["role"] == "rim"]
+        assert sphere.shown["rim_mirror"] == (len(rims) == 2)
+        # drag the fill (rembrandt) or the key (rim) a little
+        prefix = "fill_" if setup == "rembrandt" else ""
+        start = sphere.marker_position(prefix)
+        drag(sphere, [(start.x(), start.y()), (start.x() + 4, start.y() - 4)])
+        assert controls["setup"].value() == "custom"
+        lights = rig(Settings.of(operations.get("relight").validate(panel.values())), yaw).lights
+        dragged = {"fill_": "fill", "": "key"}[prefix]
+        for before in placed:
+            if before["role"] == dragged:
+                continue
+            after = [light for light in lights if light.role == before["role"] and
+                     abs(light.azimuth - before["azimuth"]) < 1]
+            assert after and after[0].elevation == pytest.approx(before["elevation"], abs=1)
+            assert after[0].intensity == pytest.approx(before["intensity"], abs=0.01)
+        assert sum(light.role == "rim" for light in lights) == len(rims)
+
+
 def test_only_the_chosen_engines_controls_show(app, capabilities):
     panel = LimnerPanel()
     panel.set_capabilities(capabilities)
@@ -372,7 +415,8 @@ def test_previews_are_coalesced_and_the_newest_settings_win(app, connected, port
         sent.append(settings["azimuth"])
         return Request("relight", {"azimuth": settings["azimuth"], "elevation": 20.0}, layer)
 
-    previewer = Previewer(backend, build, shown.append, told.append, interval_ms=30)
+    previewer = Previewer(backend, build, lambda pixels, provenance: shown.append(pixels),
+                          told.append, interval_ms=30)
     for step in range(60):                    # 60 moves over about 0.6 s
         settings["azimuth"] = -90.0 + 3 * step
         previewer.schedule()

@@ -19,7 +19,7 @@ class Backend(QtCore.QObject):
     progress = Signal(float, str)
     finished = Signal(object, object)      # the request, the result layers
     failed = Signal(str, str)              # error code, message
-    preview_ready = Signal(str, object)    # job, the preview's Pixels
+    preview_ready = Signal(str, object, object)   # job, the preview's Pixels, provenance
     preview_failed = Signal(str, str, str)  # job, error code, message
     pull_progress = Signal(str, float, str)  # model, fraction, stage
     pull_done = Signal(str, str)           # model, where it now is
@@ -126,7 +126,7 @@ class Backend(QtCore.QObject):
             self.preview_client = None
             self.preview_failed.emit(request.job, "error", f"{type(exc).__name__}: {exc}")
         else:
-            self.preview_ready.emit(request.job, layers[0][1])
+            self.preview_ready.emit(request.job, layers[0][1], layers[0][0].provenance)
 
     def pull_async(self, model: str) -> None:
         """Download a model on the backend (on a connection of its own)."""

@@ -5,7 +5,10 @@ Qt, no Krita, so it is tested offscreen.
 A light at azimuth a and elevation e (the backend's angles: 0 from the camera, -90 from
 the image's left, elevation up) sits where its direction meets the sphere, seen head on:
 x = cos e sin a, y = sin e. Lights behind the subject (|a| > 90) are drawn hollow and
-stay behind while dragged; a double click moves a light to the other hemisphere.
+stay behind while dragged; a double click moves a light to the other hemisphere. The
+face's turn, as the backend found it, shows as a line from the centre towards where the
+nose points (a named setup turns its lights with the face), and a rim with its mirror
+shows both edge lights (the mirror follows the rim).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import math
 from .qt import QT6, Qt, QtCore, QtGui, QtWidgets, Signal
 
 #: (parameter prefix, label, colour): the key's parameters are `azimuth`, `elevation`
-LIGHTS = (("", "Key", "#ffc83d"), ("fill_", "Fill", "#6fa8ff"), ("rim_", "Rim", "#ff6f6f"))
+LIGHTS = (("", "Key", "#ffc83d"), ("fill_", "Fill", "#6fa8ff"), ("rim_", "Rim", "#ff6f6f"),
+          ("rim_mirror", "Rim", "#ff6f6f"))
+#: markers that follow another light instead of being dragged themselves
+FOLLOWERS = {"rim_mirror"}
 GRAB_PIXELS = 14
 
 
@@ -46,7 +52,8 @@ class LightSphere(QtWidgets.QWidget):
         super().__init__(parent)
         self.lights = {prefix: [0.0, 0.0] for prefix, _, _ in LIGHTS}
         self.lights[""] = [-45.0, 30.0]
-        self.shown = {"": True, "fill_": False, "rim_": False}
+        self.shown = {"": True, "fill_": False, "rim_": False, "rim_mirror": False}
+        self.face_yaw: float | None = None     # as the backend found it
         self.dragging: str | None = None
         self.setMinimumSize(150, 150)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding,
@@ -63,6 +70,11 @@ class LightSphere(QtWidgets.QWidget):
 
     def set_shown(self, prefix: str, shown: bool) -> None:
         self.shown[prefix] = shown or prefix == ""
+        self.update()
+
+    def set_face(self, yaw: float | None) -> None:
+        """The face's turn in degrees (+: the nose to the image's right), None: unknown."""
+        self.face_yaw = yaw
         self.update()
 
     # geometry
@@ -82,7 +94,7 @@ class LightSphere(QtWidgets.QWidget):
     def _marker_at(self, point) -> str | None:
         near = [(math.hypot(point.x() - p.x(), point.y() - p.y()), prefix)
                 for prefix, p in ((q, self.marker_position(q)) for q in self.lights)
-                if self.shown[prefix]]
+                if self.shown[prefix] and prefix not in FOLLOWERS]
         distance, prefix = min(near)
         return prefix if distance <= GRAB_PIXELS else None
 
@@ -106,6 +118,11 @@ class LightSphere(QtWidgets.QWidget):
                                   Qt.PenStyle.DashLine))
         painter.drawLine(QtCore.QPointF(cx - r, cy), QtCore.QPointF(cx + r, cy))
         painter.drawLine(QtCore.QPointF(cx, cy - r), QtCore.QPointF(cx, cy + r))
+        if self.face_yaw is not None:              # where the face looks
+            nose_x = math.sin(math.radians(self.face_yaw))
+            painter.setPen(QtGui.QPen(QtGui.QColor("#e8e8e8"), 2))
+            painter.drawLine(QtCore.QPointF(cx, cy), QtCore.QPointF(cx + nose_x * r * 0.6, cy))
+            painter.drawEllipse(QtCore.QPointF(cx + nose_x * r * 0.6, cy), 3, 3)
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)

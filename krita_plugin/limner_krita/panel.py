@@ -33,6 +33,7 @@ class LimnerPanel(QtWidgets.QWidget):
         self.layers_provider = layers_provider
         self.controls: dict[str, dict[str, Control]] = {}
         self.spheres: dict[str, LightSphere] = {}
+        self.placed: dict[str, dict] = {}   # op id -> the last preview's provenance
         self.operations: list[OperationSpec] = []
         self.capabilities = Capabilities(())
         self.engine_missing = False
@@ -155,35 +156,97 @@ class LimnerPanel(QtWidgets.QWidget):
             self._show_engine(op.id)
 
     def _link_lights(self, sphere: LightSphere, op: OperationSpec, controls: dict) -> None:
-        """Sphere and spin boxes show the same lights; a light dragged by hand turns a
-        named setup into the custom one it looks like (its values are in the controls)."""
+        """Sphere and spin boxes show the same lights; with a named setup the sphere shows
+        where the backend put them (turned with the face, from the last preview). A light
+        dragged by hand turns the setup into the custom one that places every light where
+        the setup had it (the rim setup's two edges as a rim and its mirror), then moves
+        the one dragged."""
+        def redraw(*_):
+            self._draw_lights(op.id)
+
         for light in op.lights():
-            azimuth, elevation = controls[light.azimuth], controls[light.elevation]
-
-            def follow(_=None, p=light.prefix, a=azimuth, e=elevation):
-                sphere.set_light(p, a.value(), e.value())
-
-            azimuth.widget.valueChanged.connect(follow)
-            elevation.widget.valueChanged.connect(follow)
-            follow()
-            if light.intensity is not None:
-                def shown(_=None, p=light.prefix, i=controls[light.intensity]):
-                    sphere.set_shown(p, i.value() > 0)
-
-                controls[light.intensity].widget.valueChanged.connect(shown)
-                shown()
+            for name in (light.azimuth, light.elevation, light.intensity):
+                if name is not None:
+                    controls[name].connect_changed(redraw)
+        for name in ("setup", "rim_pair"):
+            if name in controls:
+                controls[name].connect_changed(redraw)
+        redraw()
         handles = {light.prefix: light for light in op.lights()}
 
         def moved(prefix: str, azimuth: float, elevation: float) -> None:
             setup = controls.get("setup")
             if setup is not None and setup.value() != "custom":
+                placed = self.placed.get(op.id, {}).get("lights")
+                if placed:
+                    self._adopt(controls, placed, self.placed[op.id].get("ambient"))
                 setup.widget.blockSignals(True)
                 setup.set_value("custom")
                 setup.widget.blockSignals(False)
             controls[handles[prefix].azimuth].set_value(azimuth)
             controls[handles[prefix].elevation].set_value(elevation)
+            self._draw_lights(op.id)
 
         sphere.moved.connect(moved)
+
+    def _draw_lights(self, op_id: str) -> None:
+        sphere, controls = self.spheres.get(op_id), self.controls.get(op_id, {})
+        if sphere is None:
+            return
+        setup = controls.get("setup")
+        placed = self.placed.get(op_id, {}).get("lights")
+        if setup is not None and setup.value() != "custom" and placed:
+            roles: dict[str, list] = {}
+            for light in placed:
+                roles.setdefault(light["role"], []).append(light)
+            keys, fills, rims = (roles.get(role, []) + [None, None]
+                                 for role in ("key", "fill", "rim"))
+            markers = {"": keys[0], "fill_": fills[0], "rim_": rims[0], "rim_mirror": rims[1]}
+            for prefix, light in markers.items():
+                if light is not None:
+                    sphere.set_light(prefix, light["azimuth"], light["elevation"])
+                sphere.set_shown(prefix, light is not None)
+            return
+        for prefix, azimuth, elevation, intensity in (
+                ("", "azimuth", "elevation", None),
+                ("fill_", "fill_azimuth", "fill_elevation", "fill_intensity"),
+                ("rim_", "rim_azimuth", "rim_elevation", "rim_intensity")):
+            if azimuth in controls and elevation in controls:
+                sphere.set_light(prefix, controls[azimuth].value(), controls[elevation].value())
+                sphere.set_shown(prefix, intensity is None or controls[intensity].value() > 0)
+        mirrored = "rim_pair" in controls and controls["rim_pair"].value() and \
+            controls["rim_intensity"].value() > 0
+        if mirrored:
+            sphere.set_light("rim_mirror", -controls["rim_azimuth"].value(),
+                             controls["rim_elevation"].value())
+        sphere.set_shown("rim_mirror", bool(mirrored))
+
+    @staticmethod
+    def _adopt(controls: dict, placed: list, ambient: float | None) -> None:
+        """The custom values that put each light where a named setup put it."""
+        roles: dict[str, list] = {}
+        for light in placed:
+            roles.setdefault(light["role"], []).append(light)
+        key = roles["key"][0]
+        values = {"azimuth": key["azimuth"], "elevation": key["elevation"],
+                  "intensity": key["intensity"], "fill_intensity": 0.0, "rim_intensity": 0.0,
+                  "rim_pair": False}
+        for light in roles.get("fill", [])[:1]:
+            values.update(fill_azimuth=light["azimuth"], fill_elevation=light["elevation"],
+                          fill_intensity=light["intensity"], fill_softness=light["softness"],
+                          fill_temperature=6500.0)
+        rims = roles.get("rim", [])
+        for light in rims[:1]:
+            values.update(rim_azimuth=light["azimuth"], rim_elevation=light["elevation"],
+                          rim_intensity=light["intensity"], rim_softness=light["softness"],
+                          rim_pair=len(rims) > 1)
+            if "temperature" in controls:
+                values["rim_temperature"] = controls["temperature"].value()
+        if ambient is not None:
+            values["ambient"] = ambient
+        for name, value in values.items():
+            if name in controls:
+                controls[name].set_value(value)
 
     def _implied(self, op: OperationSpec, name: str, controls: dict) -> None:
         """A choice's preset or what a picked file implies, put into the other controls."""
@@ -242,8 +305,15 @@ class LimnerPanel(QtWidgets.QWidget):
             self._show_engine(self.operations[index].id)
             self._changed(self.operations[index].id)
 
-    def show_preview(self, pixels) -> None:
-        """A preview's pixels (RGBA u8, as previews come) in the docker."""
+    def show_preview(self, pixels, provenance: dict | None = None) -> None:
+        """A preview's pixels (RGBA u8, as previews come) in the docker; its provenance
+        says where the face looks and where the lights went (the light widget shows
+        both)."""
+        op = self.operation()
+        if op is not None and op.id in self.spheres and provenance:
+            self.placed[op.id] = provenance
+            self.spheres[op.id].set_face(provenance.get("face_yaw"))
+            self._draw_lights(op.id)
         image = QtGui.QImage(bytes(pixels.data), pixels.width, pixels.height,
                              pixels.width * 4, QtGui.QImage.Format.Format_RGBA8888).copy()
         self.preview.setVisible(True)

@@ -13,11 +13,11 @@ from .qt import QtCore
 
 
 class Previewer(QtCore.QObject):
-    """`build()` gives the preview's Request (its layer read small) or None; `show(pixels)`
-    puts a preview on screen; `tell(message)` says why there is none."""
+    """`build()` gives the preview's Request (its layer read small) or None; `show(pixels,
+    provenance)` puts a preview on screen; `tell(message)` says why there is none."""
 
     def __init__(self, backend, build: Callable[[], Request | None],
-                 show: Callable[[object], None], tell: Callable[[str], None],
+                 show: Callable[[object, dict], None], tell: Callable[[str], None],
                  interval_ms: int = 40, parent=None):
         super().__init__(parent)
         self.backend, self.build, self.show, self.tell = backend, build, show, tell
@@ -67,12 +67,12 @@ class Previewer(QtCore.QObject):
     def _ended(self, how: str) -> None:
         self.ended[how] = self.ended.get(how, 0) + 1
 
-    def _ready(self, job: str, pixels) -> None:
+    def _ready(self, job: str, pixels, provenance=None) -> None:
         if job != self.in_flight:
             self._ended("stale")           # stopped meanwhile
             return
         self.in_flight = None
-        self.show(pixels)
+        self.show(pixels, provenance or {})
         self.shown += 1
         self.last_shown = job
         self._next()

@@ -68,10 +68,17 @@ class Light:
     intensity: float
     colour: np.ndarray
     softness: float
+    role: str = "key"            # key, fill or rim
 
     @property
     def direction(self) -> np.ndarray:
         return light_direction(self.azimuth, self.elevation)
+
+    def placed(self) -> dict:
+        """Where the light is, for an editor's light widget (the result's provenance)."""
+        return {"role": self.role, "azimuth": round(self.azimuth, 1),
+                "elevation": round(self.elevation, 1), "intensity": round(self.intensity, 3),
+                "softness": round(self.softness, 3)}
 
 
 @dataclass(frozen=True)
@@ -98,16 +105,18 @@ class Setup:
 
     def as_params(self) -> dict:
         """The custom setup's parameters that match this one for a face looking at the
-        camera, key on the image's left where the side is free: what an editor shows (and keeps, when the user
-        then moves a light by hand). The key's strength stays the intensity parameter's;
-        two rims are drawn as one, on the left."""
+        camera, key on the image's left where the side is free: what an editor shows
+        when the setup is picked. The key's strength stays the intensity parameter's; two
+        rims are one rim and its mirror (rim_pair). (A turned face's setup is turned with
+        it: the provenance's placed lights say where.)"""
         side = _side(self, -1.0, 0.0)
         fill_azimuth = -self.key_azimuth if self.fill_azimuth is None else self.fill_azimuth
         return {"azimuth": side * self.key_azimuth, "elevation": self.key_elevation,
                 "fill_intensity": self.fill, "fill_azimuth": side * fill_azimuth,
                 "fill_elevation": self.fill_elevation,
-                "rim_intensity": min(3.0, 2 * self.rim), "rim_azimuth": -self.rim_azimuth,
-                "rim_elevation": self.rim_elevation, "ambient": self.ambient}
+                "rim_intensity": min(3.0, self.rim), "rim_azimuth": -self.rim_azimuth,
+                "rim_elevation": self.rim_elevation, "rim_pair": bool(self.rim),
+                "ambient": self.ambient}
 
 
 #: The usual photographic definitions (key angle from the nose's line and height, fill
@@ -183,6 +192,7 @@ class Settings:
     fill: LampSettings
     rim: LampSettings
     ambient: float
+    rim_pair: bool = False
     remove_light: float = 1.0
     sheen: float = 0.3
     background_light: float = 0.0
@@ -202,9 +212,9 @@ class Settings:
         key = LampSettings(params["azimuth"], params["elevation"], params["intensity"],
                            params["temperature"], params["softness"], params["color"])
         return cls(params["setup"], key, lamp("fill"), lamp("rim"), params["ambient"],
-                   params["remove_light"], params["sheen"], params["background_light"],
-                   params["backdrop_shadow"], params["keep_colors"], params["steps"],
-                   params["seed"])
+                   params["rim_pair"], params["remove_light"], params["sheen"],
+                   params["background_light"], params["backdrop_shadow"],
+                   params["keep_colors"], params["steps"], params["seed"])
 
 
 @dataclass(frozen=True)
@@ -222,10 +232,13 @@ def rig(settings: Settings, face_yaw: float = 0.0) -> Rig:
     key = settings.key
     key_colour, softness, intensity = key.colour, key.softness, key.intensity
     if settings.setup == "custom":
+        fill, rim = settings.fill, settings.rim
         lights = [Light(key.azimuth, key.elevation, intensity, key_colour, softness),
-                  *[Light(lamp.azimuth, lamp.elevation, lamp.intensity,
-                          kelvin_to_rgb(lamp.temperature), lamp.softness)
-                    for lamp in (settings.fill, settings.rim)]]
+                  Light(fill.azimuth, fill.elevation, fill.intensity,
+                        kelvin_to_rgb(fill.temperature), fill.softness, "fill"),
+                  *[Light(side * rim.azimuth, rim.elevation, rim.intensity,
+                          kelvin_to_rgb(rim.temperature), rim.softness, "rim")
+                    for side in ((1, -1) if settings.rim_pair else (1,))]]
         return Rig([light for light in lights if light.intensity > 0], settings.ambient)
     setup = SETUPS[settings.setup]
     side = _side(setup, key.azimuth, face_yaw)
@@ -239,9 +252,9 @@ def rig(settings: Settings, face_yaw: float = 0.0) -> Rig:
                     intensity * setup.key, key_colour, softness)]
     if setup.fill:
         lights.append(Light(around(side * fill_azimuth), setup.fill_elevation,
-                            intensity * setup.fill, white, min(1.0, softness + 0.4)))
+                            intensity * setup.fill, white, min(1.0, softness + 0.4), "fill"))
     if setup.rim:             # edge lights stand behind the subject, whichever way it looks
         for rim_side in (-1, 1):
             lights.append(Light(rim_side * setup.rim_azimuth, setup.rim_elevation,
-                                intensity * setup.rim, key_colour, min(softness, 0.3)))
+                                intensity * setup.rim, key_colour, min(softness, 0.3), "rim"))
     return Rig(lights, setup.ambient * intensity, exposed=setup.exposed)

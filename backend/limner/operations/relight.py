@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .. import cache, engines, imaging
-from ..engines.lights import SETUP_NAMES, SETUPS, Settings
+from ..engines.lights import SETUP_NAMES, SETUPS, Settings, rig
 from .base import SEED, STEPS, Layer, Operation, Param, Request
 
 #: the parameters only the geometric engine reads (IC-Light takes the key's direction,
@@ -33,14 +33,19 @@ def relight(req: Request) -> list[Layer]:
     def memo(what: str, build):
         return cache.LAYERS.get((what, key), req.owner, build)
 
-    lit = engine.render(region, Settings.of(req.params), req.progress, memo,
+    settings = Settings.of(req.params)
+    lit = engine.render(region, settings, req.progress, memo,
                         matte=lambda: req.subject_matte(box).alpha)
+    # where the lights went (a named setup turns with the face): editors draw them
+    placed = rig(settings, lit.found.get("face_yaw", 0.0))
+    found = {**lit.found, "lights": [light.placed() for light in placed.lights],
+             "ambient": round(placed.ambient, 3)}
     sample = imaging.sample_of(req.image)
     relit = imaging.from_linear(lit.relit, sample)
     if region.shape[2] == 4:
         relit = np.concatenate([relit, region[:, :, 3:]], axis=2)
     layers = [Layer(_title(req.params), _blend_samples(req.image, relit, box, req.mask),
-                    provenance=lit.found)]
+                    provenance=found)]
     if req.preview:
         return layers
     h, w = region.shape[:2]
@@ -128,6 +133,9 @@ OPERATIONS = [
                      min=0, max=1, step=0.05),
                *_light_params("fill", "Fill", 45.0, 0.0, 0.0, 0.8),
                *_light_params("rim", "Rim", 150.0, 25.0, 0.0, 0.3),
+               Param("rim_pair", "bool", False, "Rim on both sides",
+                     "The rim light and its mirror image: two edge lights (custom setup).",
+                     engines=GEOMETRIC),
                Param("ambient", "float", 0.25, "Ambient",
                      "Light that reaches everywhere (custom setup).", min=0, max=2, step=0.05,
                      engines=GEOMETRIC),

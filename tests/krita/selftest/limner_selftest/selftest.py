@@ -211,7 +211,7 @@ def _drag_light(state) -> None:
     controls = panel.controls["relight"]
     pictures = state["pictures"] = []
     docker.backend.preview_ready.connect(
-        lambda job, pixels: pictures.append(hash(bytes(pixels.data))))
+        lambda job, pixels, provenance: pictures.append(hash(bytes(pixels.data))))
     cx, cy, r = sphere._disc()
     start = sphere.marker_position("")
     left = QtCore.Qt.MouseButton.LeftButton
