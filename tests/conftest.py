@@ -229,7 +229,8 @@ EDITOR_MODULES = {"test_gimp", "test_krita", "test_krita_gui"}
 #: (seconds each): marked `slow`. `pytest -m "not editors and not slow"` is the quick loop
 SLOW_MODULES = {"test_background", "test_cli", "test_diffusion", "test_files", "test_generate",
                 "test_grade", "test_hair_matte", "test_iclight", "test_provenance",
-                "test_pull", "test_relight", "test_relight_setups", "test_relight_turned",
+                "test_idle", "test_pull", "test_relight", "test_relight_setups",
+                "test_relight_turned",
                 "test_setup", "test_style", "test_whole_subject"}
 
 

@@ -1,3 +1,3 @@
-from .cli import main
+from .threads import main
 
 raise SystemExit(main())

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, cache, imaging, protocol, provenance, schema
+from . import __version__, cache, imaging, protocol, provenance, schema, threads
 from .client import BackendError, Client
 from .picture_files import FORMATS
+
+#: a served backend lets its models go after this many seconds without a job
+UNLOAD_AFTER = 300.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="memory for what is worked out about layers (relight's geometry), "
                         "so a second run on the same layer is quick; 0 keeps nothing")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--threads", type=int, default=threads.default(),
+                   help="cores the compute may use (default: all but one, so the editor "
+                        "keeps one while a job runs)")
+    p.add_argument("--unload-after", type=float, default=UNLOAD_AFTER, metavar="SECONDS",
+                   help="release the models and caches after this long without a job "
+                   f"(default {UNLOAD_AFTER:.0f}; 0: never); the next job loads them again")
 
     sub.add_parser("stop", help="stop the running backend (the discovery file's)")
+    sub.add_parser("status", help="what the running backend holds: models, cache, memory")
 
     p = sub.add_parser("run", help="run an operation on an image file; writes PNGs and an .ora")
     p.add_argument("image", type=Path)
@@ -81,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, "param", None) is not None else ""
         command.error(f"unrecognized arguments: {' '.join(stray)}{hint}")
     try:
-        return {"serve": _serve, "stop": _stop, "run": _run, "batch": _batch, "ops": _ops,
-                "models": _models, "demo": _demo}[args.command](args)
+        return {"serve": _serve, "stop": _stop, "status": _status, "run": _run,
+                "batch": _batch, "ops": _ops, "models": _models,
+                "demo": _demo}[args.command](args)
     except (protocol.ProtocolError, ValueError, OSError) as exc:
         print(f"limner: {exc}", file=sys.stderr)
         return 2
@@ -95,9 +106,13 @@ def _serve(args) -> int:
     from .server import AlreadyRunning, Server
 
     logs.configure(args.log_level)
+    if args.threads < 1:
+        raise ValueError("--threads must be at least 1")
+    threads.apply(args.threads)
     cache.LAYERS.limit_bytes = int(args.cache_mb * 2**20)
     server = Server(args.port, max_message_bytes=int(args.max_message_mb * 2**20),
-                    max_buffer_bytes=int(args.max_buffer_mb * 2**20))
+                    max_buffer_bytes=int(args.max_buffer_mb * 2**20),
+                    unload_after=args.unload_after)
 
     async def main_loop():
         stop = asyncio.Event()
@@ -120,6 +135,23 @@ def _stop(args) -> int:
     info = launcher.stop()
     print(f"stopped the Limner backend (pid {info['pid']}, port {info['port']})" if info
           else "no Limner backend is running")
+    return 0
+
+
+def _status(args) -> int:
+    """The running backend's state, from a fresh welcome (its capabilities say what is in
+    memory)."""
+    try:
+        client = Client.discover(name="limner-status")
+    except BackendError as exc:
+        print(f"limner status: {exc.message}", file=sys.stderr)
+        return 1
+    with client:
+        described = client.described
+    loaded = described.get("loaded", [])
+    print(f"{client.server}: {described.get('memory_mb', 0):.0f} MB resident, layer cache "
+          f"{described.get('cache_mb', 0):.0f} MB")
+    print("models loaded: " + (", ".join(loaded) if loaded else "none"))
     return 0
 
 

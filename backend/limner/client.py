@@ -45,6 +45,7 @@ class Client:
         welcome = self._receive_for(None)
         self.server = welcome.server
         self.capabilities = schema.Capabilities.from_json(welcome.capabilities)
+        self.described = welcome.capabilities      # the welcome's JSON, state included
         self.features = welcome.features
 
     @classmethod

@@ -1,10 +1,17 @@
 """The job queue: one worker owns the models and runs one job at a time, taking clients in
-turn (round robin) so one client's long batch cannot starve another's single job."""
+turn (round robin) so one client's long batch cannot starve another's single job. After
+`unload_after` seconds without a job it lets the models and the layer cache go (a
+retoucher's laptop gets the memory back), and says so when the next job loads them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import gc
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -19,6 +26,22 @@ from .operations import Layer, Request
 from .protocol import ProtocolError
 
 log = logging.getLogger("limner.jobs")
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, MB (0 where /proc is not there to say)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def give_back_memory() -> None:
+    """Freed memory returned to the system (glibc keeps it in its arenas otherwise)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class Cancelled(Exception):
@@ -77,8 +100,11 @@ def execute(job: Job) -> list[Layer]:
 
 
 class JobQueue:
-    def __init__(self, run: Callable[[Job], list[Layer]] = execute):
+    def __init__(self, run: Callable[[Job], list[Layer]] = execute, unload_after: float = 0):
         self._run = run
+        self.unload_after = unload_after
+        self.released_at: float | None = None      # when the models were let go, if idle
+        self._holding = False                      # a job ran since the last release
         self._waiting: dict[Hashable, deque[Job]] = {}
         self._turns: deque[Hashable] = deque()     # clients with waiting jobs, next first
         self._wakeup = asyncio.Event()
@@ -150,7 +176,13 @@ class JobQueue:
             job = self._next()
             if job is None:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self.unload_after > 0 and self._holding:
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self.unload_after)
+                    except asyncio.TimeoutError:   # idle: in the worker's thread, so no
+                        await loop.run_in_executor(self._executor, self._release)  # job
+                else:                                                   # runs meanwhile
+                    await self._wakeup.wait()
                 continue
             self.running = job
             started = time.perf_counter()
@@ -175,9 +207,26 @@ class JobQueue:
                     "job %s %s: %s in %.2f s", job.id, job.op.id, outcome,
                     time.perf_counter() - started, extra={"job": job.id})
 
+    def _release(self) -> None:
+        """The models and everything cached about layers let go, and the memory given back
+        to the system."""
+        engines.unload()
+        cache.LAYERS.clear()
+        gc.collect()
+        give_back_memory()
+        self.released_at = time.monotonic()
+        self._holding = False
+        log.info("idle for %.0f s: models and caches released (%.0f MB resident)",
+                 self.unload_after, resident_mb())
+
     def _guarded(self, job: Job) -> list[Layer]:
         if job.cancelled.is_set():
             raise Cancelled()
+        self._holding = True
+        if self.released_at is not None:
+            self.released_at = None
+            job.report(0.0, f"loading the models again (released after {self.unload_after:.0f}"
+                            " s without a job)")
         try:
             return self._run(job)
         except (Cancelled, ProtocolError):

@@ -21,7 +21,7 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from . import __version__, discovery, downloads, engines, models, operations, protocol
+from . import __version__, cache, discovery, downloads, engines, jobs, models, operations, protocol
 from .jobs import Job, JobQueue
 from .protocol import ErrorMessage, ProtocolError
 from .transfer import DRAIN_SECONDS, Outbox, Upload, deliver
@@ -44,7 +44,8 @@ class Server:
     def __init__(self, port: int = protocol.DEFAULT_PORT, token: str | None = None,
                  max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
                  max_buffer_bytes: int = protocol.DEFAULT_MAX_BUFFER_BYTES,
-                 state_dir: Path | None = None, write_discovery: bool = True):
+                 state_dir: Path | None = None, write_discovery: bool = True,
+                 unload_after: float = 0):
         self.requested_port = port
         self.port: int | None = None
         self.token = token or secrets.token_urlsafe(24)
@@ -52,6 +53,7 @@ class Server:
         self.max_buffer_bytes = max_buffer_bytes
         self.state_dir = state_dir
         self.write_discovery = write_discovery
+        self.unload_after = unload_after
         self.jobs: JobQueue | None = None
         # connections that have not said hello yet, oldest first
         self.waiting_for_hello: dict[Connection, None] = {}
@@ -63,7 +65,10 @@ class Server:
                 "models": models.describe_all(engines.using),
                 "samples": list(protocol.SAMPLE_TYPES), "chunk_bytes": protocol.CHUNK_BYTES,
                 "max_message_bytes": self.max_message_bytes,
-                "max_buffer_bytes": self.max_buffer_bytes}
+                "max_buffer_bytes": self.max_buffer_bytes,
+                # what is in memory now (limner status): the models and the layer cache
+                "loaded": engines.loaded(), "cache_mb": round(cache.LAYERS.bytes_used / 2**20, 1),
+                "memory_mb": jobs.resident_mb()}
 
     async def start(self) -> None:
         if self.write_discovery:
@@ -74,7 +79,7 @@ class Server:
                     f"a Limner backend is already running for {folder} (pid {running['pid']}, "
                     f"port {running['port']}); stop it first, or give this one its own "
                     "LIMNER_STATE_DIR")
-        self.jobs = JobQueue()
+        self.jobs = JobQueue(unload_after=self.unload_after)
         self._worker = asyncio.create_task(self.jobs.worker())
         options = dict(process_request=self._admit, compression=None,
                        max_size=self.max_message_bytes, max_queue=64)

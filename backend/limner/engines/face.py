@@ -31,11 +31,18 @@ class FaceMesh:
     def __init__(self):
         from mediapipe.python.solutions import face_detection, face_mesh
 
+        from . import mediapipe_imported
+
+        mediapipe_imported()
         self.detectors = [face_detection.FaceDetection(model_selection=model,
                                                        min_detection_confidence=0.5)
                           for model in (1, 0)]          # full range, short range
         self.mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                        refine_landmarks=False, min_detection_confidence=0.3)
+
+    def close(self) -> None:
+        for graph in (*self.detectors, self.mesh):
+            graph.close()
 
     def faces(self, rgb: np.ndarray) -> list[np.ndarray]:
         """(468, 3) arrays of x, y, z in pixels (z: towards the camera is negative),

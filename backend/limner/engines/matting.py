@@ -19,10 +19,16 @@ from . import DIFFUSION_PACKAGES, EngineInfo, package_file, register
 
 
 def session(path: str):
-    """An ONNX Runtime session on the CPU."""
+    """An ONNX Runtime session on the CPU, on the backend's cores (threads.count())."""
     import onnxruntime
 
-    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    from .. import threads
+
+    options = onnxruntime.SessionOptions()
+    if threads.count():
+        options.intra_op_num_threads = threads.count()
+        options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 @functools.cache
@@ -67,7 +73,13 @@ class SelfieSegmentation:
     def __init__(self):
         from mediapipe.python.solutions import selfie_segmentation
 
+        from . import mediapipe_imported
+
+        mediapipe_imported()
         self.model = selfie_segmentation.SelfieSegmentation(model_selection=0)
+
+    def close(self) -> None:
+        self.model.close()
 
     def matte(self, rgb: np.ndarray) -> np.ndarray:
         u8 = imaging.from_float(rgb, "u8")
