@@ -12,6 +12,8 @@ comes back exactly (see README, "Colour and metadata").
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -130,6 +132,16 @@ def srgb_from(pixels: np.ndarray, icc: bytes) -> np.ndarray:
     return np.dstack([converted, pixels[:, :, 3:]]) if pixels.shape[2] == 4 else converted
 
 
+def png_with_icc(data: bytes, icc: bytes) -> bytes:
+    """A PNG with an iCCP chunk (the profile, zlib-compressed, named as the PNG spec asks)
+    right after its header."""
+    body = b"ICC profile\0\0" + zlib.compress(icc)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + \
+        struct.pack(">I", zlib.crc32(b"iCCP" + body) & 0xFFFFFFFF)
+    header_end = 8 + 8 + 13 + 4                        # signature, IHDR's length+type, data, CRC
+    return data[:header_end] + chunk + data[header_end:]
+
+
 def has_transparency(pixels: np.ndarray) -> bool:
     if pixels.ndim < 3 or pixels.shape[2] != 4:
         return False
@@ -173,13 +185,16 @@ def encode(pixels: np.ndarray, fmt: str, metadata: Metadata, provenance_xmp: dic
         if not ok:
             raise ValueError(f"{fmt} encoding failed")
         data = encoded.tobytes()
+    icc = metadata.icc if pixels.shape[2] >= 3 else None    # a matte is data, not colour
+    if icc and fmt == "png":           # Exiv2 writes PNG's iCCP with an empty name, which
+        data, icc = png_with_icc(data, icc), None      # libpng and strict readers refuse
     xmp = {**metadata.xmp, **provenance_xmp}
-    if not (metadata.icc or metadata.exif or metadata.iptc or xmp):
+    if not (icc or metadata.exif or metadata.iptc or xmp):
         return data
     image = pyexiv2.ImageData(data)
     try:
-        if metadata.icc and pixels.shape[2] >= 3:      # a matte is data, not colour
-            image.modify_icc(metadata.icc)
+        if icc:
+            image.modify_icc(icc)
         if metadata.exif:
             image.modify_exif(metadata.exif)
         if metadata.iptc:
