@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime
 import hashlib
@@ -278,9 +279,9 @@ def _batch(args) -> int:
                          "choose another --out")
     signing = _signing(args)
     done = skipped = failed = 0
-    stems = [path.stem for path in inputs]           # a.png and a.jpg: a-png and a-jpg
-    stem_of = {path: f"{path.stem}-{path.suffix.lstrip('.').lower()}"
-               if stems.count(path.stem) > 1 else path.stem for path in inputs}
+    stems = collections.Counter(path.stem for path in inputs)   # a.png and a.jpg: a-png
+    stem_of = {path: f"{path.stem}-{path.suffix.lstrip('.').lower()}"      # and a-jpg
+               if stems[path.stem] > 1 else path.stem for path in inputs}
 
     def summary(how: str) -> None:
         print(f"limner batch: {how}{done} done, {skipped} already done, {failed} skipped "
@@ -440,11 +441,11 @@ def output_base(stem: str, op, params: dict) -> str:
              if op.param(name) is not None and value != op.param(name).default]
     parts = [said(param, value) for param, value in  # the choices first: the variant
              sorted(given, key=lambda pair: not pair[0].choices)]
-    said = "-".join(part for part in parts if part)
-    if len(said) > NAME_PARAMS:
+    changed = "-".join(part for part in parts if part)
+    if len(changed) > NAME_PARAMS:
         digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
-        said = f"{said[:NAME_PARAMS - 9].rstrip('-')}-{digest}"
-    return "-".join(part for part in (stem, _slug(op.id), said) if part)
+        changed = f"{changed[:NAME_PARAMS - 9].rstrip('-')}-{digest}"
+    return "-".join(part for part in (stem, _slug(op.id), changed) if part)
 
 
 def _already_done(out: Path, base: str, op: str, params: dict) -> bool:

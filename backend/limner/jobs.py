@@ -103,7 +103,7 @@ class JobQueue:
     def __init__(self, run: Callable[[Job], list[Layer]] = execute, unload_after: float = 0):
         self._run = run
         self.unload_after = unload_after
-        self.released_at: float | None = None      # when the models were let go, if idle
+        self._released = False                     # the models were let go when idle
         self._holding = False                      # a job ran since the last release
         self._waiting: dict[Hashable, deque[Job]] = {}
         self._turns: deque[Hashable] = deque()     # clients with waiting jobs, next first
@@ -214,8 +214,7 @@ class JobQueue:
         cache.LAYERS.clear()
         gc.collect()
         give_back_memory()
-        self.released_at = time.monotonic()
-        self._holding = False
+        self._released, self._holding = True, False
         log.info("idle for %.0f s: models and caches released (%.0f MB resident)",
                  self.unload_after, resident_mb())
 
@@ -223,8 +222,8 @@ class JobQueue:
         if job.cancelled.is_set():
             raise Cancelled()
         self._holding = True
-        if self.released_at is not None:
-            self.released_at = None
+        if self._released:
+            self._released = False
             job.report(0.0, f"loading the models again (released after {self.unload_after:.0f}"
                             " s without a job)")
         try:

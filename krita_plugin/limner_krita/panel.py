@@ -20,6 +20,14 @@ STATES = {State.CONNECTING: "Connecting to the Limner backend…",
           State.INSTALLING: "Installing the Limner backend…"}
 
 
+def by_role(placed: list[dict]) -> dict[str, list[dict]]:
+    """The lights a result placed (its provenance's `lights`), by role, in order."""
+    roles: dict[str, list[dict]] = {}
+    for light in placed:
+        roles.setdefault(light["role"], []).append(light)
+    return roles
+
+
 class LimnerPanel(QtWidgets.QWidget):
     run_clicked = Signal()
     cancel_clicked = Signal()
@@ -162,7 +170,7 @@ class LimnerPanel(QtWidgets.QWidget):
         the setup had it (the rim setup's two edges as a rim and its mirror), then moves
         the one dragged."""
         def redraw(*_):
-            self._draw_lights(op.id)
+            self._draw_lights(op)
 
         for light in op.lights():
             for name in (light.azimuth, light.elevation, light.intensity):
@@ -185,21 +193,18 @@ class LimnerPanel(QtWidgets.QWidget):
                 setup.widget.blockSignals(False)
             controls[handles[prefix].azimuth].set_value(azimuth)
             controls[handles[prefix].elevation].set_value(elevation)
-            self._draw_lights(op.id)
+            self._draw_lights(op)
 
         sphere.moved.connect(moved)
 
-    def _draw_lights(self, op_id: str) -> None:
-        sphere, controls = self.spheres.get(op_id), self.controls.get(op_id, {})
+    def _draw_lights(self, op: OperationSpec) -> None:
+        sphere, controls = self.spheres.get(op.id), self.controls.get(op.id, {})
         if sphere is None:
             return
         setup = controls.get("setup")
-        placed = self.placed.get(op_id, {}).get("lights")
+        placed = self.placed.get(op.id, {}).get("lights")
         if setup is not None and setup.value() != "custom" and placed:
-            roles: dict[str, list] = {}
-            for light in placed:
-                roles.setdefault(light["role"], []).append(light)
-            keys, fills, rims = (roles.get(role, []) + [None, None]
+            keys, fills, rims = (by_role(placed).get(role, []) + [None, None]
                                  for role in ("key", "fill", "rim"))
             markers = {"": keys[0], "fill_": fills[0], "rim_": rims[0], "rim_mirror": rims[1]}
             for prefix, light in markers.items():
@@ -207,13 +212,11 @@ class LimnerPanel(QtWidgets.QWidget):
                     sphere.set_light(prefix, light["azimuth"], light["elevation"])
                 sphere.set_shown(prefix, light is not None)
             return
-        for prefix, azimuth, elevation, intensity in (
-                ("", "azimuth", "elevation", None),
-                ("fill_", "fill_azimuth", "fill_elevation", "fill_intensity"),
-                ("rim_", "rim_azimuth", "rim_elevation", "rim_intensity")):
-            if azimuth in controls and elevation in controls:
-                sphere.set_light(prefix, controls[azimuth].value(), controls[elevation].value())
-                sphere.set_shown(prefix, intensity is None or controls[intensity].value() > 0)
+        for light in op.lights():
+            sphere.set_light(light.prefix, controls[light.azimuth].value(),
+                             controls[light.elevation].value())
+            sphere.set_shown(light.prefix, light.intensity is None or
+                             controls[light.intensity].value() > 0)
         mirrored = "rim_pair" in controls and controls["rim_pair"].value() and \
             controls["rim_intensity"].value() > 0
         if mirrored:
@@ -224,9 +227,7 @@ class LimnerPanel(QtWidgets.QWidget):
     @staticmethod
     def _adopt(controls: dict, placed: list, ambient: float | None) -> None:
         """The custom values that put each light where a named setup put it."""
-        roles: dict[str, list] = {}
-        for light in placed:
-            roles.setdefault(light["role"], []).append(light)
+        roles = by_role(placed)
         key = roles["key"][0]
         values = {"azimuth": key["azimuth"], "elevation": key["elevation"],
                   "intensity": key["intensity"], "fill_intensity": 0.0, "rim_intensity": 0.0,
@@ -313,7 +314,7 @@ class LimnerPanel(QtWidgets.QWidget):
         if op is not None and op.id in self.spheres and provenance:
             self.placed[op.id] = provenance
             self.spheres[op.id].set_face(provenance.get("face_yaw"))
-            self._draw_lights(op.id)
+            self._draw_lights(op)
         image = QtGui.QImage(bytes(pixels.data), pixels.width, pixels.height,
                              pixels.width * 4, QtGui.QImage.Format.Format_RGBA8888).copy()
         self.preview.setVisible(True)

@@ -127,6 +127,7 @@ def get(kind: str, name: str):
                                     f"the {name} {kind} engine's weights are not installed; "
                                     f"install them with: {info.install_hint}")
             engine = info.load()
+            mediapipe_imported()       # loads run deep in a job: see there
             lacking = contracts.missing(engine, kind)
             if lacking:
                 raise TypeError(f"the {name} {kind} engine lacks {', '.join(lacking)}")
@@ -147,7 +148,8 @@ def unload(kind: str | None = None, name: str | None = None) -> None:
 
 
 def mediapipe_imported() -> None:
-    """After mediapipe is first imported: it keeps the ImportError of an optional audio
+    """After an engine loads (mediapipe is imported by the first that needs it, deep in a
+    job's stack): mediapipe keeps the ImportError of an optional audio
     package (sounddevice) in a module global, and that error's traceback holds every
     frame on the stack of the job that first imported it, so the whole layer's arrays
     stayed in memory for the life of the backend (400-900 MB at 2048 px). The traceback

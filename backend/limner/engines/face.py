@@ -31,9 +31,6 @@ class FaceMesh:
     def __init__(self):
         from mediapipe.python.solutions import face_detection, face_mesh
 
-        from . import mediapipe_imported
-
-        mediapipe_imported()
         self.detectors = [face_detection.FaceDetection(model_selection=model,
                                                        min_detection_confidence=0.5)
                           for model in (1, 0)]          # full range, short range

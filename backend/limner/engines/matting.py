@@ -73,9 +73,6 @@ class SelfieSegmentation:
     def __init__(self):
         from mediapipe.python.solutions import selfie_segmentation
 
-        from . import mediapipe_imported
-
-        mediapipe_imported()
         self.model = selfie_segmentation.SelfieSegmentation(model_selection=0)
 
     def close(self) -> None:
