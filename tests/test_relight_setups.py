@@ -174,13 +174,14 @@ def test_rim_lights_the_outline_and_leaves_the_face_dark(faces, lit, name):
     assert np.median(gain[outline]) > 1.5 * np.median(gain[centre])
 
 
-@pytest.mark.parametrize("name", FRONTAL)
+@pytest.mark.parametrize("name", NAMES)
 def test_under_light_lights_the_chin_and_leaves_the_forehead(faces, lit, name):
-    """(Not yet on a turned face: forehead over chin 0.80-0.81 there, the mesh's forehead
-    and chin lean only a few degrees off the camera's axis.)"""
+    """A lamp held close under the chin: the chin far brighter than the forehead (its
+    nearness does it; the mesh's forehead and chin lean only a few degrees off the
+    camera's axis, so its angle alone gives 0.8-0.95 on a turned face)."""
     face = faces[name]
     gain = face.gain(lit[name, "under-light"])
-    assert face.region(gain, FOREHEAD) < 0.8 * face.region(gain, CHIN)
+    assert face.region(gain, FOREHEAD) < 0.7 * face.region(gain, CHIN)
     assert face.region(gain, UNDER_NOSE) > face.region(face.gain(lit[name, "butterfly"]),
                                                         UNDER_NOSE)
 
@@ -205,7 +206,9 @@ def test_a_named_setup_is_exposed_for_its_key_side(faces, lit, name, setup):
     exposure within a third of a stop; the setup shapes the other side (a central key:
     the whole face)."""
     face = faces[name]
-    azimuth = rig(_settings(setup=setup), face.yaw).lights[0].azimuth
+    # which side the key is on, seen from where the face looks: a frontal setup turns
+    # with the face and lights all of it
+    azimuth = rig(_settings(setup=setup), face.yaw).lights[0].azimuth - face.yaw
     side = face.halves.left if azimuth < -10 else face.halves.right if azimuth > 10 else \
         face.halves.left | face.halves.right
     stops = np.log2(np.median(face.gain(lit[name, setup])[side]))

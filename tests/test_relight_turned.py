@@ -70,7 +70,9 @@ def test_a_named_setup_keeps_the_key_sides_exposure_on_a_turned_face(client, fac
     image, face = faces[yaw]
     layer, relit = _relit(client, image, setup=setup)
     settings = Settings.of(get("relight").validate({"setup": setup}))
-    azimuth = rig(settings, layer.provenance["face_yaw"]).lights[0].azimuth
+    yaw_seen = layer.provenance["face_yaw"]
+    # the key's side as the face sees it: a frontal setup turns with it, lighting it all
+    azimuth = rig(settings, yaw_seen).lights[0].azimuth - yaw_seen
     side = face.left if azimuth < -10 else face.right if azimuth > 10 else \
         face.left | face.right
     stops = np.log2(np.median(_gain(image, relit)[side]))

@@ -69,6 +69,9 @@ class Light:
     colour: np.ndarray
     softness: float
     role: str = "key"            # key, fill or rim
+    #: how far the lamp stands from the face's centre, in face heights: near enough for
+    #: its light to fall off across the face (None: far away, the same everywhere)
+    distance: float | None = None
 
     @property
     def direction(self) -> np.ndarray:
@@ -76,9 +79,10 @@ class Light:
 
     def placed(self) -> dict:
         """Where the light is, for an editor's light widget (the result's provenance)."""
-        return {"role": self.role, "azimuth": round(self.azimuth, 1),
-                "elevation": round(self.elevation, 1), "intensity": round(self.intensity, 3),
-                "softness": round(self.softness, 3)}
+        placed = {"role": self.role, "azimuth": round(self.azimuth, 1),
+                  "elevation": round(self.elevation, 1), "intensity": round(self.intensity, 3),
+                  "softness": round(self.softness, 3)}
+        return placed if self.distance is None else {**placed, "distance": self.distance}
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class Setup:
     side: str = "azimuth"                   # "azimuth", "broad", "short" or "none"
     #: exposed for the key side, as a photographer does; the rim setup keeps its dark face
     exposed: bool = True
+    #: the key's distance from the face's centre in face heights (Light.distance); None:
+    #: far away
+    key_distance: float | None = None
 
     def as_params(self) -> dict:
         """The custom setup's parameters that match this one for a face looking at the
@@ -141,9 +148,10 @@ SETUPS: dict[str, Setup] = {
     # two edge lights from behind outline the head and shoulders; a weak frontal fill
     "rim": Setup(0, 10, key=0.2, rim=2.5, rim_azimuth=125, rim_elevation=20, ambient=0.06,
                  side="none", exposed=False),
-    # a key from below: the uncanny "torch under the chin" look
+    # a lamp held close under the chin: the uncanny "torch" look comes as much from its
+    # nearness (the chin far brighter than the forehead) as from its angle
     "under-light": Setup(0, -50, fill=0.1, fill_azimuth=0, fill_elevation=30, ambient=0.08,
-                         side="none"),
+                         side="none", key_distance=1.5),
 }
 SETUP_NAMES = ("custom", *SETUPS)
 
@@ -249,7 +257,8 @@ def rig(settings: Settings, face_yaw: float = 0.0) -> Rig:
     fill_azimuth = -setup.key_azimuth if setup.fill_azimuth is None else setup.fill_azimuth
     white = np.ones(3, np.float32)
     lights = [Light(around(side * setup.key_azimuth), setup.key_elevation,
-                    intensity * setup.key, key_colour, softness)]
+                    intensity * setup.key, key_colour, softness,
+                    distance=setup.key_distance)]
     if setup.fill:
         lights.append(Light(around(side * fill_azimuth), setup.fill_elevation,
                             intensity * setup.fill, white, min(1.0, softness + 0.4), "fill"))

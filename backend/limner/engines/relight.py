@@ -57,6 +57,9 @@ SOFT_SPREAD = 0.02
 SKIN_SMOOTH = 0.008
 #: the skin luminance the sheen is counted against (see shade)
 SHEEN_REFERENCE = 0.25
+#: a near lamp never lights a pixel more than this many times its light on the face's
+#: centre (what it reaches at arm's length, not at the bulb)
+NEAR_LAMP_MOST = 3.0
 #: added to both lights before dividing (see shade)
 RATIO_FLOOR = 0.05
 #: the backdrop: how far behind the subject, and how far away the lights stand, in
@@ -363,6 +366,8 @@ def shade(surface: Surface, settings: Settings) -> Shading:
         soft = np.dstack([cv2.GaussianBlur(visible, (0, 0), s) for s in
                           np.array([3.0, 1.5, 0.8]) * max(h, w) / 640])
         visible = visible[..., None] + skin[..., None] * (soft - visible[..., None])
+        if one.distance is not None:
+            visible = visible * near_lamp_falloff(surface, one)[..., None]
         light += one.intensity * one.colour * diffuse * visible
         if settings.sheen > 0:
             glint = shading.sheen(surface.normals, direction, one.softness) * skin
@@ -375,7 +380,10 @@ def shade(surface: Surface, settings: Settings) -> Shading:
                                                   RATIO_FLOOR) + sheen / SHEEN_REFERENCE,
                          MAX_GAIN)
     if lighting.exposed and surface.face_skin.any():
-        subject *= exposure_for_the_key_side(subject, surface, lights[0].azimuth)
+        # which side the key is on is the face's side: a frontal setup (butterfly,
+        # under-light) turns with a turned face and still lights all of it
+        subject *= exposure_for_the_key_side(subject, surface,
+                                             lights[0].azimuth - surface.yaw)
     backdrop = _backdrop(surface, lights, ambient, settings)
     if settings.keep_colors:             # brightness only: the photo keeps its colours
         subject, backdrop = (np.repeat((a @ LUMA)[..., None], 3, axis=2)
@@ -383,11 +391,31 @@ def shade(surface: Surface, settings: Settings) -> Shading:
     return Shading(subject.astype(np.float32), backdrop.astype(np.float32))
 
 
+def near_lamp_falloff(surface: Surface, lamp: Light) -> np.ndarray:
+    """How a lamp standing `lamp.distance` face heights from the face's centre falls off
+    across the subject (inverse square, 1 at the face's centre, at most NEAR_LAMP_MOST):
+    held under the chin, it lights the chin far more than the forehead. Without a face
+    there is nothing to measure the distance by: 1 everywhere."""
+    h, w = surface.alpha.shape
+    rows, columns = np.nonzero(surface.face_skin)
+    if len(rows) == 0:
+        return np.ones((h, w), np.float32)
+    size = float(rows.max() - rows.min() + 1)                 # the face's height, pixels
+    cy, cx = float(np.median(rows)), float(np.median(columns))
+    depth = float(np.median(surface.height[rows, columns]))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    points = np.dstack([xx - cx, cy - yy, surface.height - depth]) / size
+    away = np.linalg.norm(lamp.direction * lamp.distance - points, axis=2)
+    return np.minimum((lamp.distance / np.maximum(away, 1e-3)) ** 2,
+                      NEAR_LAMP_MOST).astype(np.float32)
+
+
 def exposure_for_the_key_side(subject: np.ndarray, surface: Surface,
                               key_azimuth: float) -> float:
     """What a photographer exposes a named setup for: the half of the face the key is on
-    (split at the nose tip; the whole face for a key in front) as bright as it was in the
-    photo; the setup shapes the other half."""
+    (split at the nose tip; the whole face for a key in front of the face: `key_azimuth`
+    is from where the face looks) as bright as it was in the photo; the setup shapes the
+    other half."""
     columns = np.arange(subject.shape[1])[None, :]
     side = surface.face_skin & (columns < surface.nose_x if key_azimuth < -CENTRAL else
                                 columns >= surface.nose_x if key_azimuth > CENTRAL else True)
