@@ -128,6 +128,30 @@ def test_loop_throws_a_small_nose_shadow_to_the_shadow_side(faces, lit, name):
         face.halves.balance(lit[name, "rembrandt"])
 
 
+def test_loop_reads_the_same_on_a_large_16_bit_picture(server, faces, lit):
+    """A 2048 x 2400, 16-bit astronaut: the nose shadow and the balance as at 512 px (the
+    light is worked out at geometry size and brought up; it was once barely visible)."""
+    from limner.client import Client
+
+    small = faces["astronaut"]
+    wide = cv2.resize(small.image, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    tall = np.vstack([wide, np.repeat(wide[-1:], 352, 0)])
+    big = Face((tall.astype(np.float32) * 257).astype(np.uint16))
+    with Client(server.uri, server.server.token, name="large") as client:
+        (_, relit), *_ = run_array(client, "relight", {"setup": "loop"}, big.image)
+    assert relit.dtype == np.uint16 and relit.shape == big.image.shape
+
+    def signature(face, pixels):
+        gain = face.gain(pixels)
+        return (face.window(gain, 0.1, 0.05) / face.window(gain, -0.1, 0.05),
+                face.halves.balance(pixels))
+
+    shadow, balance = signature(big, relit)
+    assert shadow < 0.8 and balance >= 1.15
+    assert np.allclose((shadow, balance), signature(small, lit["astronaut", "loop"]),
+                       atol=0.08)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_broad_and_short_light_opposite_sides(faces, lit, name):
     broad = faces[name].halves.balance(lit[name, "broad"])
