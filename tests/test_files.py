@@ -277,3 +277,20 @@ def test_the_small_messages(tmp_path, env, small):
     widths = {line.index(" default ") for line in ops.splitlines()
               if line.startswith("    ") and " default " in line}
     assert len(widths) == 1                                # one column, however long a name
+
+
+def test_a_layers_file_name_does_not_repeat_the_run(tmp_path, env, small):
+    from limner.cli import layer_file_stem
+
+    assert layer_file_stem("a-mood-film-noir", "Mood film noir: grade noir") == \
+        "a-mood-film-noir-grade-noir"
+    assert layer_file_stem("a-relight", "Relit subject") == "a-relight-relit-subject"
+    assert layer_file_stem("a-grade", "Grade") == "a-grade-grade"     # nothing left: kept
+    picture = tmp_path / "a.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(small[::2, ::2], cv2.COLOR_RGB2BGR))
+    done = limner("run", picture, "--op", "mood", "--param", "mood=film noir", "--out",
+                  tmp_path / "out", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert names and all(n.startswith("a-mood-film-noir-") and "noir-mood-film" not in n
+                         for n in names), names

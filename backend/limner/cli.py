@@ -417,6 +417,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
+def layer_file_stem(base: str, layer_name: str) -> str:
+    """A layer's file name: the run's base and the layer's name, less the words the
+    layer's name repeats from the base's end ("a-mood-film-noir" and "Mood film noir:
+    grade noir" make "a-mood-film-noir-grade-noir", not "…-film-noir-mood-film-noir-…")."""
+    head, tail = base.split("-"), _slug(layer_name).split("-")
+    overlap = max((k for k in range(1, min(len(head), len(tail)) + 1)
+                   if head[-k:] == tail[:k] and k < len(tail)), default=0)
+    return "-".join(head + tail[overlap:])
+
+
 #: an output name's parameters longer than this are shortened, with a hash of them all
 NAME_PARAMS = 48
 
@@ -569,7 +579,7 @@ def run_and_save(client: Client, op: str, params: dict, source, mask: np.ndarray
     for layer, received in layers:
         pixels = imaging.from_pixels(received)
         kind = format_for(pixels, fmt)
-        path = out / f"{base}-{_slug(layer.name)}{FORMATS[kind]}"
+        path = out / f"{layer_file_stem(base, layer.name)}{FORMATS[kind]}"
         with _replacing(path) as partial:
             partial.write_bytes(encode(pixels, kind, metadata,
                                        provenance.xmp_fields([layer.provenance]), quality))
