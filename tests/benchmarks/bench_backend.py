@@ -1,16 +1,16 @@
 """Benchmark the backend and print tables (not a test: run it by hand).
 
     .venv/bin/python tests/benchmarks/bench_backend.py [--repeat 5] [--relight-only]
-                                                      [--matting-only]
+                                      [--matting-only] [--grade-only] [--operations-only]
 
 1. Pixel transfer: a layer's round trip through a real `limner serve` process (echo),
    beside a raw loopback TCP socket moving the same bytes both ways (the physical limit
    here) and PNG encode + decode of the same buffer (what a PNG-based protocol pays, once
    per direction).
-2. Operations (background, relight, every style preset): latency on a real portrait
-   scaled to each size, and the backend process's peak resident memory during those runs
-   (Linux: VmHWM, reset to the current size before each row, so the models already loaded
-   count in).
+2. Operations (background, relight, grade, mood, every style preset): latency on a real
+   portrait scaled to each size, and the backend process's peak resident memory during
+   those runs (Linux: VmHWM, reset to the current size before each row, so the models
+   already loaded count in), and the peak over them all.
    Every run gets a layer that differs by one pixel, so no cached matte is reused.
 3. Background removal at each hair detail level (off: the engine's own matte; normal and
    fine: refined at the hair), first run on a layer and again on the same layer (the
@@ -153,6 +153,8 @@ def main() -> None:
                         help="the hair detail table alone")
     parser.add_argument("--grade-only", action="store_true",
                         help="the grading and mood table alone")
+    parser.add_argument("--operations-only", action="store_true",
+                        help="the operations table alone (every operation's latency and peak)")
     args = parser.parse_args()
     from skimage import data
 
@@ -166,6 +168,9 @@ def main() -> None:
             return
         if args.grade_only:
             grade_table(backend, data.astronaut(), args.repeat)
+            return
+        if args.operations_only:
+            operations_table(backend, data.astronaut(), args.repeat)
             return
         rng = np.random.default_rng(0)
         rows = []
@@ -185,32 +190,44 @@ def main() -> None:
                "PNG both ways", "backend peak RSS"], rows)
 
         portrait = data.astronaut()
-        rows = []
-        from limner.engines.style import PRESETS
-
-        jobs = [("background.remove", {"engine": "rvm"}),
-                ("background.remove", {"engine": "mediapipe"}),
-                ("background.replace", {"color": "#3060c0"}),
-                ("background.blur", {"radius": 24})]
-        jobs += [("style", {"preset": preset}) for preset in PRESETS]
-        for op, params in jobs:
-            for side in (1024, 2048):
-                layers = fresh_layers(cv2.resize(portrait, (side, side),
-                                                 interpolation=cv2.INTER_CUBIC))
-                backend.reset_peak()
-                seconds = median_time(lambda: backend.run(op, params, next(layers)),
-                                      args.repeat)
-                rows.append([op, params.get("preset", params.get("engine", "default")),
-                             f"{side}x{side}",
-                             f"{seconds * 1000:.0f} ms", f"{backend.peak_mib():.0f} MiB"])
-        table("Operations (end to end through the server, median)",
-              ["operation", "engine / preset", "size", "latency", "backend peak RSS"], rows)
+        operations_table(backend, portrait, args.repeat)
         matting_table(backend, portrait, args.repeat)
         relight_table(backend, portrait, args.repeat)
         grade_table(backend, portrait, args.repeat)
     finally:
         backend.close()
     print(f"\n{os.cpu_count()} CPUs; repeat={args.repeat}")
+
+
+def operations_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
+    """Every operation at 1024 and 2048 px: latency, the peak during its runs, and at the
+    end the peak over all of them (VmHWM never reset: what the backend needed at most
+    after a run of every operation)."""
+    from limner.engines.style import PRESETS
+
+    jobs = [("background.remove", {"engine": "rvm"}),
+            ("background.remove", {"engine": "mediapipe"}),
+            ("background.replace", {"color": "#3060c0"}),
+            ("background.blur", {"radius": 24}),
+            ("relight", {"setup": "rembrandt"}),
+            ("grade", {"look": "teal and orange"}),
+            ("mood", {"mood": "golden hour"})]
+    jobs += [("style", {"preset": preset}) for preset in PRESETS]
+    rows, overall = [], 0.0
+    for op, params in jobs:
+        for side in (1024, 2048):
+            layers = fresh_layers(cv2.resize(portrait, (side, side),
+                                             interpolation=cv2.INTER_CUBIC))
+            backend.reset_peak()
+            seconds = median_time(lambda: backend.run(op, params, next(layers)), repeat)
+            peak = backend.peak_mib()
+            overall = max(overall, peak)
+            rows.append([op, params.get("preset", params.get("engine", next(iter(
+                params.values())))), f"{side}x{side}", f"{seconds * 1000:.0f} ms",
+                f"{peak:.0f} MiB"])
+    rows.append(["every operation", "", "", "", f"{overall:.0f} MiB"])
+    table("Operations (end to end through the server, median; first runs on a layer)",
+          ["operation", "engine / preset", "size", "latency", "backend peak RSS"], rows)
 
 
 def matting_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
