@@ -234,6 +234,8 @@ class JobQueue:
             log.exception("job %s failed", job.id, extra={"job": job.id})
             raise ProtocolError(protocol.E_OPERATION_FAILED,
                                 f"{job.op.id} failed: {type(exc).__name__}: {exc}") from exc
+        finally:       # what the job freed, back to the system before the next one grows
+            give_back_memory()
 
     def shutdown(self) -> None:
         for client in list(self._waiting):

