@@ -318,15 +318,20 @@ def protect_skin(original: np.ndarray, graded: np.ndarray, weight: np.ndarray,
                  amount: float) -> np.ndarray:
     """The grade with skin's hue (the direction of Lab a*, b*) held back toward the
     original's by amount x weight. The grade's lightness and chroma stay: a black and white
-    look still takes skin's colour away, a warm one does not turn skin orange."""
-    if amount <= 0:
+    look still takes skin's colour away, a warm one does not turn skin orange.
+
+    Worked out on the skin's pixels only (a portrait's skin is a small part of it; the
+    whole picture in Lab took ten full-size copies), and written into `graded`."""
+    where = amount * weight > 1e-3
+    if amount <= 0 or not where.any():
         return graded
-    before, after = _lab(original), _lab(graded)
+    before, after = _lab(original[where][:, None]), _lab(graded[where][:, None])
     ab_before, ab_after = before[..., 1:], after[..., 1:]
     chroma_before = np.linalg.norm(ab_before, axis=-1, keepdims=True)
     chroma_after = np.linalg.norm(ab_after, axis=-1, keepdims=True)
     own_hue = np.where(chroma_before > 1.0, ab_before / np.maximum(chroma_before, 1e-6) *
                        chroma_after, ab_after)
-    hold = (amount * weight)[..., None]
+    hold = (amount * weight[where])[:, None, None]
     after[..., 1:] = ab_after + (own_hue - ab_after) * hold
-    return np.clip(cv2.cvtColor(after, cv2.COLOR_Lab2RGB), 0, 1)
+    graded[where] = np.clip(cv2.cvtColor(after, cv2.COLOR_Lab2RGB), 0, 1)[:, 0]
+    return graded

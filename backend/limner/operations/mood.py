@@ -130,15 +130,25 @@ def mood(req: Request) -> list[Layer]:
     lit = light_op.run(Request(req.image, req.mask, light_params, within(0.1, 0.6),
                                req.owner, req.preview))
     relit = np.clip(imaging.to_float(lit[0].pixels[box])[:, :, :3], 0, 1)
-    relit = rgb + strength * (relit - rgb)
+    if strength < 1:
+        relit = rgb + strength * (relit - rgb)
     req.progress(0.65, "treating the background")
-    backdrop = treat_background(rgb, alpha, recipe, strength)
+    # full-size float layers are 48 MB each at 2048 px: built in place, one at a time
+    behind = treat_background(rgb, alpha, recipe, strength)
     a = alpha[:, :, None]
-    background = rgb * a + backdrop * (1 - a)
-    composite = relit * a + backdrop * (1 - a)
+    behind *= 1 - a                    # the treated backdrop where the subject is not
+    background = rgb * a
+    background += behind
+    composite = relit * a
+    composite += behind
+    del behind
     falloff = vignette(alpha, recipe["vignette"] * strength)[:, :, None]
     if falloff.min() < 1:              # the light falls off: in linear light, before grading
-        composite = imaging.linear_to_srgb(imaging.srgb_to_linear(composite) * falloff)
+        linear = imaging.srgb_to_linear(composite)
+        linear *= falloff
+        composite = imaging.linear_to_srgb(linear)
+        del linear
+    del falloff
     req.progress(0.75, "grading")
     grade_params = {"look": recipe["look"], "lut": "", "match": "", "match_method":
                     "covariance", "match_skin": False, "strength": strength,
