@@ -10,10 +10,16 @@ Last, with "mood" in the spec, it picks a mood and changes one of its values in 
 docker's controls (edits, in order), runs it, and reports the controls' values (report),
 the layers and the provenance kept in the document.
 
+With "responsiveness" instead (tests/benchmarks/bench_editor.py), after the first run it
+runs each of its operations on the whole layer from the docker while a 16 ms timer ticks
+in Krita's GUI thread, and reports how late the ticks came: while the backend computed,
+and while the docker added the layers.
+
 Spec: {"image": path, "selection": [x, y, w, h], "op": id, "params": {...},
        "screenshot": path, "findings": path,
        "light": {"docker_shot": path, "models_shot": path},
-       "mood": {"edits": [[name, value], ...], "report": [name, ...]}}
+       "mood": {"edits": [[name, value], ...], "report": [name, ...]},
+       "responsiveness": {"ops": [[id, {...}], ...]}}
 """
 
 from __future__ import annotations
@@ -120,10 +126,16 @@ def _step(state) -> None:
                        for n in reversed(group.childNodes())],
             "source_unchanged": bytes(source.pixelData(0, 0, doc.width(), doc.height()))
             == state["before"]}
+        if "responsiveness" in spec:
+            state.update(step="respond", queue=list(spec["responsiveness"]["ops"]))
+            state["findings"]["responsiveness"] = []
+            return
         if "light" not in spec:
             _finish(state, state["findings"])
             return
         state["step"] = "warm"
+    elif state["step"] == "respond":
+        _respond(state)
     elif state["step"] == "warm":         # relight shown: its first preview works out the
         docker = INSTANCES[0]             # geometry, as when a user opens it
         docker.setFloating(True)          # room for the light widget and the preview
@@ -258,3 +270,67 @@ def _after_drag(state) -> None:
         visible[engine] = sorted(name for name, c in controls.items()
                                  if not c.widget.isHidden())
     findings["controls"] = visible
+
+
+def _respond(state) -> None:
+    """The next operation of the responsiveness spec (whole layer, from the docker), with
+    a 16 ms precise timer measuring the GUI thread; when it is done, its figures."""
+    from limner_krita.docker import INSTANCES
+
+    docker = INSTANCES[0]
+    probe = state.get("probe")
+    if probe is not None:
+        if docker.pending is not None:
+            return
+        probe["timer"].stop()
+        ticks, finished = probe["ticks"], probe["finished"] or time.monotonic()
+
+        def late(during):
+            values = sorted(lateness for at, lateness in ticks if during(at))
+            if not values:
+                return {"ticks": 0}
+            return {"ticks": len(values), "median_ms": round(values[len(values) // 2], 1),
+                    "p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
+                    "max_ms": round(values[-1], 1),
+                    "over_50_ms": sum(value > 50 for value in values)}
+
+        state["findings"]["responsiveness"].append({
+            "op": probe["op"], "seconds": round(time.monotonic() - probe["started"], 2),
+            "computing": late(lambda at: at < finished),
+            "adding_layers": late(lambda at: at >= finished),
+            "status": docker.panel.status.text()})
+        state["probe"] = None
+    if not state["queue"]:
+        _finish(state, state["findings"])
+        return
+    op, params = state["queue"].pop(0)
+    doc = state["doc"]
+    doc.setActiveNode(state["source"])
+    whole = Selection()
+    whole.select(0, 0, doc.width(), doc.height(), 255)
+    doc.setSelection(whole)                       # the whole layer
+    docker.panel.select_operation(op)
+    for name, value in params.items():
+        widget = docker.panel.controls[op][name].widget
+        widget.setValue(value) if hasattr(widget, "setValue") else widget.setCurrentText(value)
+    probe = state["probe"] = {"op": op, "ticks": [], "finished": None,
+                              "started": time.monotonic()}
+    timer = QtCore.QTimer()
+    timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+    timer.setInterval(16)
+    probe["last"] = time.monotonic()
+
+    def tick():
+        now = time.monotonic()
+        probe["ticks"].append((now, max(0.0, (now - probe["last"] - 0.016) * 1000)))
+        probe["last"] = now
+
+    def finished(*_):
+        if probe["finished"] is None:
+            probe["finished"] = time.monotonic()
+
+    timer.timeout.connect(tick)
+    docker.backend.finished.connect(finished)
+    probe["timer"] = timer
+    timer.start()
+    docker.panel.run_button.click()

@@ -1,0 +1,114 @@
+"""How the editor feels while Limner works (not a test: run it by hand).
+
+    .venv/bin/python tests/benchmarks/bench_editor.py [--side 2048]
+
+Real Krita (the host's, under Xvfb) with the installed plug-in and the self-test plug-in
+(tests/krita/selftest): a 16 ms precise Qt timer ticks in Krita's GUI thread while the
+docker relights and then removes the background of a whole portrait layer. How late the
+ticks come is what a retoucher feels as stutter (brush strokes, panning). Twice: the
+backend on every core (`--threads` the machine's count: what it did before it left one
+to the editor) and with its default (all cores but one). A table per run: ticks while
+the backend computed, and while the docker put the layers into the document (Krita's
+own work, the same in both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+TESTS = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TESTS))
+
+from conftest import start_xvfb  # noqa: E402
+from limner import discovery, launcher  # noqa: E402
+from test_krita_gui import ROOT, _kill, install_selftest  # noqa: E402
+
+OPS = [["relight", {"azimuth": 60.0}], ["background.remove", {}]]
+
+
+def run_krita(side: int, threads: list[str]) -> list[dict]:
+    from skimage import data
+
+    home = Path(tempfile.mkdtemp(prefix="limner-bench-editor-"))
+    resources, kritarc = home / ".local/share/krita", home / ".config/kritarc"
+    subprocess.run([sys.executable, str(ROOT / "install" / "krita.py"), "--resource-dir",
+                    str(resources), "--kritarc", str(kritarc)], check=True,
+                   capture_output=True)
+    install_selftest(resources / "pykrita", kritarc)
+    work = home / "work"
+    work.mkdir()
+    portrait = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(work / "portrait.png"), cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
+    face = [int(side * 0.35), int(side * 0.1), int(side * 0.3), int(side * 0.3)]
+    spec = {"image": str(work / "portrait.png"), "selection": face, "op": "relight",
+            "params": {}, "screenshot": str(work / "shot.png"),
+            "findings": str(work / "findings.json"), "responsiveness": {"ops": OPS}}
+    (work / "spec.json").write_text(json.dumps(spec))
+    launcher.write_record([sys.executable, "-m", "limner", "serve", "--port", "0",
+                           "--unload-after", "0", *threads],
+                          [sys.executable, str(ROOT / "install" / "setup.py")], home / "state")
+    xvfb, number = start_xvfb("1600x1000")
+    krita = None
+    try:
+        with open(home / "krita.log", "wb") as log:
+            krita = subprocess.Popen(
+                ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"DISPLAY=:{number}",
+                 f"LIMNER_STATE_DIR={home}/state", f"LIMNER_KRITA_SELFTEST={work}/spec.json",
+                 "krita", "--nosplash"], start_new_session=True, stdout=log,
+                stderr=subprocess.STDOUT)
+        findings = work / "findings.json"
+        deadline = time.time() + 400
+        while not findings.exists() and krita.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            krita.wait(30)
+        if not findings.exists():
+            raise RuntimeError((home / "krita.log").read_text(errors="replace")[-3000:])
+        found = json.loads(findings.read_text())
+        if "error" in found:
+            raise RuntimeError(found)
+        return found["responsiveness"]
+    finally:
+        if krita is not None:
+            _kill(krita)
+        _kill(xvfb)
+        info = discovery.read(home / "state")
+        if info:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info["pid"], signal.SIGTERM)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--side", type=int, default=2048)
+    args = parser.parse_args()
+    if not (shutil.which("krita") and shutil.which("Xvfb")):
+        sys.exit("needs the host's Krita and Xvfb (.ci/run installs them)")
+    cores = os.cpu_count() or 1
+    print(f"| backend | operation ({args.side} px) | run s | while computing: ticks, "
+          "median / p99 / max late ms, > 50 ms | while adding layers: max late ms |")
+    print("|---|---|---|---|---|")
+    for label, threads in ((f"every core (--threads {cores})", ["--threads", str(cores)]),
+                           (f"default ({max(1, cores - 1)} of {cores} cores)", [])):
+        for row in run_krita(args.side, threads):
+            busy, adding = row["computing"], row["adding_layers"]
+            print(f"| {label} | {row['op']} | {row['seconds']} | {busy['ticks']}: "
+                  f"{busy.get('median_ms')} / {busy.get('p99_ms')} / {busy.get('max_ms')}, "
+                  f"{busy.get('over_50_ms')} | {adding.get('max_ms')} |")
+
+
+if __name__ == "__main__":
+    main()
