@@ -141,7 +141,7 @@ def mood(req: Request) -> list[Layer]:
     background += behind
     composite = relit * a
     composite += behind
-    del behind
+    del behind, rgb
     falloff = vignette(alpha, recipe["vignette"] * strength)[:, :, None]
     if falloff.min() < 1:              # the light falls off: in linear light, before grading
         linear = imaging.srgb_to_linear(composite)
@@ -173,18 +173,22 @@ def mood(req: Request) -> list[Layer]:
     look = recipe["look"] if recipe["look"] != NO_LOOK else "no look"
     falls = ", light falloff" if recipe["vignette"] * strength > 0 else ""
     made = _made(recipe, strength, light_params, lit[0].provenance)
+    # each layer made, then its float source let go
     top = Layer(f"{title}: grade {look}{falls}", layer(final, None), provenance=made)
+    del final, composite
     if req.preview:
         return [top]
     light_name = recipe["setup"] if recipe["setup"] != "custom" else \
         f"{recipe['azimuth']:+.0f}°/{recipe['elevation']:+.0f}°"
-    return [top,
-            Layer(f"{title}: relit subject ({light_name}, {recipe['temperature']:.0f} K)",
-                  layer(relit, alpha), provenance=made),
+    subject = Layer(f"{title}: relit subject ({light_name}, {recipe['temperature']:.0f} K)",
+                    layer(relit, alpha), provenance=made)
+    del relit
+    behind_layer = Layer(f"{title}: background ({_describe(recipe)})",
+                         layer(background, None), provenance=made)
+    return [top, subject,
             *[Layer(f"{title}: {extra.name.lower()}", extra.pixels, blend=extra.blend,
                     visible=False, provenance=made) for extra in lit[1:]],
-            Layer(f"{title}: background ({_describe(recipe)})", layer(background, None),
-                  provenance=made)]
+            behind_layer]
 
 
 def _made(recipe: dict, strength: float, light_params: dict, found: dict) -> dict:
