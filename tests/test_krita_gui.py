@@ -43,7 +43,8 @@ def install_selftest(pykrita: Path, kritarc: Path) -> None:
     installer.enable(kritarc, "limner_selftest")
 
 
-def _kill(process):
+def kill_group(process):
+    """Kill a process started in its own session, and all it started."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -116,8 +117,8 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
             findings = json.loads(findings_path.read_text())
         finally:
             if krita is not None:
-                _kill(krita)
-            _kill(xvfb)
+                kill_group(krita)
+            kill_group(xvfb)
             info = discovery.read(home / "state") if chroot is None else None
             if info:                            # the backend the docker started
                 os.kill(info["pid"], signal.SIGTERM)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(TESTS))
 
 from conftest import start_xvfb  # noqa: E402
 from limner import discovery, launcher  # noqa: E402
-from test_krita_gui import ROOT, _kill, install_selftest  # noqa: E402
+from test_krita_gui import ROOT, install_selftest, kill_group  # noqa: E402
 
 OPS = [["relight", {"azimuth": 60.0}], ["background.remove", {}]]
 
@@ -82,8 +82,8 @@ def run_krita(side: int, threads: list[str]) -> list[dict]:
         return found["responsiveness"]
     finally:
         if krita is not None:
-            _kill(krita)
-        _kill(xvfb)
+            kill_group(krita)
+        kill_group(xvfb)
         info = discovery.read(home / "state")
         if info:
             with contextlib.suppress(ProcessLookupError):
