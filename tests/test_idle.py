@@ -132,12 +132,10 @@ def test_a_finished_job_leaves_nothing_of_its_layer_behind(serve, portraits):
 def test_the_style_networks_give_their_memory_back_after_a_job(serve, portraits):
     """ONNX Runtime's arena kept the style network's largest buffers for the backend's
     life and grew on the next run: two oil paintings at 1024 px left it holding 1.35 GB.
-    Without the arena, and with what the jobs freed given back once they stop, about
-    240 MB."""
+    Without the arena, and with what a job freed given back, about 240 MB."""
     info, _ = serve("--unload-after", "0")
     image = cv2.resize(portraits["astronaut"], (1024, 1024))
     with Client.from_info(info) as client:
         for pixels in (image, np.ascontiguousarray(image[:, ::-1])):
             client.run("style", {"preset": "oil painting"}, imaging.to_pixels(pixels))
-    time.sleep(2)                       # given back a second after the last job
     assert welcome(info)["memory_mb"] < 600, welcome(info)["memory_mb"]

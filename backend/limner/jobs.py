@@ -37,11 +37,6 @@ def resident_mb() -> float:
         return 0.0
 
 
-#: seconds without a job before what the jobs freed is given back to the system: after
-#: each job it cost the next one 3-5 % at 2048 px (its pages faulted in again)
-GIVE_BACK_AFTER = 1.0
-
-
 def give_back_memory() -> None:
     """Freed memory returned to the system (glibc keeps it in its arenas otherwise)."""
     if sys.platform.startswith("linux"):
@@ -110,7 +105,6 @@ class JobQueue:
         self.unload_after = unload_after
         self._released = False                     # the models were let go when idle
         self._holding = False                      # a job ran since the last release
-        self._freed = False                        # a job ended since memory was given back
         self._waiting: dict[Hashable, deque[Job]] = {}
         self._turns: deque[Hashable] = deque()     # clients with waiting jobs, next first
         self._wakeup = asyncio.Event()
@@ -182,13 +176,6 @@ class JobQueue:
             job = self._next()
             if job is None:
                 self._wakeup.clear()
-                if self._freed:     # what the jobs freed, back to the system once none
-                    with contextlib.suppress(asyncio.TimeoutError):     # follows at once
-                        await asyncio.wait_for(self._wakeup.wait(), GIVE_BACK_AFTER)
-                    if not self._wakeup.is_set():
-                        self._freed = False
-                        await loop.run_in_executor(self._executor, give_back_memory)
-                    continue
                 if self.unload_after > 0 and self._holding:
                     try:
                         await asyncio.wait_for(self._wakeup.wait(), self.unload_after)
@@ -247,8 +234,8 @@ class JobQueue:
             log.exception("job %s failed", job.id, extra={"job": job.id})
             raise ProtocolError(protocol.E_OPERATION_FAILED,
                                 f"{job.op.id} failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self._freed = True
+        finally:       # what the job freed, back to the system before the next one grows
+            give_back_memory()
 
     def shutdown(self) -> None:
         for client in list(self._waiting):
