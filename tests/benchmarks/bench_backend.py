@@ -201,8 +201,8 @@ def main() -> None:
 
 def operations_table(backend: Backend, portrait: np.ndarray, repeat: int) -> None:
     """Every operation at 1024 and 2048 px: latency, the peak during its runs, and at the
-    end the peak over all of them (VmHWM never reset: what the backend needed at most
-    after a run of every operation)."""
+    end the highest of those peaks: what the backend needed at most after a run of every
+    operation (each row's VmHWM starts from what is resident then, so none is missed)."""
     from limner.engines.style import PRESETS
 
     jobs = [("background.remove", {"engine": "rvm"}),
