@@ -273,6 +273,11 @@ def test_kritaio_pixel_helpers(sample, typecode):
     bgra = array(typecode, [1, 2, 3, one, 4, 5, 6, one]).tobytes()
     assert array(typecode, kritaio.swap_red_blue(bgra, typecode)).tolist() == \
         [3, 2, 1, one, 6, 5, 4, one]
+    # a layer larger than one of Qt's rows (8 and 16 bits swap through QImage, by rows)
+    many = array(typecode, range(4)) * ((1 << 20) + 3)
+    swapped = array(typecode, kritaio.swap_red_blue(many.tobytes(), typecode))
+    assert swapped[-4:].tolist() == [2, 1, 0, 3] and swapped[:4].tolist() == [2, 1, 0, 3]
+    assert swapped.count(0) == swapped[2::4].count(0) == (1 << 20) + 3
     grey = array(typecode, [7, 8]).tobytes()
     assert array(typecode, kritaio.to_rgba(grey, 1, sample, typecode)).tolist() == \
         [7, 7, 7, one, 8, 8, 8, one]
