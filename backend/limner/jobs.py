@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -37,11 +38,16 @@ def resident_mb() -> float:
         return 0.0
 
 
+@functools.cache
+def _libc():
+    return ctypes.CDLL("libc.so.6")
+
+
 def give_back_memory() -> None:
     """Freed memory returned to the system (glibc keeps it in its arenas otherwise)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            _libc().malloc_trim(0)
 
 
 class Cancelled(Exception):
