@@ -74,7 +74,8 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
     cv2.imwrite(str(home / "work" / "grace_hopper.png"),
                 cv2.cvtColor(portraits["grace_hopper"], cv2.COLOR_RGB2BGR))
     OUTPUT.mkdir(exist_ok=True)
-    shots = {key: f"{SHOT_PREFIX[version]}-{key}.png" for key in ("docker", "light", "models")}
+    shots = {key: f"{SHOT_PREFIX[version]}-{key}.png"
+             for key in ("docker", "light", "models", "canvas-preview")}
     spec = {"image": str(inside / "work" / "grace_hopper.png"),
             "selection": [120, 100, 260, 260], "op": "relight",
             "params": {"azimuth": -90.0, "elevation": 10.0},
@@ -83,7 +84,10 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
             "light": {"docker_shot": str(inside / "work" / shots["light"]),
                       "models_shot": str(inside / "work" / shots["models"])},
             "mood": {"edits": [["mood", "film noir"], ["temperature", 3000.0]],
-                     "report": ["setup", "look", "vignette", "temperature"]}}
+                     "report": ["setup", "look", "vignette", "temperature"]},
+            "canvas": {"shot": str(inside / "work" / shots["canvas-preview"]),
+                       "canvas_grab": str(inside / "work" / "canvas-grab.png"),
+                       "lights": [[-70.0, 20.0], [70.0, 20.0]]}}
     (home / "work" / "spec.json").write_text(json.dumps(spec))
     xvfb, number = start_xvfb("1600x1000", tcp=chroot is not None)
     display = f":{number}" if chroot is None else f"127.0.0.1:{number}"
@@ -125,6 +129,7 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
     for name in shots.values():
         if (home / "work" / name).exists():
             shutil.copy2(home / "work" / name, OUTPUT / name)
+    canvas_grab = cv2.imread(str(home / "work" / "canvas-grab.png"))
     assert "error" not in findings, findings
     assert findings["operations"] == ["Remove Background", "Replace Background",
                                       "Blur Background", "Generate Background", "Relight",
@@ -174,3 +179,35 @@ def test_docker_runs_relight_in_the_krita_gui(version, tmp_path, portraits):
     if version != "host-5.1":
         ran = mood["provenance"][1]["provenance"]["params"]
         assert ran["temperature"] == 3000.0 and ran["setup"] == noir["setup"]
+    check_canvas_preview(findings["canvas"], canvas_grab)
+
+
+def check_canvas_preview(canvas: dict, grab) -> None:
+    """The preview on the canvas: over the layer where Krita draws it, following the
+    light, gone on Cancel leaving the document and its history as they were, and Run with
+    it shown the same as a plain Run, in one undo step."""
+    print("canvas preview:", json.dumps({k: v for k, v in canvas.items()
+                                         if k not in ("applied", "plain")}))
+    first, second, cancelled = canvas["first"], canvas["second"], canvas["after_cancel"]
+    assert min(first["size"]) > 100, first
+    assert second["hash"] != first["hash"], "the preview did not follow the light"
+    # where Krita draws the layer (the whole picture here): what differs from the
+    # canvas's border colour in a grab without the preview
+    assert grab is not None
+    differs = (abs(grab.astype(int) - grab[2, 2].astype(int)).sum(axis=2) > 24)
+    # rows and columns mostly unlike the border (the brush's outline is a thin circle)
+    rows = (differs.mean(axis=1) > 0.3).nonzero()[0]
+    cols = (differs.mean(axis=0) > 0.3).nonzero()[0]
+    drawn = [cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]]
+    x, y, w, h = first["screen_rect"]
+    assert max(abs(x - drawn[0]), abs(y - drawn[1]), abs(x + w - drawn[0] - drawn[2]),
+               abs(y + h - drawn[1] - drawn[3])) <= 3, (first["screen_rect"], drawn)
+    assert not cancelled["shown"] and not cancelled["overlay_visible"]
+    assert cancelled["layers_unchanged"]
+    assert cancelled["history"] == cancelled["history_before"]
+    assert canvas["shown_while_running"]          # the preview stays until the layers come
+    applied, plain = canvas["applied"], canvas["plain"]
+    assert not applied["shown"]
+    assert applied["history"] == applied["history_before"] + ["Add Layer"], applied["history"]
+    assert applied["group"] == plain["group"]
+    assert applied["layers"] == plain["layers"]

@@ -24,7 +24,7 @@ else:
 #: action name -> (menu text, what it does to the visible docker)
 ACTIONS = {
     "limner_run": ("Limner: Run", lambda d: d.run()),
-    "limner_cancel": ("Limner: Cancel", lambda d: d.backend.cancel()),
+    "limner_cancel": ("Limner: Cancel", lambda d: d.cancel()),
     "limner_repeat": ("Limner: Repeat Last Operation", lambda d: d.repeat_last()),
     "limner_remove_background": ("Limner: Remove Background",
                                  lambda d: d.run_operation("background.remove")),

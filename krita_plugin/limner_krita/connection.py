@@ -25,7 +25,8 @@ class Backend(QtCore.QObject):
     pull_done = Signal(str, str)           # model, where it now is
     pull_failed = Signal(str, str, str)    # model, error code, message
 
-    #: the long side of a live preview
+    #: the long side of a live preview in the docker (one on the canvas is as large as
+    #: the layer looks there); a preview works at its source's size
     PREVIEW_SIDE = 512
 
     def __init__(self, client_name: str, parent=None):
@@ -117,7 +118,8 @@ class Backend(QtCore.QObject):
                 layers = self.preview_client.run(
                     request.op, request.params, source.pixels, mask=source.mask,
                     offset=source.offset, inputs=request.inputs, transfer=source.transfer,
-                    preview_side=self.PREVIEW_SIDE, job=request.job)
+                    preview_side=max(16, source.pixels.width, source.pixels.height),
+                    job=request.job)
         except BackendError as exc:
             if exc.code in (protocol.E_CLOSED, protocol.E_UNREACHABLE):
                 self.preview_client = None

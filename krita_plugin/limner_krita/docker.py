@@ -7,11 +7,13 @@ import time
 from krita import DockWidget, Krita
 
 from . import kritaio
+from .canvas import CanvasPreview
 from .connection import Backend
 from .controller import Controller, Source, State, UnsupportedLayer
 from .models_dialog import ModelsDialog
 from .panel import LimnerPanel
 from .preview import Previewer
+from .qt import QtCore
 
 DOCKER_ID = "limner_docker"
 INSTANCES: list[LimnerDocker] = []   # for the Run/Cancel actions and the self-test
@@ -30,8 +32,14 @@ class LimnerDocker(DockWidget):
         self.installer = None            # the installer's command, when it can run again
         self.backend.capabilities_ready.connect(self._capabilities)
         self.previewer = Previewer(self.backend, self._preview_request,
-                                   self.panel.show_preview, self._no_preview, parent=self)
+                                   self._show_preview, self._no_preview, parent=self)
         self.panel.values_changed.connect(self.previewer.schedule)
+        self.canvas = CanvasPreview(Krita.instance(), self.panel.set_canvas_preview)
+        self._previewing = None         # (document, layer, its bounds) of the preview asked
+        self.panel.canvas_toggled.connect(self._canvas_toggled)
+        self.panel.live_preview.toggled.connect(lambda on: on or self.canvas.clear())
+        # hidden (closed, or tabbed behind another docker): no preview on the canvas
+        self.visibilityChanged.connect(lambda shown: shown or self.canvas.clear())
         self.panel.models_clicked.connect(self.show_models)
         self.models_dialog = None
         self._preview_source = None     # (key, Source, when): the layer read small, reused
@@ -40,7 +48,7 @@ class LimnerDocker(DockWidget):
         self.backend.finished.connect(self._finished)
         self.backend.failed.connect(self._failed)
         self.panel.run_clicked.connect(self.run)
-        self.panel.cancel_clicked.connect(self.backend.cancel)
+        self.panel.cancel_clicked.connect(self.cancel)
         self.controller = Controller()   # the running job, with its (document, source node)
         self.results = []                # groups added, newest last (the self-test reads it)
         INSTANCES.append(self)
@@ -49,6 +57,21 @@ class LimnerDocker(DockWidget):
     def canvasChanged(self, canvas):
         self.panel.set_layers(self._layer_names())
         self._preview_source = None
+        self.canvas.clear()
+
+    def cancel(self) -> None:
+        """Stop the running job, if any, and take the preview off the canvas (the document
+        is as it was: the preview never was in it)."""
+        if self.pending is not None:
+            self.backend.cancel()
+        self.previewer.stop()
+        self.canvas.clear()
+
+    def _canvas_toggled(self, on: bool) -> None:
+        if on:
+            self.panel.values_changed.emit()
+        else:
+            self.canvas.clear()
 
     def _layer_names(self) -> list[str]:
         doc = Krita.instance().activeDocument()
@@ -88,13 +111,17 @@ class LimnerDocker(DockWidget):
         if doc is None or doc.activeNode() is None or op is None or self.pending:
             return None
         node = doc.activeNode()
+        bounds = kritaio.bounds_of(node)
+        side = Backend.PREVIEW_SIDE
+        if self.panel.canvas_preview.isChecked():   # as large as the layer looks
+            side = self.canvas.side_for(doc, bounds) or side
         selection = doc.selection()
-        key = (doc.fileName(), node.uniqueId().toString(), selection and (
+        key = (doc.fileName(), node.uniqueId().toString(), side, selection and (
             selection.x(), selection.y(), selection.width(), selection.height()))
         cached = self._preview_source
         if cached is None or cached[0] != key or time.monotonic() - cached[2] > 3:
-            cached = (key, kritaio.read_preview(doc, node, Backend.PREVIEW_SIDE),
-                      time.monotonic())
+            cached = (key, kritaio.read_preview(doc, node, side), time.monotonic())
+        self._previewing = (doc, node, bounds)
         self._preview_source = (cached[0], cached[1], time.monotonic())
 
         def read(name, over=None):
@@ -110,6 +137,17 @@ class LimnerDocker(DockWidget):
             return kritaio.read_preview(doc, other, Backend.PREVIEW_SIDE)
 
         return self.controller.build(op, self.panel.values(), read)
+
+    def _show_preview(self, pixels, provenance: dict) -> None:
+        """A preview in the docker and, when asked for, over its layer on the canvas."""
+        self.panel.show_preview(pixels, provenance)
+        if self.panel.canvas_preview.isChecked() and self._previewing is not None \
+                and self.pending is None and self.isVisible():
+            from .qt import QtGui
+
+            image = QtGui.QImage(bytes(pixels.data), pixels.width, pixels.height,
+                                 pixels.width * 4, QtGui.QImage.Format.Format_RGBA8888)
+            self.canvas.show(*self._previewing, image.copy())
 
     def _no_preview(self, message: str) -> None:
         self.panel.preview.setVisible(True)
@@ -180,12 +218,17 @@ class LimnerDocker(DockWidget):
             self.panel.set_state(State.ERROR, f"could not add the layers: {exc}")
             return
         self.results.append(group)
+        self.canvas.clear()             # the real layers are in: the preview has done its work
+        # Krita makes an added group the active node once it has seen it: the source stays
+        # the layer the docker works on
+        QtCore.QTimer.singleShot(0, lambda: doc.setActiveNode(source))
         self.controller.finish()
         self.panel.set_progress(1.0, "done")
         self.panel.set_state(State.READY, f"added {len(layers)} layer(s) in '{request.title}'")
 
     def _failed(self, code, message):
         self.controller.finish()
+        self.canvas.clear()
         self.panel.set_state(State.ERROR, message if code != "cancelled" else "cancelled")
 
     def _not_installed(self, message, installer):

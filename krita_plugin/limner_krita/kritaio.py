@@ -205,32 +205,51 @@ def _paint_layer(doc, name: str, rgba: bytes, layer, pixels, typecode: str, bgra
 
 def apply_results(doc, source, title: str, layers) -> object:
     """Add the result layers ((ResultLayer, Pixels) pairs) in a new group above `source`
-    (which stays untouched), top first as the backend lists them. A matte becomes a transparency mask on a copy of the
-    source where this Krita can make one from a script (5.2+), else a hidden grey layer."""
+    (which stays untouched), top first as the backend lists them: one step in the undo
+    history. Krita records every node a script adds, so the group is built in a scratch
+    document of the source's colour space, never shown, and a copy of it goes into `doc`
+    whole. A matte becomes a transparency mask on a copy of the source where this Krita can
+    make one from a script (5.2+), else a hidden grey layer."""
+    from krita import Krita
+
     sample, typecode, bgra = layer_format(source)
-    group = doc.createNode(title, "grouplayer")
-    source.parentNode().addChildNode(group, source)
-    below = None
-    for layer, pixels in reversed(layers):     # bottom first
-        if layer.role == "mask" and hasattr(doc, "createTransparencyMask"):
-            node = source.duplicate()
-            node.setName(f"{source.name()} (masked) {layer.name}")
-            mask = doc.createTransparencyMask(layer.name)
-            node.addChildNode(mask, None)
-            mask.setPixelData(to_u8(pixels.data, pixels.sample), layer.offset[0],
-                              layer.offset[1], pixels.width, pixels.height)
-            node.setVisible(False)
-        else:
-            rgba = to_rgba(pixels.data, pixels.channels, pixels.sample, typecode)
-            node = _paint_layer(doc, layer.name, rgba, layer, pixels, typecode, bgra)
-            node.setBlendingMode(layer.blend)     # normal, multiply, dodge: Krita's ids too
-            node.setVisible(layer.visible and layer.role != "mask")
-        group.addChildNode(node, below)
-        below = node
+    scratch = Krita.instance().createDocument(
+        doc.width(), doc.height(), "Limner (building layers)", "RGBA", source.colorDepth(),
+        source.colorProfile() or "", doc.resolution())
+    try:
+        group = scratch.createNode(title, "grouplayer")
+        scratch.rootNode().addChildNode(group, None)
+        below = None
+        for layer, pixels in reversed(layers):     # bottom first
+            if layer.role == "mask" and hasattr(scratch, "createTransparencyMask"):
+                group.addChildNode(source.duplicate(), below)
+                # the copy (now the group's top) as the scratch document sees it: a node
+                # keeps the document it came from, and a mask added through that is
+                # recorded in that document's history
+                node = group.childNodes()[-1]
+                node.setName(f"{source.name()} (masked) {layer.name}")
+                mask = scratch.createTransparencyMask(layer.name)
+                node.addChildNode(mask, None)
+                mask.setPixelData(to_u8(pixels.data, pixels.sample), layer.offset[0],
+                                  layer.offset[1], pixels.width, pixels.height)
+                node.setVisible(False)
+            else:
+                rgba = to_rgba(pixels.data, pixels.channels, pixels.sample, typecode)
+                node = _paint_layer(scratch, layer.name, rgba, layer, pixels, typecode, bgra)
+                node.setBlendingMode(layer.blend)     # normal, multiply, dodge: Krita's ids
+                node.setVisible(layer.visible and layer.role != "mask")
+                group.addChildNode(node, below)
+            below = node
+        result = group.duplicate()
+        source.parentNode().addChildNode(result, source)
+    finally:
+        scratch.close()
+    doc.setActiveNode(source)             # Krita makes the new group active; stay put
     if hasattr(doc, "setAnnotation"):   # provenance travels with the .kra
         provenance = json.dumps([{"name": layer.name, "provenance": layer.provenance}
                                  for layer, _ in layers])
         doc.setAnnotation(f"limner/{title}", "Limner: AI-edited layers and how they were made",
                           provenance.encode())
     doc.refreshProjection()
-    return group
+    return result
+

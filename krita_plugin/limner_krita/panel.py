@@ -32,6 +32,7 @@ class LimnerPanel(QtWidgets.QWidget):
     run_clicked = Signal()
     cancel_clicked = Signal()
     values_changed = Signal()            # a control of the shown operation changed
+    canvas_toggled = Signal(bool)        # the preview on the canvas turned on or off
     models_clicked = Signal(list)        # the models dialog, these models first
     install_clicked = Signal()           # run the backend's installer again
     PREVIEW_HEIGHT = 180
@@ -42,6 +43,7 @@ class LimnerPanel(QtWidgets.QWidget):
         self.controls: dict[str, dict[str, Control]] = {}
         self.spheres: dict[str, LightSphere] = {}
         self.placed: dict[str, dict] = {}   # op id -> the last preview's provenance
+        self.on_canvas = False              # a preview is on the canvas
         self.operations: list[OperationSpec] = []
         self.capabilities = Capabilities(())
         self.engine_missing = False
@@ -80,10 +82,19 @@ class LimnerPanel(QtWidgets.QWidget):
         self.live_preview.setToolTip("Show a small preview as the controls change; the "
                                      "document is only changed by Run")
         self.live_preview.toggled.connect(lambda on: on and self.values_changed.emit())
+        self.canvas_preview = QtWidgets.QCheckBox("On canvas")
+        self.canvas_preview.setObjectName("canvas_preview")
+        self.canvas_preview.setChecked(True)
+        self.canvas_preview.setToolTip("Show the preview over the layer on the canvas, at "
+                                       "the size you see it; Run makes the real layers, "
+                                       "Cancel takes the preview away")
+        self.canvas_preview.toggled.connect(self.canvas_toggled)
+        self.live_preview.toggled.connect(self.canvas_preview.setEnabled)
         self.models_button = QtWidgets.QPushButton("Models…")
         self.models_button.setObjectName("models")
         self.models_button.clicked.connect(lambda: self.models_clicked.emit([]))
         preview_row.addWidget(self.live_preview)
+        preview_row.addWidget(self.canvas_preview)
         preview_row.addStretch(1)
         preview_row.addWidget(self.models_button)
         layout.addLayout(preview_row)
@@ -351,7 +362,7 @@ class LimnerPanel(QtWidgets.QWidget):
         if state is not State.NOT_INSTALLED:
             self.install_button.setVisible(False)
         self.run_button.setEnabled(self._ready())
-        self.cancel_button.setEnabled(state is State.BUSY)
+        self.cancel_button.setEnabled(state is State.BUSY or self.on_canvas)
         if state is State.BUSY:
             self.progress.setValue(0)
             self.progress.setFormat("%p%")
@@ -361,6 +372,11 @@ class LimnerPanel(QtWidgets.QWidget):
         button when the installer that made the last backend is still there."""
         self.set_state(State.NOT_INSTALLED, message)
         self.install_button.setVisible(can_install)
+
+    def set_canvas_preview(self, shown: bool) -> None:
+        """A preview is on the canvas (or no longer): Cancel takes it away."""
+        self.on_canvas = shown
+        self.cancel_button.setEnabled(self.state is State.BUSY or shown)
 
     def _ready(self) -> bool:
         """Run is offered: operations known, nothing running, the engine's weights here."""

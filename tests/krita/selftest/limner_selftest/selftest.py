@@ -15,11 +15,22 @@ runs each of its operations on the whole layer from the docker while a 16 ms tim
 in Krita's GUI thread, and reports how late the ticks came: while the backend computed,
 and while the docker added the layers.
 
+Then, with "canvas", the preview on the canvas: shown over the layer, following a change
+of the light, gone on Cancel with the document and its undo history as they were; Run
+with the preview shown against a plain Run (the same layers, one step in the history).
+
+With "canvas_rate" instead (bench_editor.py --canvas), after the first run it drags the
+light over the whole layer with the preview on the canvas and reports how many pictures
+the canvas showed per second, then presses Run on release and reports how long the
+full-resolution layers took to come.
+
 Spec: {"image": path, "selection": [x, y, w, h], "op": id, "params": {...},
        "screenshot": path, "findings": path,
        "light": {"docker_shot": path, "models_shot": path},
        "mood": {"edits": [[name, value], ...], "report": [name, ...]},
-       "responsiveness": {"ops": [[id, {...}], ...]}}
+       "responsiveness": {"ops": [[id, {...}], ...]},
+       "canvas": {"shot": path, "canvas_grab": path, "lights": [[azimuth, elevation], ...]},
+       "canvas_rate": {"moves": n, "shot": path}}
 """
 
 from __future__ import annotations
@@ -62,7 +73,15 @@ def _tick(timer, state) -> None:
         import traceback
         _finish(state, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
     if time.monotonic() - state["started"] > 200 and timer.isActive():
-        _finish(state, {"error": f"timed out at step {state['step']}"})
+        from limner_krita.docker import INSTANCES
+
+        seen = {}
+        if INSTANCES:
+            previewer = INSTANCES[0].previewer
+            seen = {"previews": [previewer.asked, previewer.sent, previewer.shown,
+                                 previewer.ended], "preview": INSTANCES[0].panel.preview.text(),
+                    "status": INSTANCES[0].panel.status.text()}
+        _finish(state, {"error": f"timed out at step {state['step']}", "seen": seen})
 
 
 def _step(state) -> None:
@@ -130,12 +149,17 @@ def _step(state) -> None:
             state.update(step="respond", queue=list(spec["responsiveness"]["ops"]))
             state["findings"]["responsiveness"] = []
             return
+        if "canvas_rate" in spec:
+            state["step"] = "rate"
+            return
         if "light" not in spec:
             _finish(state, state["findings"])
             return
         state["step"] = "warm"
     elif state["step"] == "respond":
         _respond(state)
+    elif state["step"].startswith("rate"):
+        _canvas_rate(state)
     elif state["step"] == "warm":         # relight shown: its first preview works out the
         docker = INSTANCES[0]             # geometry, as when a user opens it
         docker.setFloating(True)          # room for the light widget and the preview
@@ -198,7 +222,12 @@ def _step(state) -> None:
             "group": group.name(),
             "layers": [n.name() for n in reversed(group.childNodes())],
             "provenance": json.loads(annotation.decode()) if annotation else None}
-        _finish(state, state["findings"])
+        if "canvas" not in spec:
+            _finish(state, state["findings"])
+            return
+        state["step"] = "canvas"
+    elif state["step"].startswith("canvas"):
+        _canvas(state, window)
 
 
 def _send_mouse(widget, kind, x, y, buttons):
@@ -209,7 +238,7 @@ def _send_mouse(widget, kind, x, y, buttons):
     QtWidgets.QApplication.sendEvent(widget, event)
 
 
-def _drag_light(state) -> None:
+def _drag_light(state, moves: int = 60) -> None:
     """The key dragged from the image's left, over the top, to its right, as a hand
     would: 60 moves 15 ms apart, the GUI's events processed between them."""
     from limner_krita.docker import INSTANCES
@@ -229,8 +258,8 @@ def _drag_light(state) -> None:
     left = QtCore.Qt.MouseButton.LeftButton
     _send_mouse(sphere, QtCore.QEvent.Type.MouseButtonPress, start.x(), start.y(), left)
     angles, started = [], time.monotonic()
-    for step in range(60):
-        t = step / 59
+    for step in range(moves):
+        t = step / (moves - 1)
         x, y = cx + (-0.8 + 1.6 * t) * r, cy - (0.3 + 0.3 * (1 - abs(2 * t - 1))) * r
         _send_mouse(sphere, QtCore.QEvent.Type.MouseMove, x, y, left)
         angles.append((controls["azimuth"].value(), controls["elevation"].value()))
@@ -239,8 +268,8 @@ def _drag_light(state) -> None:
             QtWidgets.QApplication.processEvents()
     _send_mouse(sphere, QtCore.QEvent.Type.MouseButtonRelease, x, y,
                 QtCore.Qt.MouseButton.NoButton)
-    state["drag"] = {"moves": 60, "seconds": time.monotonic() - started,
-                     "angles": [angles[0], angles[30], angles[-1]],
+    state["drag"] = {"moves": moves, "seconds": time.monotonic() - started,
+                     "angles": [angles[0], angles[moves // 2], angles[-1]],
                      "shown_during": previewer.shown - before[2], "before": before,
                      "before_ended": before_ended}
 
@@ -334,3 +363,185 @@ def _respond(state) -> None:
     probe["timer"] = timer
     timer.start()
     docker.panel.run_button.click()
+
+
+def _history(window) -> list[str]:
+    """The document's undo history, as Krita's History docker lists it."""
+    for dock in window.qwindow().findChildren(QtWidgets.QDockWidget):
+        if dock.objectName() == "History":
+            dock.setVisible(True)
+            view = dock.findChild(QtWidgets.QAbstractItemView)
+            model = view.model()
+            return [str(model.index(row, 0).data()) for row in range(model.rowCount())]
+    raise RuntimeError("no History docker")
+
+
+def _layers(doc, nodes) -> list:
+    """Each node, depth first: name, type, blending, visibility and a hash of its pixels."""
+    found = []
+    for node in nodes:
+        found.append([node.name(), node.type(), node.blendingMode(), node.visible(),
+                      hash(bytes(node.pixelData(0, 0, doc.width(), doc.height())))])
+        found.extend(_layers(doc, node.childNodes()))
+    return found
+
+
+def _canvas(state, window) -> None:
+    """The preview on the canvas, step by step (see the module's docstring)."""
+    from limner_krita.canvas import canvas_widget
+    from limner_krita.docker import INSTANCES
+    from limner_krita.kritaio import image_bytes
+
+    docker, doc, spec = INSTANCES[0], state["doc"], state["spec"]["canvas"]
+    panel, previewer, canvas = docker.panel, docker.previewer, docker.canvas
+    found = state["findings"].setdefault("canvas", {})
+    step = state["step"]
+    idle = previewer.in_flight is None and not previewer.wanted and \
+        not previewer.timer.isActive()
+
+    def set_light(azimuth, elevation):
+        controls = panel.controls["relight"]
+        controls["azimuth"].set_value(azimuth)
+        controls["elevation"].set_value(elevation)
+        previewer.schedule()
+
+    if step == "canvas":
+        doc.setActiveNode(state["source"])
+        panel.select_operation("relight")
+        panel.controls["relight"]["setup"].set_value("custom")
+        panel.canvas_preview.setChecked(True)
+        _history(window)                          # the docker shown, so that it follows
+        state["canvas_before"] = {"layers": _layers(doc, doc.topLevelNodes())}
+        state["step"] = "canvas-history"
+    elif step == "canvas-history":
+        state["canvas_before"]["history"] = _history(window)
+        set_light(*spec["lights"][0])
+        state["step"] = "canvas-first"
+    elif step == "canvas-first":
+        if not (idle and canvas.shown()):
+            return
+        overlay = canvas.overlay
+        found["first"] = {"pictures": overlay.pictures,
+                          "size": [overlay.image.width(), overlay.image.height()],
+                          "screen_rect": list(overlay.screen_rect().getRect()),
+                          "hash": hash(image_bytes(overlay.image, 4))}
+        QtWidgets.QApplication.processEvents()
+        window.qwindow().grab().save(spec["shot"])
+        overlay.hide()                            # the canvas as Krita draws it, to find
+        widget = canvas_widget(window)            # where it puts the layer
+        QtWidgets.QApplication.processEvents()
+        picture = widget.grabFramebuffer() if hasattr(widget, "grabFramebuffer") \
+            else widget.grab().toImage()
+        picture.save(spec["canvas_grab"])
+        overlay.show()
+        set_light(*spec["lights"][1])
+        state["step"] = "canvas-second"
+    elif step == "canvas-second":
+        overlay = canvas.overlay
+        if not (idle and overlay.pictures > found["first"]["pictures"]):
+            return
+        found["second"] = {"pictures": overlay.pictures,
+                           "hash": hash(image_bytes(overlay.image, 4))}
+        panel.cancel_button.click()
+        state["step"] = "canvas-cancelled"
+    elif step == "canvas-cancelled":
+        found["after_cancel"] = {"shown": canvas.shown(),
+                                 "overlay_visible": canvas.overlay.isVisible(),
+                                 "layers_unchanged": _layers(doc, doc.topLevelNodes())
+                                 == state["canvas_before"]["layers"],
+                                 "history": _history(window),
+                                 "history_before": state["canvas_before"]["history"]}
+        set_light(*spec["lights"][0])             # shown again, then Run with it
+        state["step"] = "canvas-apply"
+    elif step == "canvas-apply":
+        if not (idle and canvas.shown()):
+            return
+        state["results_before"] = len(docker.results)
+        state["history_before_apply"] = _history(window)
+        state["apply_started"] = time.monotonic()
+        panel.run_button.click()
+        found["shown_while_running"] = canvas.shown()
+        state["step"] = "canvas-applied"
+    elif step == "canvas-applied":
+        if docker.pending is not None:
+            return
+        if len(docker.results) == state["results_before"]:
+            raise RuntimeError(f"no result with the canvas preview: {panel.status.text()}")
+        found["apply_seconds"] = round(time.monotonic() - state["apply_started"], 2)
+        state["step"] = "canvas-applied-history"
+    elif step == "canvas-applied-history":
+        group = docker.results[-1]
+        found["applied"] = {"shown": canvas.shown(), "group": group.name(),
+                            "layers": _layers(doc, group.childNodes()),
+                            "history_before": state["history_before_apply"],
+                            "history": _history(window)}
+        panel.canvas_preview.setChecked(False)    # the same run, no preview on the canvas
+        panel.live_preview.setChecked(False)
+        state["results_before"] = len(docker.results)
+        panel.run_button.click()
+        state["step"] = "canvas-plain"
+    elif step == "canvas-plain":
+        if docker.pending is not None:
+            return
+        if len(docker.results) == state["results_before"]:
+            raise RuntimeError(f"no plain result: {panel.status.text()}")
+        group = docker.results[-1]
+        found["plain"] = {"group": group.name(), "layers": _layers(doc, group.childNodes())}
+        _finish(state, state["findings"])
+
+
+def _canvas_rate(state) -> None:
+    """bench_editor --canvas: pictures per second on the canvas while the light is dragged
+    over a whole large layer, and the full-resolution Run on release."""
+    from limner_krita.docker import INSTANCES
+
+    docker, doc, spec = INSTANCES[0], state["doc"], state["spec"]["canvas_rate"]
+    panel, previewer, canvas = docker.panel, docker.previewer, docker.canvas
+    idle = previewer.in_flight is None and not previewer.wanted and \
+        not previewer.timer.isActive()
+    step = state["step"]
+    if step == "rate":
+        doc.setSelection(None)                     # the whole layer
+        doc.setActiveNode(state["source"])
+        docker.setFloating(True)
+        docker.resize(340, 980)
+        panel.select_operation("relight")
+        panel.canvas_preview.setChecked(True)
+        previewer.schedule()
+        state["step"] = "rate-warm"
+    elif step == "rate-warm":                      # the layer read, its geometry worked out
+        if idle and canvas.shown():
+            state["step"] = "rate-drag"
+    elif step == "rate-drag":
+        before = canvas.overlay.pictures
+        _drag_light(state, spec["moves"])
+        state["rate"] = {"pictures_during_drag": canvas.overlay.pictures - before,
+                         "drag_seconds": round(state["drag"]["seconds"], 2),
+                         "released": time.monotonic()}
+        state["step"] = "rate-settle"
+    elif step == "rate-settle":
+        if not idle:
+            return
+        rate = state["rate"]
+        rate["last_preview_after_release_ms"] = round(
+            (time.monotonic() - rate.pop("released")) * 1000)
+        overlay = canvas.overlay
+        rate.update(per_second=round(rate["pictures_during_drag"] / rate["drag_seconds"], 1),
+                    preview_size=[overlay.image.width(), overlay.image.height()],
+                    on_screen=list(overlay.screen_rect().getRect()),
+                    document=[doc.width(), doc.height()])
+        QtWidgets.QApplication.processEvents()
+        state["app_window"] = Krita.instance().activeWindow()
+        state["app_window"].qwindow().grab().save(spec["shot"])
+        state["results_before"] = len(docker.results)
+        rate["run_started"] = time.monotonic()
+        panel.run_button.click()
+        state["step"] = "rate-run"
+    elif step == "rate-run":
+        if docker.pending is not None:
+            return
+        rate = state["rate"]
+        rate["full_run_seconds"] = round(time.monotonic() - rate.pop("run_started"), 2)
+        rate["status"] = panel.status.text()
+        state["findings"]["canvas_rate"] = rate
+        _finish(state, state["findings"])
