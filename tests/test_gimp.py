@@ -323,13 +323,60 @@ def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, lora_h
     assert models.local_path("lcm-lora-sd15") is not None
 
 
-def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits):
-    """GIMP's GUI under Xvfb: Filters > Limner > Relight… opens its dialog, which shows the
-    geometric engine's controls only and a preview worked out by the backend; a screenshot
-    of the screen is kept for a person to look at (tests/output/gimp-<version>-relight.png)."""
+def test_the_preview_on_the_canvas_leaves_nothing_behind(gimp_home, portraits):
+    """The relight dialog's preview on the canvas, through the plug-in's own CanvasLayer in
+    real GIMP with real previews: a layer over the source, at its size and place, that
+    follows a change of light; taken away (Cancel), the image's layers, pixels, clean state
+    and undo stack are as they were; OK's path (the preview taken away, then the run)
+    leaves the same layers as a plain run on a fresh copy of the picture."""
+    run = gimp_home / "canvas"
+    run.mkdir()
+    cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portraits["grace_hopper"],
+                                                        cv2.COLOR_RGB2BGR))
+    shutil.copy2(ROOT / "tests" / "gimp" / "canvas.py", run / "canvas.py")
+    spec = {"image": f"{HOME}/canvas/portrait.png", "selection": [120, 100, 260, 260],
+            "lights": [[-70.0, 20.0], [70.0, 20.0]], "out": f"{HOME}/canvas"}
+    (run / "spec.json").write_text(json.dumps(spec))
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"LIMNER_STATE_DIR={HOME}/state",
+           f"LIMNER_GIMP_SPEC={HOME}/canvas/spec.json"]
+    result = subprocess.run(["chroot", str(gimp_home.chroot), *env, console(gimp_home.version),
+                             "-i", "-n", "--batch-interpreter", "python-fu-eval", "-b",
+                             f"exec(open('{HOME}/canvas/canvas.py').read())", "--quit"],
+                            capture_output=True, text=True, timeout=300)
+    assert (run / "findings.json").exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    found = json.loads((run / "findings.json").read_text())
+    assert "exception" not in found, found["exception"]
+    before, shown = found["before"], found["shown"]
+    assert not before["dirty"] and before["undo_enabled"]
+    for picture in shown:
+        assert picture["state"]["layers"] == ["Limner preview", *before["layers"]]
+        assert picture["size"] == found["source_size"] and picture["offset"] == [0, 0]
+        assert picture["visible"] and picture["above_source"]
+        assert picture["state"]["source"] == before["source"]
+        assert not picture["state"]["undo_enabled"]     # nothing of it reaches the history
+    assert shown[0]["preview"] != shown[1]["preview"], "the preview did not follow the light"
+    assert found["after_cancel"] == before
+    applied, plain = found["applied"], found["plain"]
+    assert applied[0] == plain[0] == "success"
+    assert applied[1] == plain[1] and len(applied[1]) > len(before["layers"])
+
+
+def test_the_relight_dialog_previews_on_the_canvas_under_xvfb(gimp_home, portraits):
+    """GIMP's GUI under Xvfb, driven with the mouse and keyboard (xdotool): Filters >
+    Limner > Relight… opens its dialog, with the geometric engine's controls only, a light
+    sphere, and a preview beside them and on the canvas (the dialog moved aside to show
+    it); dragging the key across the sphere changes the canvas; Escape cancels, and the
+    image holds what it held before (no preview layer, the same pixels, still clean).
+    Screenshots are kept for a person to look at (tests/output/gimp-canvas-preview.png for
+    GIMP 3.0, gimp-3.2-canvas-preview.png, and the dialog after the drag,
+    gimp-<version>-relight.png)."""
     import signal
     import time
 
+    if shutil.which("xdotool") is None:
+        if os.environ.get("LIMNER_REQUIRE_EDITORS"):
+            pytest.fail("no xdotool here")
+        pytest.skip("no xdotool here (.ci/run installs it)")
     run = gimp_home / "dialog"
     run.mkdir()
     cv2.imwrite(str(run / "portrait.png"), cv2.cvtColor(portraits["grace_hopper"],
@@ -346,10 +393,29 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
     xvfb, number = start_xvfb("1400x1000", tcp=True)
     display = f"127.0.0.1:{number}"             # the chroot shares the network, not /tmp
     env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={HOME}", f"DISPLAY={display}",
-           f"LIMNER_STATE_DIR={HOME}/state", f"LIMNER_IMAGE={HOME}/dialog/portrait.png"]
+           f"LIMNER_STATE_DIR={HOME}/state", f"LIMNER_IMAGE={HOME}/dialog/portrait.png",
+           f"LIMNER_OUT={HOME}/dialog/found.json"]
+    output = ROOT / "tests" / "output"
+    output.mkdir(exist_ok=True)
+    canvas_shot = output / ("gimp-canvas-preview.png" if gimp_home.version == "3.0"
+                            else f"gimp-{gimp_home.version}-canvas-preview.png")
+    dialog_shot = output / f"gimp-{gimp_home.version}-relight.png"
+    x_env = {"DISPLAY": f":{number}", "PATH": "/usr/bin:/bin"}
+
+    def screen():
+        path = run / "screen.png"
+        subprocess.run(["/usr/bin/python3", "-c",
+                        "import sys; from PyQt5 import QtWidgets; "
+                        "app = QtWidgets.QApplication(['shot']); "
+                        "app.primaryScreen().grabWindow(0).save(sys.argv[1])", str(path)],
+                       env=x_env, check=True, capture_output=True, timeout=60)
+        return cv2.imread(str(path))
+
+    def xdotool(*args):
+        return subprocess.run(["xdotool", *map(str, args)], env=x_env, check=True,
+                              capture_output=True, text=True, timeout=30).stdout
+
     gimp = None
-    shot = ROOT / "tests" / "output" / f"gimp-{gimp_home.version}-relight.png"
-    shot.parent.mkdir(exist_ok=True)
     log = open(run / "gimp.log", "wb")
     try:
         gimp = subprocess.Popen(["chroot", str(gimp_home.chroot), *env,
@@ -357,19 +423,42 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
                                  "--batch-interpreter", "python-fu-eval",
                                  "-b", f"exec(open('{HOME}/dialog/dialog.py').read())"],
                                 start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
-        deadline, windows = time.time() + 120, ""
-        while "Relight" not in windows and time.time() < deadline and gimp.poll() is None:
+        deadline, dialog = time.time() + 120, ""
+        while not dialog and time.time() < deadline and gimp.poll() is None:
             time.sleep(1)
-            windows = subprocess.run(["xwininfo", "-display", f":{number}", "-root", "-tree"],
-                                     capture_output=True, text=True).stdout
-        assert "Relight" in windows, (run / "gimp.log").read_text(errors="replace")[-3000:]
+            dialog = subprocess.run(["xdotool", "search", "--name", "^Relight$"], env=x_env,
+                                    capture_output=True, text=True).stdout.split()
+        assert dialog, (run / "gimp.log").read_text(errors="replace")[-3000:]
+        dialog = dialog[0]
         time.sleep(8)                           # the first preview works out the geometry
-        subprocess.run(["/usr/bin/python3", "-c",
-                        "import sys; from PyQt5 import QtWidgets; "
-                        "app = QtWidgets.QApplication(['shot']); "
-                        "app.primaryScreen().grabWindow(0).save(sys.argv[1])", str(shot)],
-                       env={"DISPLAY": f":{number}", "PATH": "/usr/bin:/bin"}, check=True,
-                       capture_output=True, timeout=60)
+        xdotool("windowmove", dialog, 700, 0)   # no window manager: it covered the canvas
+        time.sleep(2)
+        first = screen()
+        cv2.imwrite(str(canvas_shot), first)
+        # the key's marker on the sphere (its yellow), dragged to the image's right
+        # (the blob of a marker's size: the preview's photograph has gold in it too)
+        marker = (np.abs(first[:, 700:].astype(int) - (61, 200, 255)).sum(axis=2) < 40)
+        _, _, stats, centres = cv2.connectedComponentsWithStats(marker.astype(np.uint8))
+        blobs = [tuple(centre) for stat, centre in zip(stats[1:], centres[1:])
+                 if 60 <= stat[cv2.CC_STAT_AREA] <= 300
+                 and 10 <= stat[cv2.CC_STAT_WIDTH] <= 20 and 10 <= stat[cv2.CC_STAT_HEIGHT] <= 20]
+        assert len(blobs) == 1, f"no light sphere with the key's marker in the dialog: {blobs}"
+        x, y = int(blobs[0][0]) + 700, int(blobs[0][1])
+        xdotool("mousemove", x, y, "mousedown", "1")
+        for step in range(1, 13):
+            xdotool("mousemove", x + 12 * step, y + 4 * step)
+            time.sleep(0.05)
+        xdotool("mouseup", "1")
+        time.sleep(6)                           # the last preview comes
+        second = screen()
+        cv2.imwrite(str(dialog_shot), second)
+        xdotool("windowfocus", "--sync", dialog)
+        xdotool("key", "Escape")
+        deadline = time.time() + 60
+        while not (run / "found.json").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        third = screen()
     finally:
         for process in (gimp, xvfb):
             if process is not None and process.poll() is None:
@@ -378,10 +467,19 @@ def test_the_relight_dialog_shows_a_live_preview_under_xvfb(gimp_home, portraits
         log.close()
         if mounted:
             subprocess.run(["umount", "--lazy", str(proc)], check=False)
-    picture = cv2.imread(str(shot))
-    assert picture is not None and picture.shape[:2] == (1000, 1400)
-    # the preview: a photograph beside the controls, where the dialog has no other picture
-    beside = picture[40:400, 420:750].astype(np.float32)
+    assert (run / "found.json").exists(), (run / "gimp.log").read_text(errors="replace")[-3000:]
+    found = json.loads((run / "found.json").read_text())
+    assert found["status"] == "cancel"
+    assert found["after"] == found["before"]     # no preview layer, same pixels, clean
+    assert found["before"]["layers"] == ["Background"] and not found["before"]["dirty"]
+    # the canvas (left of the moved dialog): the preview lit the selected face from the
+    # left, the drag from the right; after Escape, the picture as it was
+    canvas = (slice(60, 900), slice(0, 690))
+    face = [shot[canvas].astype(np.float32) for shot in (first, second, third)]
+    assert np.abs(face[0] - face[1]).mean() > 2, "the canvas did not follow the light"
+    assert np.abs(face[0] - face[2]).mean() > 2, "no preview on the canvas"
+    # the preview beside the controls: a photograph where the dialog has no other picture
+    beside = second[250:600, 1090:1400].astype(np.float32)
     assert beside.std() > 30, "no preview beside the controls"
 
 

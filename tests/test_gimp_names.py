@@ -167,3 +167,42 @@ def test_the_plug_in_is_split_by_concern():
     for module in modules:
         assert len(module.read_text().splitlines()) < 300, module.name
     assert "Limner." not in (ROOT / "gimp_plugin/limner_gimp/dialogs.py").read_text()
+
+
+def test_the_gimp_light_sphere_is_lit_by_its_key_and_hands_back_the_angles_dragged_to():
+    """sphere.py (GIMP-free): the sphere is brightest towards the key, markers sit where
+    their angles put them (hollow behind the subject), a press near a marker takes it,
+    elsewhere on the sphere the key, off it nothing; a point gives back its angles."""
+    import numpy as np
+    import sphere
+
+    size = 180
+    for azimuth, brighter in ((-60.0, "left"), (60.0, "right")):
+        picture = np.frombuffer(sphere.render(size, {"": (azimuth, 0.0)}), np.uint8
+                                ).reshape(size, size, 4).astype(float)
+        left, right = picture[80:100, 30:60, :3].mean(), picture[80:100, 120:150, :3].mean()
+        assert (left > right + 40) if brighter == "left" else (right > left + 40)
+        assert picture[0, 0, 3] == 0 and picture[90, 90, 3] == 255    # round, on clear
+    markers = {"": (-45.0, 30.0), "fill_": (45.0, 0.0), "rim_": (150.0, 25.0),
+               "rim_mirror": (-150.0, 25.0)}
+    picture = np.frombuffer(sphere.render(size, markers), np.uint8).reshape(size, size, 4)
+    for prefix, where in markers.items():
+        x, y = (round(v) for v in sphere.marker_position(size, *where))
+        front = sphere.sphere_point(*where)[2]
+        filled = tuple(picture[y, x, :3]) == sphere.COLOURS[prefix]
+        assert filled == front, prefix                                  # hollow behind
+        ring = picture[y, x + sphere.MARKER - 1, :3]
+        assert tuple(ring) == sphere.COLOURS[prefix], prefix           # its edge, either way
+    key = sphere.marker_position(size, *markers[""])
+    assert sphere.grab(size, markers, key[0] + 5, key[1] - 5) == ""
+    fill = sphere.marker_position(size, *markers["fill_"])
+    assert sphere.grab(size, markers, *fill) == "fill_"
+    mirror = sphere.marker_position(size, *markers["rim_mirror"])
+    assert sphere.grab(size, markers, *mirror) != "rim_mirror"        # it follows the rim
+    assert sphere.grab(size, markers, 90, 150) == ""                   # the sphere: the key
+    assert sphere.grab(size, markers, 2, 2) is None                    # off it
+    for azimuth, elevation in ((-45.0, 30.0), (70.0, -20.0), (160.0, 10.0)):
+        x, y = sphere.marker_position(size, azimuth, elevation)
+        front = sphere.sphere_point(azimuth, elevation)[2]
+        assert sphere.angles_at(size, x, y, front) == pytest.approx((azimuth, elevation),
+                                                                      abs=0.11)

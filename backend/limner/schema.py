@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
@@ -238,6 +239,77 @@ class LightHandle:
     azimuth: str
     elevation: str
     intensity: Optional[str]
+
+
+def sphere_point(azimuth: float, elevation: float) -> Tuple[float, float, bool]:
+    """Where a light at azimuth a and elevation e (the backend's angles: 0 from the camera,
+    -90 from the image's left, elevation up) sits on the light widget's unit disc, the
+    sphere seen head on (x right, y up: cos e sin a, sin e), and whether it is in front."""
+    a, e = math.radians(azimuth), math.radians(elevation)
+    return math.cos(e) * math.sin(a), math.sin(e), math.cos(a) >= 0
+
+
+def sphere_angles(x: float, y: float, front: bool) -> Tuple[float, float]:
+    """The azimuth and elevation (degrees) of a point on the unit disc, in front of the
+    subject or behind it; points outside the disc are taken at its edge."""
+    r = math.hypot(x, y)
+    if r > 1:
+        x, y = x / r, y / r
+    z = math.sqrt(max(0.0, 1 - x * x - y * y)) * (1 if front else -1)
+    return math.degrees(math.atan2(x, z)), math.degrees(math.asin(max(-1.0, min(1.0, y))))
+
+
+def by_role(placed: list) -> Dict[str, list]:
+    """The lights a relight placed (its provenance's `lights`), by role, in order."""
+    roles: Dict[str, list] = {}
+    for light in placed:
+        roles.setdefault(light["role"], []).append(light)
+    return roles
+
+
+def light_markers(values: Dict[str, Any], placed: Optional[list],
+                  handles: Tuple["LightHandle", ...]) -> Dict[str, Optional[Tuple[float, float]]]:
+    """Where a light widget shows each light ("" key, "fill_", "rim_", and "rim_mirror"
+    for the rim's mirror), None for one that is off: with a named setup, where the backend
+    put its lights (the last preview's provenance: turned with the face); else the values'."""
+    if values.get("setup", "custom") != "custom" and placed:
+        keys, fills, rims = (by_role(placed).get(role, []) + [None, None]
+                             for role in ("key", "fill", "rim"))
+        chosen = {"": keys[0], "fill_": fills[0], "rim_": rims[0], "rim_mirror": rims[1]}
+        return {prefix: None if light is None else (light["azimuth"], light["elevation"])
+                for prefix, light in chosen.items()}
+    markers: Dict[str, Optional[Tuple[float, float]]] = {}
+    for light in handles:
+        on = light.intensity is None or values.get(light.intensity, 0) > 0
+        markers[light.prefix] = (values[light.azimuth], values[light.elevation]) if on else None
+    rim = markers.get("rim_")
+    markers["rim_mirror"] = (-rim[0], rim[1]) if rim and values.get("rim_pair") else None
+    return markers
+
+
+def adopted_values(placed: list, ambient: Optional[float],
+                   temperature: Optional[float] = None) -> Dict[str, Any]:
+    """The custom setup's values that put each light where a named setup put it (so that
+    dragging one light of a setup leaves the others where they were)."""
+    roles = by_role(placed)
+    key = roles["key"][0]
+    values = {"azimuth": key["azimuth"], "elevation": key["elevation"],
+              "intensity": key["intensity"], "fill_intensity": 0.0, "rim_intensity": 0.0,
+              "rim_pair": False}
+    for light in roles.get("fill", [])[:1]:
+        values.update(fill_azimuth=light["azimuth"], fill_elevation=light["elevation"],
+                      fill_intensity=light["intensity"], fill_softness=light["softness"],
+                      fill_temperature=6500.0)
+    rims = roles.get("rim", [])
+    for light in rims[:1]:
+        values.update(rim_azimuth=light["azimuth"], rim_elevation=light["elevation"],
+                      rim_intensity=light["intensity"], rim_softness=light["softness"],
+                      rim_pair=len(rims) > 1)
+        if temperature is not None:
+            values["rim_temperature"] = temperature
+    if ambient is not None:
+        values["ambient"] = ambient
+    return values
 
 
 @dataclass(frozen=True)

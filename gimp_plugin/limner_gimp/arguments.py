@@ -91,6 +91,13 @@ def fill_colour_defaults(op, config):
                 set_value(config, param, param.default)
 
 
+def values(op, config):
+    """The backend's values of the operation's parameters that are not layers."""
+    return {param.name: ARGUMENTS[param.kind].read(
+        config.get_property(argument_name(param.name)), param)
+        for param in op.params if not param.is_layer}
+
+
 def parameters(op, config, source, side=None):
     """The backend's parameters from the procedure's config, and the layers image
     parameters name (a hint read over `source`, the drawable worked on; with `side`, at

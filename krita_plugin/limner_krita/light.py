@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import math
 
+from limner.schema import sphere_angles as from_disc
+from limner.schema import sphere_point as to_disc
+
 from .qt import QT6, Qt, QtCore, QtGui, QtWidgets, Signal
 
 #: (parameter prefix, label, colour): the key's parameters are `azimuth`, `elevation`
@@ -23,22 +26,6 @@ LIGHTS = (("", "Key", "#ffc83d"), ("fill_", "Fill", "#6fa8ff"), ("rim_", "Rim", 
 #: markers that follow another light instead of being dragged themselves
 FOLLOWERS = {"rim_mirror"}
 GRAB_PIXELS = 14
-
-
-def to_disc(azimuth: float, elevation: float) -> tuple[float, float, bool]:
-    """Where a light sits on the unit disc (x right, y up) and whether it is in front."""
-    a, e = math.radians(azimuth), math.radians(elevation)
-    return math.cos(e) * math.sin(a), math.sin(e), math.cos(a) >= 0
-
-
-def from_disc(x: float, y: float, front: bool) -> tuple[float, float]:
-    """The azimuth and elevation (degrees) of a point on the unit disc, in front of the
-    subject or behind it; points outside the disc are taken at its edge."""
-    r = math.hypot(x, y)
-    if r > 1:
-        x, y = x / r, y / r
-    z = math.sqrt(max(0.0, 1 - x * x - y * y)) * (1 if front else -1)
-    return math.degrees(math.atan2(x, z)), math.degrees(math.asin(max(-1.0, min(1.0, y))))
 
 
 class LightSphere(QtWidgets.QWidget):

@@ -6,7 +6,7 @@ parameter in the backend shows up here without any change to this file."""
 
 from __future__ import annotations
 
-from limner.schema import Capabilities, EngineSpec, OperationSpec
+from limner.schema import Capabilities, EngineSpec, OperationSpec, adopted_values, light_markers
 
 from .controller import State
 from .controls import Control, control_for
@@ -18,14 +18,6 @@ STATES = {State.CONNECTING: "Connecting to the Limner backend…",
           State.BUSY: "Working…", State.ERROR: "Error",
           State.NOT_INSTALLED: "No Limner backend",
           State.INSTALLING: "Installing the Limner backend…"}
-
-
-def by_role(placed: list[dict]) -> dict[str, list[dict]]:
-    """The lights a result placed (its provenance's `lights`), by role, in order."""
-    roles: dict[str, list[dict]] = {}
-    for light in placed:
-        roles.setdefault(light["role"], []).append(light)
-    return roles
 
 
 class LimnerPanel(QtWidgets.QWidget):
@@ -212,51 +204,18 @@ class LimnerPanel(QtWidgets.QWidget):
         sphere, controls = self.spheres.get(op.id), self.controls.get(op.id, {})
         if sphere is None:
             return
-        setup = controls.get("setup")
-        placed = self.placed.get(op.id, {}).get("lights")
-        if setup is not None and setup.value() != "custom" and placed:
-            keys, fills, rims = (by_role(placed).get(role, []) + [None, None]
-                                 for role in ("key", "fill", "rim"))
-            markers = {"": keys[0], "fill_": fills[0], "rim_": rims[0], "rim_mirror": rims[1]}
-            for prefix, light in markers.items():
-                if light is not None:
-                    sphere.set_light(prefix, light["azimuth"], light["elevation"])
-                sphere.set_shown(prefix, light is not None)
-            return
-        for light in op.lights():
-            sphere.set_light(light.prefix, controls[light.azimuth].value(),
-                             controls[light.elevation].value())
-            sphere.set_shown(light.prefix, light.intensity is None or
-                             controls[light.intensity].value() > 0)
-        mirrored = "rim_pair" in controls and controls["rim_pair"].value() and \
-            controls["rim_intensity"].value() > 0
-        if mirrored:
-            sphere.set_light("rim_mirror", -controls["rim_azimuth"].value(),
-                             controls["rim_elevation"].value())
-        sphere.set_shown("rim_mirror", bool(mirrored))
+        values = {name: control.value() for name, control in controls.items()}
+        markers = light_markers(values, self.placed.get(op.id, {}).get("lights"), op.lights())
+        for prefix, where in markers.items():
+            if where is not None:
+                sphere.set_light(prefix, *where)
+            sphere.set_shown(prefix, where is not None)
 
     @staticmethod
     def _adopt(controls: dict, placed: list, ambient: float | None) -> None:
         """The custom values that put each light where a named setup put it."""
-        roles = by_role(placed)
-        key = roles["key"][0]
-        values = {"azimuth": key["azimuth"], "elevation": key["elevation"],
-                  "intensity": key["intensity"], "fill_intensity": 0.0, "rim_intensity": 0.0,
-                  "rim_pair": False}
-        for light in roles.get("fill", [])[:1]:
-            values.update(fill_azimuth=light["azimuth"], fill_elevation=light["elevation"],
-                          fill_intensity=light["intensity"], fill_softness=light["softness"],
-                          fill_temperature=6500.0)
-        rims = roles.get("rim", [])
-        for light in rims[:1]:
-            values.update(rim_azimuth=light["azimuth"], rim_elevation=light["elevation"],
-                          rim_intensity=light["intensity"], rim_softness=light["softness"],
-                          rim_pair=len(rims) > 1)
-            if "temperature" in controls:
-                values["rim_temperature"] = controls["temperature"].value()
-        if ambient is not None:
-            values["ambient"] = ambient
-        for name, value in values.items():
+        temperature = controls["temperature"].value() if "temperature" in controls else None
+        for name, value in adopted_values(placed, ambient, temperature).items():
             if name in controls:
                 controls[name].set_value(value)
 
