@@ -332,6 +332,16 @@ def test_dragging_the_key_moves_the_controls_and_a_setup_turns_custom(app, capab
     assert azimuth > 0 and elevation == pytest.approx(30, abs=1)   # y = sin(30°) = 0.5
     assert controls["setup"].value() == "custom"                  # the drag takes effect
     assert controls["fill_intensity"].value() == pytest.approx(0.1)   # the setup's fill kept
+    # while the hand drags, the docker asks for smaller previews; on release, one at full
+    # size (the release asks for it)
+    asked = []
+    panel.values_changed.connect(lambda: asked.append(panel.dragging))
+    events = []
+    sphere.moved.connect(lambda *_: events.append(panel.dragging))
+    start = sphere.marker_position("")
+    drag(sphere, [(start.x(), start.y()), (start.x() - 5, start.y())])
+    assert events and all(events) and not panel.dragging
+    assert asked and asked[-1] is False                            # the release's ask
     controls["azimuth"].widget.setValue(-90)                       # spin box -> sphere
     assert sphere.lights[""][0] == -90
     controls["rim_intensity"].widget.setValue(1.0)

@@ -32,7 +32,8 @@ class LimnerDocker(DockWidget):
         self.installer = None            # the installer's command, when it can run again
         self.backend.capabilities_ready.connect(self._capabilities)
         self.previewer = Previewer(self.backend, self._preview_request,
-                                   self._show_preview, self._no_preview, parent=self)
+                                   self._show_preview, self._no_preview, parent=self,
+                                   warm=self._warm_request)
         self.panel.values_changed.connect(self.previewer.schedule)
         self.canvas = CanvasPreview(Krita.instance(), self.panel.set_canvas_preview)
         self._previewing = None         # (document, layer, its bounds) of the preview asked
@@ -42,7 +43,8 @@ class LimnerDocker(DockWidget):
         self.visibilityChanged.connect(lambda shown: shown or self.canvas.clear())
         self.panel.models_clicked.connect(self.show_models)
         self.models_dialog = None
-        self._preview_source = None     # (key, Source, when): the layer read small, reused
+        # (key, Source, when, {side: smaller Source}): the layer read small, reused
+        self._preview_source = None
         self.last_run: tuple[str, dict] | None = None     # for "repeat last operation"
         self.backend.progress.connect(self.panel.set_progress)
         self.backend.finished.connect(self._finished)
@@ -103,9 +105,23 @@ class LimnerDocker(DockWidget):
         self.models_dialog.show()
         self.models_dialog.raise_()
 
-    def _preview_request(self):
+    def _warm_request(self):
+        """While the light rests, the smaller preview a drag will ask for, once per layer
+        and size: the backend works out that size's geometry before the hand moves, so
+        the first drag does not wait a second for it."""
+        op = self.panel.operation()
+        if op is None or not op.has_light or self.panel.dragging or \
+                not self.panel.canvas_preview.isChecked():
+            return None
+        try:
+            return self._preview_request(warm=True)
+        except UnsupportedLayer:
+            return None
+
+    def _preview_request(self, warm: bool = False):
         """The preview of the shown operation on the active layer, read small (and kept
-        for a few seconds: a dragged light sends many previews of the same layer)."""
+        for a few seconds: a dragged light sends many previews of the same layer); with
+        `warm`, the drag's smaller one if it was not asked for yet."""
         doc = Krita.instance().activeDocument()
         op = self.panel.operation()
         if doc is None or doc.activeNode() is None or op is None or self.pending:
@@ -120,13 +136,21 @@ class LimnerDocker(DockWidget):
             selection.x(), selection.y(), selection.width(), selection.height()))
         cached = self._preview_source
         if cached is None or cached[0] != key or time.monotonic() - cached[2] > 3:
-            cached = (key, kritaio.read_preview(doc, node, side), time.monotonic())
+            cached = (key, kritaio.read_preview(doc, node, side), time.monotonic(), {})
         self._previewing = (doc, node, bounds)
-        self._preview_source = (cached[0], cached[1], time.monotonic())
+        self._preview_source = (cached[0], cached[1], time.monotonic(), cached[3])
+        source = cached[1]
+        if (self.panel.dragging or warm) and self.panel.canvas_preview.isChecked():
+            smaller = max(64, int(side * self.canvas.DRAG_SCALE))
+            if smaller not in cached[3]:             # made once, from the read
+                cached[3][smaller] = kritaio.shrink(source, smaller)
+            elif warm:
+                return None                          # asked for already
+            source = cached[3][smaller]
 
         def read(name, over=None):
             if name is None:
-                return cached[1]
+                return source
             other = doc.nodeByName(name)
             if other is None:
                 raise UnsupportedLayer(f"no layer named {name!r}")

@@ -195,6 +195,28 @@ def read_preview(doc, node, side: int) -> Source:
                   mask, (0, 0), _transfer(node) if sample == "u8" else "srgb")
 
 
+def shrink(source: Source, side: int) -> Source:
+    """A preview's source (8-bit RGBA, from read_preview) and its selection scaled down
+    to `side` on the long side (Qt scales them)."""
+    from .qt import QtCore, QtGui
+
+    pixels = source.pixels
+    scale = min(1.0, side / max(pixels.width, pixels.height))
+    size = QtCore.QSize(max(1, round(pixels.width * scale)),
+                        max(1, round(pixels.height * scale)))
+    keep, smooth = (QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+                    QtCore.Qt.TransformationMode.SmoothTransformation)
+    image = QtGui.QImage(pixels.data, pixels.width, pixels.height, pixels.width * 4,
+                         QtGui.QImage.Format.Format_RGBA8888).scaled(size, keep, smooth)
+    mask = source.mask
+    if mask is not None:
+        grey = QtGui.QImage(mask, pixels.width, pixels.height, pixels.width,
+                            QtGui.QImage.Format.Format_Grayscale8)
+        mask = image_bytes(grey.scaled(size, keep, smooth), 1)
+    return Source(Pixels(image_bytes(image, 4), image.width(), image.height(), 4, "u8"),
+                  mask, source.offset, source.transfer)
+
+
 def _paint_layer(doc, name: str, rgba: bytes, layer, pixels, typecode: str, bgra: bool):
     node = doc.createNode(name, "paintlayer")
     if bgra:

@@ -36,6 +36,7 @@ class LimnerPanel(QtWidgets.QWidget):
         self.spheres: dict[str, LightSphere] = {}
         self.placed: dict[str, dict] = {}   # op id -> the last preview's provenance
         self.on_canvas = False              # a preview is on the canvas
+        self.dragging = False               # a light is being dragged on a sphere
         self.operations: list[OperationSpec] = []
         self.capabilities = Capabilities(())
         self.engine_missing = False
@@ -198,7 +199,16 @@ class LimnerPanel(QtWidgets.QWidget):
             controls[handles[prefix].elevation].set_value(elevation)
             self._draw_lights(op)
 
+        def dragged(*_):
+            self.dragging = True
+
+        def released():                     # the full-size preview, now the hand rests
+            self.dragging = False
+            self._changed(op.id)
+
+        sphere.moved.connect(dragged)
         sphere.moved.connect(moved)
+        sphere.released.connect(released)
 
     def _draw_lights(self, op: OperationSpec) -> None:
         sphere, controls = self.spheres.get(op.id), self.controls.get(op.id, {})

@@ -14,13 +14,19 @@ from .qt import QtCore
 
 class Previewer(QtCore.QObject):
     """`build()` gives the preview's Request (its layer read small) or None; `show(pixels,
-    provenance)` puts a preview on screen; `tell(message)` says why there is none."""
+    provenance)` puts a preview on screen; `tell(message)` says why there is none.
+    `warm()`, asked when the previews have caught up, may give a Request whose result is
+    not shown: it has the backend work out what a coming preview will need (the docker
+    warms the smaller size it asks for while a light is dragged)."""
 
     def __init__(self, backend, build: Callable[[], Request | None],
                  show: Callable[[object, dict], None], tell: Callable[[str], None],
-                 interval_ms: int = 40, parent=None):
+                 interval_ms: int = 40, parent=None,
+                 warm: Callable[[], Request | None] = lambda: None):
         super().__init__(parent)
         self.backend, self.build, self.show, self.tell = backend, build, show, tell
+        self.warm = warm
+        self.warming = False             # the one in flight is a warm-up
         self.timer = QtCore.QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(interval_ms)
@@ -46,7 +52,7 @@ class Previewer(QtCore.QObject):
         """No preview now (another operation, or a full run): drop what is waiting and
         stop the one in flight."""
         self.timer.stop()
-        self.wanted = False
+        self.wanted = self.warming = False
         if self.in_flight is not None:
             self.backend.cancel_preview(self.in_flight)
             self.in_flight = None
@@ -55,6 +61,7 @@ class Previewer(QtCore.QObject):
         if self.in_flight is not None:
             self.wanted = True             # sent when the one in flight is back
             return
+        self.warming = False
         try:
             request = self.build()
         except UnsupportedLayer as exc:
@@ -72,6 +79,10 @@ class Previewer(QtCore.QObject):
             self._ended("stale")           # stopped meanwhile
             return
         self.in_flight = None
+        if self.warming:
+            self.warming = False
+            self._next()
+            return
         self.show(pixels, provenance or {})
         self.shown += 1
         self.last_shown = job
@@ -82,6 +93,10 @@ class Previewer(QtCore.QObject):
             self._ended("stale")
             return
         self.in_flight = None
+        if self.warming:                   # nothing was shown: nothing to say
+            self.warming = False
+            self._next()
+            return
         self._ended(code)
         if code == "busy":                 # the backend's queue is full: try again soon,
             self.wanted = False            # so the light on screen is still the last one
@@ -95,3 +110,8 @@ class Previewer(QtCore.QObject):
         if self.wanted:
             self.wanted = False
             self._send()
+        elif not self.timer.isActive():    # caught up: a warm-up, if one is wanted
+            request = self.warm()
+            if request is not None:
+                self.in_flight = self.backend.preview_async(request)
+                self.warming = True

@@ -506,16 +506,16 @@ def _canvas_rate(state) -> None:
         docker.setFloating(True)
         docker.resize(340, 980)
         panel.select_operation("relight")
-        panel.canvas_preview.setChecked(True)
+        panel.canvas_preview.setChecked(spec.get("on_canvas", True))
         previewer.schedule()
         state["step"] = "rate-warm"
     elif step == "rate-warm":                      # the layer read, its geometry worked out
-        if idle and canvas.shown():
+        if idle and previewer.shown and (canvas.shown() or not spec.get("on_canvas", True)):
             state["step"] = "rate-drag"
     elif step == "rate-drag":
-        before = canvas.overlay.pictures
+        before = previewer.shown
         _drag_light(state, spec["moves"])
-        state["rate"] = {"pictures_during_drag": canvas.overlay.pictures - before,
+        state["rate"] = {"pictures_during_drag": previewer.shown - before,
                          "drag_seconds": round(state["drag"]["seconds"], 2),
                          "released": time.monotonic()}
         state["step"] = "rate-settle"
@@ -525,10 +525,12 @@ def _canvas_rate(state) -> None:
         rate = state["rate"]
         rate["last_preview_after_release_ms"] = round(
             (time.monotonic() - rate.pop("released")) * 1000)
-        overlay = canvas.overlay
+        overlay = canvas.overlay if canvas.shown() else None
+        pixmap = panel.preview.pixmap()
         rate.update(per_second=round(rate["pictures_during_drag"] / rate["drag_seconds"], 1),
-                    preview_size=[overlay.image.width(), overlay.image.height()],
-                    on_screen=list(overlay.screen_rect().getRect()),
+                    preview_size=[overlay.image.width(), overlay.image.height()] if overlay
+                    else [pixmap.width(), pixmap.height()],
+                    on_screen=list(overlay.screen_rect().getRect()) if overlay else [0] * 4,
                     document=[doc.width(), doc.height()])
         QtWidgets.QApplication.processEvents()
         state["app_window"] = Krita.instance().activeWindow()
