@@ -453,6 +453,42 @@ def test_previews_are_coalesced_and_the_newest_settings_win(app, connected, port
     assert np.abs(first.astype(int) - last.astype(int)).mean() > 2   # the light moved
 
 
+def test_once_previews_catch_up_a_warm_up_runs_and_is_not_shown(app, connected, portraits,
+                                                                  server):
+    """The previewer's warm-up (the docker's: the smaller size a drag will ask for): sent
+    when the previews have caught up, its picture not shown and not counted, and the
+    backend then has that size's geometry, so the next preview at it is quick."""
+    import cv2
+    from limner import cache
+    from limner_krita.preview import Previewer
+
+    panel, backend, _ = connected
+    picture = cv2.resize(portraits["astronaut"], (384, 384))
+    full, small = (Source(imaging.to_pixels(cv2.resize(picture, (side, side))))
+                   for side in (384, 192))
+    shown, warmed = [], []
+
+    def warm():
+        if warmed:
+            return None
+        warmed.append(True)
+        return Request("relight", {"azimuth": 30.0}, small)
+
+    cached = []
+
+    def show(pixels, provenance):
+        shown.append(pixels.width)
+        cached.append(len(cache.LAYERS.keys()))            # the full size's geometry
+
+    previewer = Previewer(backend, lambda: Request("relight", {"azimuth": -30.0}, full),
+                          show, print, warm=warm)
+    previewer.schedule()
+    wait_for(app, lambda: previewer.in_flight is None and not previewer.timer.isActive())
+    assert shown == [384] and warmed == [True]               # the warm-up's not shown
+    assert previewer.sent == previewer.shown == 1 and not previewer.ended
+    assert len(cache.LAYERS.keys()) > cached[0]              # and the smaller size's too
+
+
 def test_the_models_dialog_lists_and_downloads_through_the_backend(app, connected, lora_hub):
     """The dialog against the real backend, downloading from the local hub."""
     from limner import models
