@@ -30,8 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "vendor")]   # the modules beside; the client
 
 from arguments import declare, fill_colour_defaults, follow_implied, parameters  # noqa: E402
-from dialogs import DialogPreview, ModelsDialog, offer_installer, show_engine_controls  # noqa: E402
+from dialogs import DialogPreview, offer_installer, show_engine_controls  # noqa: E402
 from gimpio import connect, installed_capabilities, mark_ai_edited, read_drawable, write_layers  # noqa: E402
+from models_dialog import ModelsDialog  # noqa: E402
 from names import procedure_name, schema_difference  # noqa: E402
 
 MODELS_PROCEDURE = "plug-in-limner-models"
