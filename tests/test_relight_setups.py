@@ -210,6 +210,31 @@ def test_under_light_lights_the_chin_and_leaves_the_forehead(faces, lit, name):
                                                         UNDER_NOSE)
 
 
+@pytest.mark.parametrize("name", ["astronaut", "astronaut turned -30"])
+def test_under_light_dragged_into_custom_keeps_its_near_lamp(server, faces, name):
+    """What an editor does when a light of a setup is dragged: the setup's lights as the
+    result placed them become the custom values (schema.adopted_values), the key's
+    distance with them, so the torch-from-below look stays (and without it, it goes)."""
+    from limner.client import Client
+    from limner.schema import adopted_values
+
+    face = faces[name]
+    with Client(server.uri, server.server.token, name="adopt") as client:
+        (layer, _), *_ = run_array(client, "relight", {"setup": "under-light"}, face.image)
+        values = adopted_values(layer.provenance["lights"], layer.provenance.get("ambient"))
+        assert values["key_distance"] == 1.5
+        ratios = []
+        for distance in (values["key_distance"], 0.0):
+            (_, relit), *_ = run_array(client, "relight", {**values, "setup": "custom",
+                                                           "key_distance": distance},
+                                       face.image)
+            gain = face.gain(relit)
+            ratios.append(face.region(gain, FOREHEAD) / face.region(gain, CHIN))
+    print("forehead over chin, with and without the distance:", ratios)
+    assert ratios[0] < 0.7, ratios
+    assert ratios[0] < ratios[1] - 0.15, ratios
+
+
 def _channel_gains(face: Face, relit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(relit over original per channel, smoothed over a few pixels so 8-bit steps do not
     count; where every channel of the original is bright enough for a ratio to mean

@@ -294,8 +294,8 @@ def adopted_values(placed: list, ambient: Optional[float],
     roles = by_role(placed)
     key = roles["key"][0]
     values = {"azimuth": key["azimuth"], "elevation": key["elevation"],
-              "intensity": key["intensity"], "fill_intensity": 0.0, "rim_intensity": 0.0,
-              "rim_pair": False}
+              "intensity": key["intensity"], "key_distance": key.get("distance") or 0.0,
+              "fill_intensity": 0.0, "rim_intensity": 0.0, "rim_pair": False}
     for light in roles.get("fill", [])[:1]:
         values.update(fill_azimuth=light["azimuth"], fill_elevation=light["elevation"],
                       fill_intensity=light["intensity"], fill_softness=light["softness"],

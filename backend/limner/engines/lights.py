@@ -123,7 +123,7 @@ class Setup:
                 "fill_elevation": self.fill_elevation,
                 "rim_intensity": min(3.0, self.rim), "rim_azimuth": -self.rim_azimuth,
                 "rim_elevation": self.rim_elevation, "rim_pair": bool(self.rim),
-                "ambient": self.ambient}
+                "ambient": self.ambient, "key_distance": self.key_distance or 0.0}
 
 
 #: The usual photographic definitions (key angle from the nose's line and height, fill
@@ -201,6 +201,8 @@ class Settings:
     rim: LampSettings
     ambient: float
     rim_pair: bool = False
+    #: the key's distance from the face's centre in face heights (custom setup); 0: far
+    key_distance: float = 0.0
     remove_light: float = 1.0
     sheen: float = 0.3
     background_light: float = 0.0
@@ -220,9 +222,12 @@ class Settings:
         key = LampSettings(params["azimuth"], params["elevation"], params["intensity"],
                            params["temperature"], params["softness"], params["color"])
         return cls(params["setup"], key, lamp("fill"), lamp("rim"), params["ambient"],
-                   params["rim_pair"], params["remove_light"], params["sheen"],
-                   params["background_light"], params["backdrop_shadow"],
-                   params["keep_colors"], params["steps"], params["seed"])
+                   rim_pair=params["rim_pair"], key_distance=params["key_distance"],
+                   remove_light=params["remove_light"], sheen=params["sheen"],
+                   background_light=params["background_light"],
+                   backdrop_shadow=params["backdrop_shadow"],
+                   keep_colors=params["keep_colors"], steps=params["steps"],
+                   seed=params["seed"])
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,8 @@ def rig(settings: Settings, face_yaw: float = 0.0) -> Rig:
     key_colour, softness, intensity = key.colour, key.softness, key.intensity
     if settings.setup == "custom":
         fill, rim = settings.fill, settings.rim
-        lights = [Light(key.azimuth, key.elevation, intensity, key_colour, softness),
+        lights = [Light(key.azimuth, key.elevation, intensity, key_colour, softness,
+                        distance=settings.key_distance or None),
                   Light(fill.azimuth, fill.elevation, fill.intensity,
                         kelvin_to_rgb(fill.temperature), fill.softness, "fill"),
                   *[Light(side * rim.azimuth, rim.elevation, rim.intensity,

@@ -131,6 +131,11 @@ OPERATIONS = [
                Param("softness", "float", 0.4, "Softness",
                      "0: hard light, crisp shadows; 1: broad, wrapping light.",
                      min=0, max=1, step=0.05),
+               Param("key_distance", "float", 0.0, "Key distance",
+                     "How far the key stands from the face's centre, in face heights: "
+                     "near (1-3), its light falls off across the face as a lamp close by "
+                     "does (under-light's is 1.5); 0: far away, the same everywhere.",
+                     min=0, max=10, step=0.25, engines=GEOMETRIC),
                *_light_params("fill", "Fill", 45.0, 0.0, 0.0, 0.8),
                *_light_params("rim", "Rim", 150.0, 25.0, 0.0, 0.3),
                Param("rim_pair", "bool", False, "Rim on both sides",
