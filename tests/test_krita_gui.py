@@ -202,6 +202,7 @@ def check_canvas_preview(canvas: dict, grab) -> None:
     x, y, w, h = first["screen_rect"]
     assert max(abs(x - drawn[0]), abs(y - drawn[1]), abs(x + w - drawn[0] - drawn[2]),
                abs(y + h - drawn[1] - drawn[3])) <= 3, (first["screen_rect"], drawn)
+    assert not canvas["shown_after_switching_layers"]
     assert not cancelled["shown"] and not cancelled["overlay_visible"]
     assert cancelled["layers_unchanged"]
     assert cancelled["history"] == cancelled["history_before"]

@@ -16,7 +16,8 @@ in Krita's GUI thread, and reports how late the ticks came: while the backend co
 and while the docker added the layers.
 
 Then, with "canvas", the preview on the canvas: shown over the layer, following a change
-of the light, gone on Cancel with the document and its undo history as they were; Run
+of the light, gone when another layer is made active and back with the source, gone on
+Cancel with the document and its undo history as they were; Run
 with the preview shown against a plain Run (the same layers, one step in the history).
 
 With "canvas_rate" instead (bench_editor.py --canvas), after the first run it drags the
@@ -442,6 +443,18 @@ def _canvas(state, window) -> None:
             return
         found["second"] = {"pictures": overlay.pictures,
                            "hash": hash(image_bytes(overlay.image, 4))}
+        doc.setActiveNode(docker.results[0])      # another layer: the preview goes
+        state.update(step="canvas-switched", switched=time.monotonic())
+    elif step == "canvas-switched":
+        if canvas.shown() and time.monotonic() - state["switched"] < 3:
+            return
+        found["shown_after_switching_layers"] = canvas.shown()
+        doc.setActiveNode(state["source"])
+        set_light(*spec["lights"][1])
+        state["step"] = "canvas-back"
+    elif step == "canvas-back":
+        if not (idle and canvas.shown()):
+            return
         panel.cancel_button.click()
         state["step"] = "canvas-cancelled"
     elif step == "canvas-cancelled":
