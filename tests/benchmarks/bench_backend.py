@@ -67,11 +67,11 @@ def median_time(fn, repeat: int) -> float:
 class Backend:
     """`limner serve` in its own process, so its memory is measured alone."""
 
-    def __init__(self):
+    def __init__(self, serve_args: list[str] = ()):
         self.state = tempfile.mkdtemp(prefix="limner-bench-")
         env = {**os.environ, "LIMNER_STATE_DIR": self.state}
         self.proc = subprocess.Popen([sys.executable, "-m", "limner", "serve", "--port", "0",
-                                      "--log-level", "WARNING"], env=env)
+                                      "--log-level", "WARNING", *serve_args], env=env)
         deadline = time.time() + 60
         while discovery.read(Path(self.state)) is None:
             if time.time() > deadline or self.proc.poll() is not None:
@@ -155,10 +155,12 @@ def main() -> None:
                         help="the grading and mood table alone")
     parser.add_argument("--operations-only", action="store_true",
                         help="the operations table alone (every operation's latency and peak)")
+    parser.add_argument("--serve", default="",
+                        help="more arguments for limner serve, e.g. '--cache-mb 256'")
     args = parser.parse_args()
     from skimage import data
 
-    backend = Backend()
+    backend = Backend(args.serve.split())
     try:
         if args.relight_only:
             relight_table(backend, data.astronaut(), args.repeat)

@@ -257,7 +257,9 @@ class GeometricRelight:
         progress(0.9, "compositing")
         if surface.linear.shape[:2] == (h, w):
             return Lighting(surface.linear * gain, gain, surface.found())
-        full = memo("relight-full-size", lambda: imaging.to_linear(samples[:, :, :3]))
+        # not kept between runs: the layer's size in floats, and made again in a few tens
+        # of milliseconds (2048 px), where the geometry above takes seconds
+        full = imaging.to_linear(samples[:, :, :3])
         # the light is smooth across the subject and across the background, and changes
         # where one meets the other: each brought up smooth (no strand or weave of the
         # photo in it) and joined by the matte at full size
