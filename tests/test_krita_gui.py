@@ -212,3 +212,4 @@ def check_canvas_preview(canvas: dict, grab) -> None:
     assert applied["history"] == applied["history_before"] + ["Add Layer"], applied["history"]
     assert applied["group"] == plain["group"]
     assert applied["layers"] == plain["layers"]
+    assert canvas["after_close"] == {"shown": False, "documents": 0}

@@ -169,13 +169,23 @@ class CanvasPreview:
         side = max(on_screen.width(), on_screen.height())
         return int(min(self.MOST_SIDE, max(bounds[2], bounds[3]), max(64.0, side)))
 
+    def _overlay(self) -> CanvasOverlay | None:
+        """The overlay, or None when there is none or Qt deleted it with its canvas (a
+        document closed while its preview was shown)."""
+        if self.overlay is not None:
+            try:
+                self.overlay.objectName()
+            except RuntimeError:
+                self.overlay = None
+        return self.overlay
+
     def show(self, doc, node, bounds: tuple[int, int, int, int], image) -> bool:
         """The preview over the layer's bounds; False where there is no canvas for it."""
         window, view = self._view()
         widget = canvas_widget(window)
         if widget is None:
             return False
-        if self.overlay is None or self.overlay.parentWidget() is not widget:
+        if self._overlay() is None or self.overlay.parentWidget() is not widget:
             self.clear()
             self.overlay = CanvasOverlay(
                 widget, lambda: image_to_canvas(view, doc, widget), self._still, self.clear)
@@ -194,11 +204,11 @@ class CanvasPreview:
 
     def clear(self) -> None:
         was = self.shown()
-        if self.overlay is not None:
+        if self._overlay() is not None:
             self.overlay.clear()
         self.over = None
         if was:
             self.changed(False)
 
     def shown(self) -> bool:
-        return self.overlay is not None and self.overlay.shown()
+        return self._overlay() is not None and self.overlay.shown()

@@ -500,6 +500,21 @@ def _canvas(state, window) -> None:
             raise RuntimeError(f"no plain result: {panel.status.text()}")
         group = docker.results[-1]
         found["plain"] = {"group": group.name(), "layers": _layers(doc, group.childNodes())}
+        panel.live_preview.setChecked(True)       # shown again, then the document closed
+        panel.canvas_preview.setChecked(True)
+        doc.setActiveNode(state["source"])
+        set_light(*spec["lights"][1])
+        state["step"] = "canvas-close"
+    elif step == "canvas-close":
+        if not (idle and canvas.shown()):
+            return
+        doc.setModified(False)                    # else Krita asks whether to save
+        doc.close()
+        state["step"] = "canvas-closed"
+    elif step == "canvas-closed":
+        docker.cancel()                           # the overlay went with its canvas
+        found["after_close"] = {"shown": canvas.shown(), "documents": len(
+            Krita.instance().documents())}
         _finish(state, state["findings"])
 
 
