@@ -189,6 +189,9 @@ def check_canvas_preview(canvas: dict, grab) -> None:
     print("canvas preview:", json.dumps({k: v for k, v in canvas.items()
                                          if k not in ("applied", "plain")}))
     first, second, cancelled = canvas["first"], canvas["second"], canvas["after_cancel"]
+    small = canvas["preview_mask"]
+    assert small["bytes"] == small["pixels"] and small["inside_min"] == 255 and \
+        small["above_max"] == 0, small
     assert min(first["size"]) > 100, first
     assert second["hash"] != first["hash"], "the preview did not follow the light"
     # where Krita draws the layer (the whole picture here): what differs from the

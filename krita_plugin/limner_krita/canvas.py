@@ -65,6 +65,8 @@ class CanvasOverlay(QtWidgets.QWidget):
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.where, self.still, self.gone = where, still, gone
         self.image: QtGui.QImage | None = None
+        self.scaled: QtGui.QPixmap | None = None    # the image at its size on screen
+        self.opaque = True
         self.rect_in_image = QtCore.QRectF()
         self.transform = None
         self.pictures = 0                       # how many were shown (tests, benchmark)
@@ -73,8 +75,12 @@ class CanvasOverlay(QtWidgets.QWidget):
         self.follow.timeout.connect(self._follow)
         self.setGeometry(canvas.rect())
 
-    def show_picture(self, image: QtGui.QImage, rect: tuple[int, int, int, int]) -> None:
-        self.image, self.rect_in_image = image, QtCore.QRectF(*rect)
+    def show_picture(self, image: QtGui.QImage, rect: tuple[int, int, int, int],
+                     opaque: bool = True) -> None:
+        """`image` over `rect` (x, y, w, h) of the document; not `opaque`: what turns
+        transparent shows as Krita shows transparency."""
+        self.image, self.rect_in_image, self.opaque = image, QtCore.QRectF(*rect), opaque
+        self.scaled = None
         self.pictures += 1
         self.transform = self.where()
         self.setGeometry(self.parentWidget().rect())
@@ -112,15 +118,27 @@ class CanvasOverlay(QtWidgets.QWidget):
         if self.image is None or self.transform is None:
             return
         painter = QtGui.QPainter(self)
-        painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform)
-        painter.setTransform(self.transform)
-        if self.image.hasAlphaChannel():      # what turns transparent shows as such
+        target = self.transform.mapRect(self.rect_in_image)
+        if not self.opaque:                   # what turns transparent shows as such
             painter.save()
-            painter.resetTransform()
-            painter.setClipRegion(QtGui.QRegion(self.screen_rect()))
+            painter.setClipRegion(QtGui.QRegion(target.toAlignedRect()))
             painter.fillRect(self.rect(), QtGui.QBrush(_checker(self.CHECKER)))
             painter.restore()
-        painter.drawImage(self.rect_in_image, self.image)
+        t = self.transform
+        if t.m12() == 0 and t.m21() == 0 and t.m11() > 0 and t.m22() > 0:
+            # neither rotated nor mirrored: scaled once by Qt's smooth (area) scaling and
+            # put down as it is (drawn through a scaling transform, Qt's raster engine
+            # striped it at 97 % in Krita 5.2)
+            size = target.toAlignedRect().size()
+            if self.scaled is None or self.scaled.size() != size:
+                self.scaled = QtGui.QPixmap.fromImage(self.image.scaled(
+                    size, QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+                    QtCore.Qt.TransformationMode.SmoothTransformation))
+            painter.drawPixmap(target.toAlignedRect().topLeft(), self.scaled)
+        else:
+            painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform)
+            painter.setTransform(t)
+            painter.drawImage(self.rect_in_image, self.image)
         painter.end()
 
 
@@ -179,7 +197,8 @@ class CanvasPreview:
                 self.overlay = None
         return self.overlay
 
-    def show(self, doc, node, bounds: tuple[int, int, int, int], image) -> bool:
+    def show(self, doc, node, bounds: tuple[int, int, int, int], image,
+             opaque: bool = True) -> bool:
         """The preview over the layer's bounds; False where there is no canvas for it."""
         window, view = self._view()
         widget = canvas_widget(window)
@@ -190,7 +209,7 @@ class CanvasPreview:
             self.overlay = CanvasOverlay(
                 widget, lambda: image_to_canvas(view, doc, widget), self._still, self.clear)
         self.over = node.uniqueId().toString()
-        self.overlay.show_picture(image, bounds)
+        self.overlay.show_picture(image, bounds, opaque)
         self.changed(True)
         return self.overlay.transform is not None
 

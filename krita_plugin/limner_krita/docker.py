@@ -169,9 +169,10 @@ class LimnerDocker(DockWidget):
                 and self.pending is None and self.isVisible():
             from .qt import QtGui
 
-            image = QtGui.QImage(bytes(pixels.data), pixels.width, pixels.height,
-                                 pixels.width * 4, QtGui.QImage.Format.Format_RGBA8888)
-            self.canvas.show(*self._previewing, image.copy())
+            data = bytes(pixels.data)
+            image = QtGui.QImage(data, pixels.width, pixels.height, pixels.width * 4,
+                                 QtGui.QImage.Format.Format_RGBA8888)
+            self.canvas.show(*self._previewing, image.copy(), opaque=min(data[3::4]) == 255)
 
     def _no_preview(self, message: str) -> None:
         self.panel.preview.setVisible(True)

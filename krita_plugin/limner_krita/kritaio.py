@@ -167,6 +167,15 @@ def image_bytes(image, bytes_per_pixel: int) -> bytes:
     return b"".join(data[y * stride:y * stride + row] for y in range(height))
 
 
+def grey_bytes(image) -> bytes:
+    """A scaled selection's bytes, one per pixel: Qt's smooth scaling of an 8-bit grey
+    image gives a 32-bit one in some Qt 5.15 builds (Krita 5.2's), whose bytes read as a
+    mask would stripe every fourth column."""
+    from .qt import QtGui
+
+    return image_bytes(image.convertToFormat(QtGui.QImage.Format.Format_Grayscale8), 1)
+
+
 def read_preview(doc, node, side: int) -> Source:
     """The layer and the selection scaled down to `side` on the long side, as 8-bit
     sRGB RGBA: what a live preview sends (Qt scales it, in C++; the layer is not read at
@@ -188,8 +197,8 @@ def read_preview(doc, node, side: int) -> Source:
     image = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
     mask = _selection(doc, x, y, w, h)
     if mask is not None:
-        grey = QtGui.QImage(mask, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
-        mask = image_bytes(grey.scaled(image.size(), keep, smooth), 1)
+        mask = grey_bytes(QtGui.QImage(mask, w, h, w, QtGui.QImage.Format.Format_Grayscale8)
+                          .scaled(image.size(), keep, smooth))
     # the thumbnail of a deeper layer is already display sRGB
     return Source(Pixels(image_bytes(image, 4), image.width(), image.height(), 4, "u8"),
                   mask, (0, 0), _transfer(node) if sample == "u8" else "srgb")
@@ -210,9 +219,9 @@ def shrink(source: Source, side: int) -> Source:
                          QtGui.QImage.Format.Format_RGBA8888).scaled(size, keep, smooth)
     mask = source.mask
     if mask is not None:
-        grey = QtGui.QImage(mask, pixels.width, pixels.height, pixels.width,
-                            QtGui.QImage.Format.Format_Grayscale8)
-        mask = image_bytes(grey.scaled(size, keep, smooth), 1)
+        mask = grey_bytes(QtGui.QImage(mask, pixels.width, pixels.height, pixels.width,
+                                       QtGui.QImage.Format.Format_Grayscale8)
+                          .scaled(size, keep, smooth))
     return Source(Pixels(image_bytes(image, 4), image.width(), image.height(), 4, "u8"),
                   mask, source.offset, source.transfer)
 

@@ -407,6 +407,21 @@ def _canvas(state, window) -> None:
         previewer.schedule()
 
     if step == "canvas":
+        # a preview's selection read smaller (as at a zoom under 100 %): 255 inside the
+        # selected rectangle, 0 well outside it (Krita 5.2's Qt once gave 32-bit pixels)
+        from limner_krita import kritaio
+
+        side = int(max(doc.width(), doc.height()) * 0.8)
+        small = kritaio.read_preview(doc, state["source"], side)
+        width, scale = small.pixels.width, small.pixels.width / doc.width()
+        x0, y0, w0, h0 = state["spec"]["selection"]
+        inside = [small.mask[y * width + x]
+                  for y in range(int((y0 + 10) * scale), int((y0 + h0 - 10) * scale))
+                  for x in range(int((x0 + 10) * scale), int((x0 + w0 - 10) * scale))]
+        above = small.mask[:int((y0 - 10) * scale) * width]
+        found["preview_mask"] = {"inside_min": min(inside), "above_max": max(above),
+                                 "bytes": len(small.mask),
+                                 "pixels": width * small.pixels.height}
         doc.setActiveNode(state["source"])
         panel.select_operation("relight")
         panel.controls["relight"]["setup"].set_value("custom")
