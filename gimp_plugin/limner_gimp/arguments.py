@@ -102,15 +102,13 @@ def parameters(op, config, source, side=None):
     """The backend's parameters from the procedure's config, and the layers image
     parameters name (a hint read over `source`, the drawable worked on; with `side`, at
     a preview's size)."""
-    params, inputs = {}, {}
-    for param in op.params:
+    inputs = {}
+    for param in op.layers():
         value = config.get_property(argument_name(param.name))
-        if not param.is_layer:
-            params[param.name] = ARGUMENTS[param.kind].read(value, param)
-        elif value is not None:
+        if value is not None:
             inputs[param.name] = read_over(value, source, side) if param.over_layer else \
                 read_drawable(value, with_selection=False, side=side).pixels
-    return params, inputs
+    return values(op, config), inputs
 
 
 def follow_implied(config, op):

@@ -167,6 +167,14 @@ def image_bytes(image, bytes_per_pixel: int) -> bytes:
     return b"".join(data[y * stride:y * stride + row] for y in range(height))
 
 
+def _fit(width: int, height: int, side: int):
+    """The QSize of a picture scaled down (never up) to `side` on its long side."""
+    from .qt import QtCore
+
+    scale = min(1.0, side / max(width, height))
+    return QtCore.QSize(max(1, round(width * scale)), max(1, round(height * scale)))
+
+
 def grey_bytes(image) -> bytes:
     """A scaled selection's bytes, one per pixel: Qt's smooth scaling of an 8-bit grey
     image gives a 32-bit one in some Qt 5.15 builds (Krita 5.2's), whose bytes read as a
@@ -184,8 +192,7 @@ def read_preview(doc, node, side: int) -> Source:
 
     sample, _, _ = layer_format(node)
     x, y, w, h = _bounds(node)
-    scale = min(1.0, side / max(w, h))
-    size = QtCore.QSize(max(1, round(w * scale)), max(1, round(h * scale)))
+    size = _fit(w, h, side)
     keep, smooth = (QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
                     QtCore.Qt.TransformationMode.SmoothTransformation)
     if sample == "u8":     # Krita's B, G, R, A bytes are Qt's ARGB32 on little-endian
@@ -210,9 +217,7 @@ def shrink(source: Source, side: int) -> Source:
     from .qt import QtCore, QtGui
 
     pixels = source.pixels
-    scale = min(1.0, side / max(pixels.width, pixels.height))
-    size = QtCore.QSize(max(1, round(pixels.width * scale)),
-                        max(1, round(pixels.height * scale)))
+    size = _fit(pixels.width, pixels.height, side)
     keep, smooth = (QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
                     QtCore.Qt.TransformationMode.SmoothTransformation)
     image = QtGui.QImage(pixels.data, pixels.width, pixels.height, pixels.width * 4,
