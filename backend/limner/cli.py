@@ -1,4 +1,4 @@
-"""`limner serve | stop | run | batch | ops | models | demo`: the backend's command line.
+"""Limner's command line: serve, stop, status, run, batch, ops, models, users, studio, demo.
 
 `run`, `batch` and `demo` go through the real protocol: they connect to the running backend
 named by the discovery file, or start a private one for the duration of the command. What
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, cache, imaging, protocol, provenance, schema, threads
+from . import __version__, cache, imaging, protocol, provenance, schema, studio, threads
 from .client import BackendError, Client
 from .picture_files import FORMATS
 
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"limner {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the backend server (127.0.0.1 only)")
+    p = sub.add_parser("serve", help="run the backend server (127.0.0.1 only; --studio: "
+                                      "shared over TLS)")
     p.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
                    help="port to listen on (0: any free port); if it is taken, a free one is "
                         "used and written to the discovery file")
@@ -52,6 +53,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unload-after", type=float, default=UNLOAD_AFTER, metavar="SECONDS",
                    help="release the models and caches after this long without a job "
                    f"(default {UNLOAD_AFTER:.0f}; 0: never); the next job loads them again")
+
+    p.add_argument("--studio", action="store_true",
+                   help="studio mode: share this backend with the studio's retouchers over "
+                        "TLS, each with their own token (limner users add)")
+    p.add_argument("--host", default=None,
+                   help="studio mode: the address to listen on (default 127.0.0.1; 0.0.0.0 "
+                        "for every network)")
+    p.add_argument("--cert", type=Path, help="studio mode: the TLS certificate (PEM; default: "
+                                             "a self-signed one made on first run)")
+    p.add_argument("--key", type=Path, help="studio mode: the certificate's private key (PEM)")
+    p.add_argument("--jobs-per-user", type=int, default=studio.DEFAULT_JOBS_PER_USER,
+                   help="studio mode: jobs each user may have queued or running")
+    p.add_argument("--mb-per-user", type=float, default=studio.DEFAULT_BYTES_PER_USER / 2**20,
+                   help="studio mode: MB of layers held for each user's jobs")
+
+    p = sub.add_parser("users", help="studio mode: the retouchers who may use this backend")
+    p.add_argument("action", choices=("add", "list", "remove"))
+    p.add_argument("name", nargs="?", help="the user (add, remove)")
+    p.add_argument("--admin", action="store_true",
+                   help="add: may also download models on the studio server")
+
+    p = sub.add_parser("studio", help="the plug-ins' studio server setting: use a shared "
+                                      "backend instead of a local one")
+    p.add_argument("action", choices=("use", "local", "show"))
+    p.add_argument("url", nargs="?", help="use: the studio server, wss://HOST:PORT")
+    p.add_argument("--fingerprint", default="",
+                   help="use: the server certificate's SHA-256 fingerprint, as `limner serve "
+                        "--studio` prints it (needed for a self-signed certificate)")
 
     sub.add_parser("stop", help="stop the running backend (the discovery file's)")
     sub.add_parser("status", help="what the running backend holds: models, cache, memory")
@@ -93,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         command.error(f"unrecognized arguments: {' '.join(stray)}{hint}")
     try:
         return {"serve": _serve, "stop": _stop, "status": _status, "run": _run,
-                "batch": _batch, "ops": _ops, "models": _models,
-                "demo": _demo}[args.command](args)
+                "batch": _batch, "ops": _ops, "models": _models, "users": _users,
+                "studio": _studio_setting, "demo": _demo}[args.command](args)
     except (protocol.ProtocolError, ValueError, OSError) as exc:
         print(f"limner: {exc}", file=sys.stderr)
         return 2
@@ -111,9 +140,14 @@ def _serve(args) -> int:
         raise ValueError("--threads must be at least 1")
     threads.apply(args.threads)
     cache.LAYERS.limit_bytes = int(args.cache_mb * 2**20)
+    shared = _studio(args) if args.studio else None
+    if not args.studio and (args.host or args.cert or args.key):
+        raise ValueError("--host, --cert and --key are for studio mode (--studio): the "
+                         "local backend listens on 127.0.0.1 only")
     server = Server(args.port, max_message_bytes=int(args.max_message_mb * 2**20),
                     max_buffer_bytes=int(args.max_buffer_mb * 2**20),
-                    unload_after=args.unload_after)
+                    unload_after=args.unload_after, studio=shared,
+                    host=args.host or protocol.DEFAULT_HOST)
 
     async def main_loop():
         stop = asyncio.Event()
@@ -127,6 +161,68 @@ def _serve(args) -> int:
     except (AlreadyRunning, PermissionError) as exc:
         print(f"limner serve: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _studio(args) -> studio.Studio:
+    """TLS, the users and the limits of `serve --studio`; the fingerprint printed."""
+    if bool(args.cert) != bool(args.key):
+        raise ValueError("give both --cert and --key, or neither (a self-signed pair)")
+    if args.jobs_per_user < 1 or args.mb_per_user <= 0:
+        raise ValueError("--jobs-per-user and --mb-per-user must be above 0")
+    host = args.host or protocol.DEFAULT_HOST
+    cert, key = (args.cert, args.key) if args.cert else studio.certificate(None, [host])
+    tls, fingerprint = studio.tls_context(cert, key)
+    users = studio.Users()
+    if not users.listed():
+        print("limner serve: no studio users yet; add them with `limner users add NAME`",
+              file=sys.stderr)
+    print(f"studio certificate {cert}\nSHA-256 fingerprint {fingerprint}", flush=True)
+    return studio.Studio(tls, fingerprint, users, args.jobs_per_user,
+                         int(args.mb_per_user * 2**20))
+
+
+def _users(args) -> int:
+    users = studio.Users()
+    if args.action == "list":
+        for user in users.listed():
+            print(f"{user['name']}\t{'admin' if user['admin'] else 'user'}\t{user['created']}")
+        return 0
+    if not args.name:
+        raise ValueError(f"users {args.action} needs a user name")
+    if args.action == "add":
+        token = users.add(args.name, args.admin)
+        print(f"{args.name}'s token (shown once; give it to them for the plug-ins' studio "
+              f"server setting):\n{token}")
+        return 0
+    if not users.remove(args.name):
+        raise ValueError(f"there is no user {args.name!r}")
+    print(f"removed {args.name}: their token no longer connects")
+    return 0
+
+
+def _studio_setting(args) -> int:
+    """The plug-ins' studio server setting; the token is asked for, not given on the
+    command line (where other users' `ps` would see it)."""
+    from . import discovery
+
+    if args.action == "use":
+        if not args.url:
+            raise ValueError("studio use needs the server's address, wss://HOST:PORT")
+        import getpass
+
+        token = getpass.getpass("your studio token: ") if sys.stdin.isatty() \
+            else sys.stdin.readline()
+        path = discovery.set_studio_setting(args.url, token, args.fingerprint)
+        print(f"the plug-ins now use the studio server at {args.url} (setting: {path})")
+    elif args.action == "local":
+        discovery.set_studio_setting("", "")
+        print("the plug-ins now use the local backend")
+    else:
+        setting = discovery.studio_setting()
+        print("the local backend" if setting is None else
+              f"the studio server at {setting['url']} (fingerprint "
+              f"{setting['fingerprint'] or 'not pinned: the system trusts its certificate'})")
     return 0
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import ssl
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 from . import discovery, protocol, schema
@@ -29,18 +30,36 @@ class BackendError(protocol.ProtocolError):
 
 class Client:
     def __init__(self, uri: str, token: str, name: str = "limner-client", timeout: float = 10,
-                 receive_timeout: float | None = None):
+                 receive_timeout: float | None = None, fingerprint: str = ""):
         """`timeout`: for connecting; `receive_timeout`: the longest wait for any message
-        from the backend (None: as long as a job takes)."""
+        from the backend (None: as long as a job takes). A studio server (wss://) is
+        trusted by its certificate's SHA-256 `fingerprint` when one is pinned (a
+        self-signed studio certificate), else by the system's certificate authorities;
+        the token is sent only after that check."""
         self.receive_timeout = receive_timeout
         self._context = contextlib.ExitStack()   # websockets >= 17.1 wants connect() entered
+        secure = uri.startswith("wss://")
         try:
             self.ws = self._context.enter_context(
                 connect(uri, compression=None, open_timeout=timeout,
-                        max_size=protocol.DEFAULT_MAX_MESSAGE_BYTES, close_timeout=2))
-        except (OSError, InvalidStatus) as exc:
+                        max_size=protocol.DEFAULT_MAX_MESSAGE_BYTES, close_timeout=2,
+                        ssl=_tls(fingerprint) if secure else None))
+        except ssl.SSLCertVerificationError as exc:
+            raise BackendError(protocol.E_CERTIFICATE, f"the studio server at {uri} has a "
+                               f"certificate this machine does not trust ({exc.verify_message}"
+                               "); pin its fingerprint in the studio server setting") from None
+        except (OSError, InvalidHandshake) as exc:
             raise BackendError(protocol.E_UNREACHABLE, f"cannot reach the Limner backend at "
                                                        f"{uri}: {exc}") from None
+        if secure and fingerprint:
+            der = self.ws.socket.getpeercert(binary_form=True) or b""
+            if not protocol.same_fingerprint(fingerprint, der):
+                self.close()
+                raise BackendError(protocol.E_CERTIFICATE,
+                                   f"the studio server at {uri} shows a certificate "
+                                   f"({protocol.fingerprint(der)}) that is not the one pinned "
+                                   f"({fingerprint}); the token was not sent. Ask the "
+                                   "studio's admin whether the server's certificate changed")
         self.ws.send(protocol.Hello(token, name).to_json())
         welcome = self._receive_for(None)
         self.server = welcome.server
@@ -60,7 +79,11 @@ class Client:
     @classmethod
     def from_info(cls, info: dict, **kwargs) -> Client:
         """Connect to the backend a discovery record names (discovery.read, or
-        launcher.ensure_running, which starts one when none answers)."""
+        launcher.ensure_running, which starts one when none answers, or gives the studio
+        server's setting when there is one: its url and pinned fingerprint)."""
+        if info.get("url"):
+            return cls(info["url"], info["token"], fingerprint=info.get("fingerprint", ""),
+                       **kwargs)
         return cls(f"ws://{protocol.DEFAULT_HOST}:{info['port']}", info["token"], **kwargs)
 
     def close(self) -> None:
@@ -172,3 +195,13 @@ class Client:
             reason = exc.rcvd.reason if exc.rcvd else "no reason given"
             raise BackendError(protocol.E_CLOSED, f"the backend closed the connection: "
                                                   f"{reason}") from None
+
+
+def _tls(fingerprint: str) -> ssl.SSLContext:
+    """TLS for a studio server: the system's trust, or (with a pinned fingerprint, checked
+    once connected) none beyond the pin, which is what makes a self-signed pair safe."""
+    context = ssl.create_default_context()
+    if fingerprint:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

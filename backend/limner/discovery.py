@@ -19,6 +19,9 @@ import tempfile
 from pathlib import Path
 
 FILE_NAME = "server.json"
+#: the plug-ins' "studio server" setting: where a shared backend is, the user's token and
+#: the certificate fingerprint pinned; owner-only, as the token is a secret
+STUDIO_SETTING = "studio-server.json"
 
 
 def this_system() -> str:
@@ -77,19 +80,55 @@ def write(info: dict, directory: Path | None = None) -> Path:
 
 
 def write_private(path: Path, info: dict) -> Path:
-    """Write JSON atomically with owner-only permissions, in a new file of a random name
+    """Write JSON atomically with owner-only permissions (see write_private_bytes)."""
+    return write_private_bytes(path, json.dumps(info).encode())
+
+
+def write_private_bytes(path: Path, data: bytes) -> Path:
+    """Write a file atomically with owner-only permissions, in a new file of a random name
     (never one someone else planted or linked) renamed into place, in a private folder."""
     private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix="server.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(info, fh)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return path
+
+
+def studio_setting(directory: Path | None = None) -> dict | None:
+    """The studio server to use instead of a local backend ({"url", "token",
+    "fingerprint"}), or None when unset (or unreadable: the local backend then)."""
+    try:
+        setting = json.loads((state_dir_of(directory) / STUDIO_SETTING).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(setting, dict) or not setting.get("url") or not setting.get("token"):
+        return None
+    return {"url": str(setting["url"]), "token": str(setting["token"]),
+            "fingerprint": str(setting.get("fingerprint") or "")}
+
+
+def set_studio_setting(url: str, token: str, fingerprint: str = "",
+                       directory: Path | None = None) -> Path | None:
+    """Use the studio server at `url` (wss:// only: a token never travels in clear), or,
+    with an empty `url`, the local backend again."""
+    path = state_dir_of(directory) / STUDIO_SETTING
+    if not url.strip():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return None
+    if not url.startswith("wss://"):
+        raise ValueError(f"a studio server's address starts with wss:// (TLS), not {url!r}")
+    if not token.strip():
+        raise ValueError("the studio server needs your token (the studio's admin makes it "
+                         "with limner users add)")
+    return write_private(path, {"url": url.strip(), "token": token.strip(),
+                                "fingerprint": fingerprint.strip()})
 
 
 def answering(directory: Path | None = None) -> dict | None:

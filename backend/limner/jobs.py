@@ -1,5 +1,7 @@
 """The job queue: one worker owns the models and runs one job at a time, taking clients in
-turn (round robin) so one client's long batch cannot starve another's single job. After
+turn (round robin) so one client's long batch cannot starve another's single job; in
+studio mode the turns are users', so a user with three connections does not get three
+turns. Waiting jobs are told their place in the line whenever it changes. After
 `unload_after` seconds without a job it lets the models and the layer cache go (a
 retoucher's laptop gets the memory back), and says so when the next job loads them."""
 
@@ -66,7 +68,14 @@ class Job:
     done: asyncio.Future
     transfer: str = "srgb"                 # "linear": samples are linear light
     preview_side: int | None = None        # a preview: work on the image this size
+    user: Hashable | None = None           # studio mode: whose turn it takes
     cancelled: threading.Event = field(default_factory=threading.Event)
+    ahead: int | None = None               # jobs before it, as last said to its client
+
+    @property
+    def turn(self) -> Hashable:
+        """Whose turn it waits for: its user's, or (locally) its connection's."""
+        return self.client if self.user is None else self.user
 
     def progress(self, fraction: float, stage: str) -> None:
         if self.cancelled.is_set():
@@ -120,50 +129,83 @@ class JobQueue:
         self.finished: deque[tuple[str, str]] = deque(maxlen=64)  # (job id, outcome)
 
     def submit(self, job: Job) -> int:
-        """Queue a job; returns how many jobs will run before it."""
-        if job.client not in self._waiting:
-            self._waiting[job.client] = deque()
-            self._turns.append(job.client)
-        self._waiting[job.client].append(job)
+        """Queue a job; returns how many jobs will run before it. Others whose place it
+        changed (it went ahead of their later jobs) are told."""
+        if job.turn not in self._waiting:
+            self._waiting[job.turn] = deque()
+            self._turns.append(job.turn)
+        self._waiting[job.turn].append(job)
         self._wakeup.set()
-        return sum(map(len, self._waiting.values())) - 1 + (self.running is not None)
+        job.ahead = next(i for i, other in enumerate(self._line()) if other is job) + \
+            (self.running is not None)
+        self._tell_places(but=job)
+        return job.ahead
+
+    def _line(self) -> list[Job]:
+        """The waiting jobs in the order they will run: a turn each, in turn."""
+        queues = [list(self._waiting.get(turn, ())) for turn in self._turns]
+        line = []
+        while any(queues):
+            for queue in queues:
+                if queue:
+                    line.append(queue.pop(0))
+        return line
+
+    def _tell_places(self, but: Job | None = None) -> None:
+        """Each waiting job whose place in the line changed hears its new place."""
+        for ahead, job in enumerate(self._line(), start=self.running is not None):
+            if job is not but and job.ahead != ahead:
+                job.ahead = ahead
+                job.report(0.0, f"queued ({ahead} ahead)")
+
+    def waiting_for(self, turn: Hashable) -> int:
+        """How many of this user's (or connection's) jobs wait or run."""
+        running = self.running is not None and self.running.turn == turn
+        return len(self._waiting.get(turn, ())) + running
 
     def cancel(self, client: Hashable, job_id: str) -> bool:
         """Cancel a waiting or running job of this client; False if there is none."""
         if self.running and self.running.client == client and self.running.id == job_id:
             self.running.cancelled.set()
             return True
-        for job in self._waiting.get(client, ()):
-            if job.id == job_id:
-                self._waiting[client].remove(job)
-                self._finish(job, exc=Cancelled())
-                return True
+        for waiting in self._waiting.values():
+            for job in waiting:
+                if job.client == client and job.id == job_id:
+                    waiting.remove(job)
+                    self._finish(job, exc=Cancelled())
+                    self._tell_places()
+                    return True
         return False
 
     def drop_client(self, client: Hashable) -> None:
         """A client went away: cancel everything it asked for, forget what was cached for
         it."""
         cache.LAYERS.release(client)
-        for job in self._waiting.pop(client, ()):
-            self._finish(job, exc=Cancelled())
-        if client in self._turns:
-            self._turns.remove(client)
+        for turn, waiting in list(self._waiting.items()):
+            for job in [job for job in waiting if job.client == client]:
+                waiting.remove(job)
+                self._finish(job, exc=Cancelled())
+            if not waiting:
+                del self._waiting[turn]
+                if turn in self._turns:
+                    self._turns.remove(turn)
         if self.running and self.running.client == client:
             self.running.cancelled.set()
             self._gone = client          # what its last job caches is forgotten too
+        self._tell_places()
 
     def _next(self) -> Job | None:
         while self._turns:
-            client = self._turns.popleft()
-            waiting = self._waiting.get(client)
+            turn = self._turns.popleft()
+            waiting = self._waiting.get(turn)
             if not waiting:
-                self._waiting.pop(client, None)
+                self._waiting.pop(turn, None)
                 continue
             job = waiting.popleft()
             if waiting:
-                self._turns.append(client)   # back of the line for its next job
+                self._turns.append(turn)     # back of the line for its next job
             else:
-                del self._waiting[client]
+                del self._waiting[turn]
             return job
         return None
 
@@ -191,6 +233,7 @@ class JobQueue:
                     await self._wakeup.wait()
                 continue
             self.running = job
+            self._tell_places()
             started = time.perf_counter()
             try:
                 layers = await loop.run_in_executor(self._executor, self._guarded, job)

@@ -129,7 +129,11 @@ def ensure_running(editor: str, timeout: float = 90, on_wait=None) -> dict:
     editor that started it: only an answer at its port counts). `on_wait(seconds)` is
     called while it waits, so a plug-in can show that it does. NotInstalled (with what
     the user of `editor`, "krita" or "gimp", should do) when none answers and none can
-    be started."""
+    be started. With a studio server set (discovery.studio_setting), that instead: its
+    url, token and fingerprint, nothing started here."""
+    studio = discovery.studio_setting()
+    if studio is not None:
+        return studio
     info = discovery.answering()
     if info is not None:
         return info

@@ -12,6 +12,7 @@ chunk against what the JSON message declared. See docs in README.md ("Protocol")
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import secrets
@@ -72,11 +73,14 @@ E_CANCELLED = "cancelled"
 E_UNKNOWN_JOB = "unknown_job"
 E_OPERATION_FAILED = "operation_failed"
 E_MODEL_MISSING = "model_missing"
+E_FORBIDDEN = "forbidden"          # studio mode: for the studio's admins only
+E_USER_LIMIT = "user_limit"        # studio mode: a user's jobs or pixels over their limit
 # ... and the client's own, for a backend it cannot talk to
 E_UNREACHABLE = "unreachable"      # nothing answers at the address
 E_NOT_RUNNING = "not_running"      # no discovery file: no backend started
 E_CLOSED = "closed"                # the backend closed the connection
 E_TIMEOUT = "timeout"              # the backend sent nothing for too long
+E_CERTIFICATE = "certificate"      # a studio server's certificate is not the one pinned
 
 # WebSocket close codes used by the server.
 CLOSE_POLICY = 1008      # authentication failed
@@ -111,6 +115,19 @@ def shown(value, limit: int = 80) -> str:
     characters, so a hostile or broken client's 4 MB value is never echoed back."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 15]}… ({len(text)} chars)"
+
+
+def fingerprint(der: bytes) -> str:
+    """A certificate's SHA-256 fingerprint as a studio server prints it and the plug-ins
+    pin it: upper-case hex pairs joined by colons."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def same_fingerprint(pinned: str, der: bytes) -> bool:
+    """Whether `der` is the pinned certificate (the pin with or without colons, any case)."""
+    wanted = "".join(ch for ch in pinned.upper() if ch in "0123456789ABCDEF")
+    return secrets.compare_digest(wanted, fingerprint(der).replace(":", ""))
 
 
 # --------------------------------------------------------------------------- JSON messages
@@ -373,6 +390,10 @@ class Hello:
                                       token.encode()):
             raise ProtocolError(E_AUTH, "missing or wrong token; read it from the discovery "
                                         "file")
+        self.check_speaks()
+
+    def check_speaks(self) -> None:
+        """Raise unless this hello speaks our version and asks only for features we have."""
         if self.protocol != PROTOCOL_VERSION:
             raise ProtocolError(E_VERSION, f"this backend speaks protocol {PROTOCOL_VERSION}, "
                                            f"the client {shown(self.protocol)}; update the "

@@ -1,9 +1,11 @@
-"""`limner serve`: the local WebSocket server.
+"""`limner serve`: the WebSocket server.
 
 Binds to 127.0.0.1 only, writes the discovery file (owner-only) and removes it on exit,
 refuses browser connections (an Origin header) and unauthenticated clients, and turns every
 bad input into an error message on a connection that stays usable. Jobs go to the one
-JobQueue; each result goes back only to the connection that asked for it.
+JobQueue; each result goes back only to the connection that asked for it. In studio mode
+(studio.py) it listens where it is told, over TLS only, with the studio's users and their
+limits instead of the discovery file's token.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from . import __version__, cache, discovery, downloads, engines, jobs, models, operations, protocol
 from .jobs import Job, JobQueue
 from .protocol import ErrorMessage, ProtocolError
+from .studio import Studio, User
 from .transfer import DRAIN_SECONDS, Outbox, Upload, deliver
 
 log = logging.getLogger("limner.server")
@@ -45,14 +48,19 @@ class Server:
                  max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
                  max_buffer_bytes: int = protocol.DEFAULT_MAX_BUFFER_BYTES,
                  state_dir: Path | None = None, write_discovery: bool = True,
-                 unload_after: float = 0):
+                 unload_after: float = 0, host: str = protocol.DEFAULT_HOST,
+                 studio: Studio | None = None):
         self.requested_port = port
         self.port: int | None = None
         self.token = token or secrets.token_urlsafe(24)
         self.max_message_bytes = max_message_bytes
         self.max_buffer_bytes = max_buffer_bytes
         self.state_dir = state_dir
-        self.write_discovery = write_discovery
+        self.host = host
+        self.studio = studio
+        # a studio server is found by its address, not by the local discovery file
+        self.write_discovery = write_discovery and studio is None
+        self.connections: set[Connection] = set()
         self.unload_after = unload_after
         self.jobs: JobQueue | None = None
         # connections that have not said hello yet, oldest first
@@ -82,9 +90,10 @@ class Server:
         self.jobs = JobQueue(unload_after=self.unload_after)
         self._worker = asyncio.create_task(self.jobs.worker())
         options = dict(process_request=self._admit, compression=None,
-                       max_size=self.max_message_bytes, max_queue=64)
+                       max_size=self.max_message_bytes, max_queue=64,
+                       ssl=self.studio.tls if self.studio else None)
         try:
-            self._server = await serve(self._handle, protocol.DEFAULT_HOST, self.requested_port,
+            self._server = await serve(self._handle, self.host, self.requested_port,
                                        **options)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or self.requested_port == 0:
@@ -92,15 +101,22 @@ class Server:
             # A stale or foreign process holds the port: take a free one; clients find it
             # through the discovery file.
             log.warning("port %s is in use; using a free port instead", self.requested_port)
-            self._server = await serve(self._handle, protocol.DEFAULT_HOST, 0, **options)
+            self._server = await serve(self._handle, self.host, 0, **options)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.write_discovery:
             path = discovery.write({"port": self.port, "token": self.token, "pid": os.getpid(),
                                     "protocol": protocol.PROTOCOL_VERSION,
                                     "version": __version__}, self.state_dir)
             log.info("discovery file: %s", path)
-        log.info("limner %s listening on ws://%s:%s", __version__, protocol.DEFAULT_HOST,
-                 self.port)
+        log.info("limner %s listening on %s", __version__, self.uri)
+        if self.studio:
+            log.info("studio certificate SHA-256 fingerprint (pin it in the plug-ins): %s",
+                     self.studio.fingerprint)
+
+    @property
+    def uri(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'wss' if self.studio else 'ws'}://{host}:{self.port}"
 
     async def close(self) -> None:
         """Stop within a few seconds, whatever the clients are doing."""
@@ -145,10 +161,12 @@ class Server:
     async def _handle(self, ws: ServerConnection) -> None:
         connection = Connection(self, ws)
         self.waiting_for_hello[connection] = None
+        self.connections.add(connection)
         try:
             await connection.serve()
         finally:
             self.waiting_for_hello.pop(connection, None)
+            self.connections.discard(connection)
 
 
 class Connection:
@@ -160,6 +178,7 @@ class Connection:
         self.server = server
         self.ws = ws
         self.authed = False
+        self.user: User | None = None             # studio mode: who this is
         self.upload: Upload | None = None        # the run whose buffers are arriving
         self.skip_binary = False                 # frames of a refused run: drop quietly
         self.jobs: dict[str, Job] = {}
@@ -168,10 +187,11 @@ class Connection:
         self.outbox = Outbox(ws)
         self.send = self.outbox.send
         self.loop = asyncio.get_running_loop()
-        # file parameters (paths the backend would read) are for clients on this machine,
-        # should a backend ever listen beyond loopback
-        host = (ws.remote_address or ("",))[0]
-        self.local = host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+        # file parameters (paths the backend would read) are for clients on this machine
+        # only; a studio's users are never the machine's owner, wherever they connect from
+        self.address = str((ws.remote_address or ("",))[0])
+        self.local = server.studio is None and (
+            self.address in ("127.0.0.1", "::1", "localhost") or self.address.startswith("127."))
 
     async def serve(self) -> None:
         sender = asyncio.create_task(self.outbox.run())
@@ -181,7 +201,10 @@ class Connection:
                 try:
                     if isinstance(message, str):
                         self.skip_binary = False
-                        self._on_text(message)
+                        if self.authed:
+                            self._on_text(message)
+                        else:
+                            await self._on_hello(message)
                     else:
                         self._on_binary(message)
                 except ProtocolError as exc:
@@ -218,21 +241,23 @@ class Connection:
             asyncio.ensure_future(self.ws.close(protocol.CLOSE_POLICY, "no hello in time"))
 
     def _on_text(self, text: str) -> None:
-        if not self.authed:
-            self._on_hello(text)
-            return
         obj = protocol.decode(text, protocol.CLIENT_TYPES)
         if obj["type"] == protocol.HELLO:
             raise ProtocolError(protocol.E_BAD_MESSAGE, "hello was already received")
         msg = protocol.message(obj, max_buffer_bytes=self.server.max_buffer_bytes)
         if isinstance(msg, protocol.RunRequest):
             self._new_job(msg.job)
+            if self.user is not None:
+                self._within_limits(msg)
             if self.upload is not None:
                 raise ProtocolError(protocol.E_BUSY, f"job {self.upload.job!r} is still "
                                                      "uploading; send its buffers first", msg.job)
             self.upload = Upload.begin(msg, self.local)
         elif isinstance(msg, protocol.Pull):
             self._new_job(msg.job)
+            if self.user is not None and not self.user.admin:
+                raise ProtocolError(protocol.E_FORBIDDEN, "only the studio's admins may "
+                                    "download models; ask one to pull it", msg.job)
             downloads.check(msg)
             stop = self.pulls[msg.job] = threading.Event()
             task = asyncio.create_task(downloads.pull(msg.job, msg.model, self.send, stop))
@@ -240,17 +265,62 @@ class Connection:
         else:
             self._on_cancel(msg.job)
 
-    def _on_hello(self, text: str) -> None:
+    async def _on_hello(self, text: str) -> None:
+        arrived = self.loop.time()
         try:
-            hello = protocol.parse(text, (protocol.HELLO,))
+            try:
+                hello = protocol.parse(text, (protocol.HELLO,))
+            except ProtocolError as exc:
+                raise ProtocolError(protocol.E_AUTH, f"the first message must be hello: "
+                                                     f"{exc.message}") from None
+            if self.server.studio is None:
+                hello.check(self.server.token)
+            else:
+                self.user = await asyncio.to_thread(self.server.studio.users.check, hello.token)
+                if self.user is None:
+                    raise ProtocolError(protocol.E_AUTH, "missing or wrong token; ask the "
+                                        "studio's admin for yours (limner users add)")
+                hello.check_speaks()
         except ProtocolError as exc:
-            raise ProtocolError(protocol.E_AUTH, f"the first message must be hello: "
-                                                 f"{exc.message}") from None
-        hello.check(self.server.token)
+            if exc.code == protocol.E_AUTH and self.server.studio is not None:
+                # one answer after one delay, whoever asks; longer for repeated failures
+                wait = self.server.studio.doorman.failed(self.address)
+                log.warning("studio: a failed hello from %s", self.address)
+                await asyncio.sleep(max(0.0, arrived + wait - self.loop.time()))
+            raise
         self.authed = True
         self.server.waiting_for_hello.pop(self, None)
+        if self.user is not None:
+            log.info("studio: %s connected from %s", self.user.name, self.address)
         self.send(protocol.Welcome(f"limner {__version__}", self.server.capabilities())
                   .to_json())
+
+    def _within_limits(self, request: protocol.RunRequest) -> None:
+        """A studio user's jobs (queued, running or uploading, on all their connections)
+        and the pixels held for them stay within the studio's limits per user."""
+        studio, mine = self.server.studio, [c for c in self.server.connections
+                                            if c.user == self.user]
+        jobs = sum(len(c.jobs) + (c.upload is not None) for c in mine)
+        if jobs >= studio.jobs_per_user:
+            raise ProtocolError(protocol.E_USER_LIMIT,
+                                f"you have {jobs} jobs queued or running, the studio's limit "
+                                "per user; wait for one to finish, or cancel one",
+                                request.job)
+        held = sum(c.bytes_held() for c in mine)
+        size = sum(spec.nbytes for spec in request.buffers())
+        if held + size > studio.bytes_per_user:
+            raise ProtocolError(protocol.E_USER_LIMIT,
+                                f"this layer ({size / 2**20:.0f} MB) and your other jobs "
+                                f"({held / 2**20:.0f} MB) are over the studio's limit of "
+                                f"{studio.bytes_per_user / 2**20:.0f} MB per user; wait for "
+                                "a job to finish, or send a smaller layer", request.job)
+
+    def bytes_held(self) -> int:
+        """The pixels this connection's uploads and unfinished jobs hold on the server."""
+        uploading = sum(spec.nbytes for spec in self.upload.request.buffers()) \
+            if self.upload else 0
+        return uploading + sum(job.image.nbytes + (0 if job.mask is None else job.mask.nbytes)
+                               for job in self.jobs.values())
 
     def _new_job(self, job: str) -> None:
         if job in self.jobs or job in self.pulls:
@@ -295,7 +365,8 @@ class Connection:
 
         job = Job(request.job, self, upload.op, params, image, mask, report,
                   self.loop.create_future(), transfer=request.transfer,
-                  preview_side=request.preview_side)
+                  preview_side=request.preview_side,
+                  user=self.user.name if self.user else None)
         self.jobs[job.id] = job
         ahead = self.server.jobs.submit(job)
         self.send(protocol.Progress(job.id, 0.0, f"queued ({ahead} ahead)" if ahead
@@ -328,7 +399,7 @@ class ServerThread:
 
     @property
     def uri(self) -> str:
-        return f"ws://{protocol.DEFAULT_HOST}:{self.server.port}"
+        return self.server.uri
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
