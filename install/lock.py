@@ -1,7 +1,7 @@
 """Make the lock files again (for maintainers, with PyPI reachable), after a change to
 pyproject.toml's dependencies or to the inputs in install/locks/:
 
-    python install/lock.py [--uv UV] [--only linux-x86_64]
+    python install/lock.py [--uv UV] [--only linux-x86_64] [--variant dev ...]
 
 One lock per target and variant (install/targets.py), each resolved by `uv pip compile
 --python-platform` for that system with every package pinned and hashed. The model wheels
@@ -84,15 +84,29 @@ def compile_lock(uv: str, target: Target, variant: str) -> None:
         env["MACOSX_DEPLOYMENT_TARGET"] = target.os_minimum
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lock.txt"
+        # uv keeps the pins of an existing output that still fit: start from this lock (or,
+        # for a new variant, the one it adds to), so a new dependency moves nothing else
+        seed = next((path for path in (lock_file(target, variant),
+                                       lock_file(target, base_variant(variant)))
+                     if path.exists()), None)
+        if seed is not None:
+            shutil.copyfile(seed, out)
         subprocess.run([*command, "-o", str(out)], check=True, env=env, cwd=ROOT)
         body = out.read_text()
     lock_file(target, variant).write_text(header(target, variant) + body)
+
+
+def base_variant(variant: str) -> str:
+    """The variant a new one adds to: a studio's adds Ray Serve to the default or CUDA."""
+    return {"studio": "", "studio-cuda": "diffusion-cuda"}.get(variant, "")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uv", default=shutil.which("uv"), help="the uv to use")
     parser.add_argument("--only", choices=sorted(TARGETS), help="one target only")
+    parser.add_argument("--variant", action="append", metavar="NAME",
+                        help="only these variants ('default' for the plain one)")
     args = parser.parse_args()
     if not args.uv:
         parser.error("needs uv (pip install uv)")
@@ -100,6 +114,8 @@ def main() -> int:
         if args.only and target.name != args.only:
             continue
         for variant in target.variants:
+            if args.variant and (variant or "default") not in args.variant:
+                continue
             print(f"locking {target.name} {variant or 'default'}", flush=True)
             compile_lock(args.uv, target, variant)
     return 0

@@ -5,6 +5,7 @@ hashed lock files, and the plug-ins in every editor profile found.
     python3 install/setup.py                     # the backend, lean: the offline engines
     python3 install/setup.py --krita --gimp      # ... and the plug-ins (--all: both)
     python3 install/setup.py --with-diffusion    # + the diffusion engines (torch; --cuda)
+    python3 install/setup.py --studio            # a studio server: + Ray Serve (Linux)
     python3 install/setup.py --dev               # + the diffusion engines and test tools
     python3 install/setup.py --flatpak --all     # Flatpak editors, and a host service
     py install\\setup.py --all                   # Windows
@@ -139,6 +140,13 @@ def choose_python(system: str, given: str | None, uv: str | None) -> list[str] |
 def variant_of(target: Target, args) -> str:
     if args.dev:
         return "dev"
+    if args.studio:
+        wanted = "studio-cuda" if args.cuda else "studio"
+        if wanted not in target.variants:
+            raise SetupError(f"a studio server's engine replicas (Ray Serve) are installed on "
+                             f"Linux only, not {target.name}; `limner serve --studio` without "
+                             "--ray works everywhere")
+        return wanted
     if not (args.with_diffusion or args.cuda):
         return ""
     wanted = "diffusion-cuda" if args.cuda else "diffusion"
@@ -314,6 +322,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cuda", action="store_true",
                         help="the diffusion engines with PyTorch's CUDA build (NVIDIA GPUs; "
                              "Linux and Windows)")
+    parser.add_argument("--studio", action="store_true",
+                        help="a studio server: also Ray Serve, for `limner serve --studio "
+                             "--ray` (Linux; with --cuda, the diffusion engines on NVIDIA "
+                             "GPUs too)")
     parser.add_argument("--dev", action="store_true",
                         help="the diffusion engines (CPU) and the test tools: what "
                              "`python -m pytest` needs")
@@ -356,7 +368,8 @@ def stop_own_backend(python: Path) -> None:
 
 def repeat_args(args) -> list[str]:
     """The options that make the same environment again (the plug-ins' installer button)."""
-    flags = [f"--{name.replace('_', '-')}" for name in ("with_diffusion", "cuda", "dev")
+    flags = [f"--{name.replace('_', '-')}" for name in ("with_diffusion", "cuda", "studio",
+                                                         "dev")
              if getattr(args, name)]
     return flags + ["--venv", str(args.venv.resolve())]
 

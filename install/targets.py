@@ -34,11 +34,13 @@ class Target:
 
 
 #: variants: "" (the default: offline engines only), "diffusion" (+ torch for the CPU,
-#: or Apple's GPU on macOS), "diffusion-cuda" (+ torch for NVIDIA GPUs), "dev" (the
-#: diffusion engines with the CPU torch, and the test tools)
+#: or Apple's GPU on macOS), "diffusion-cuda" (+ torch for NVIDIA GPUs), "studio" and
+#: "studio-cuda" (a studio server's: the default or diffusion-cuda, + Ray Serve; Linux
+#: only, where Ray Serve runs in production), "dev" (the diffusion engines with the CPU
+#: torch, the test tools, and Ray Serve where there is a studio variant)
 TARGETS = {t.name: t for t in (
     Target("linux-x86_64", "linux", "x86_64-manylinux_2_28", "glibc 2.28",
-           ("", "diffusion", "diffusion-cuda", "dev")),
+           ("", "diffusion", "diffusion-cuda", "studio", "studio-cuda", "dev")),
     Target("windows-x86_64", "windows", "x86_64-pc-windows-msvc", "Windows 10",
            ("", "diffusion", "diffusion-cuda", "dev")),
     Target("macos-arm64", "macos", "aarch64-apple-darwin", "14.0",
@@ -61,10 +63,15 @@ TORCH_INDEX = {
 
 def extras(target: Target, variant: str) -> tuple:
     """The extras of pyproject.toml a variant installs (the test tools' "dev" has the
-    diffusion engines wherever torch is built)."""
+    diffusion engines wherever torch is built, and Ray Serve wherever a studio runs)."""
     if variant == "dev":
-        return ("diffusion", "test") if "diffusion" in target.variants else ("test",)
-    return ("diffusion",) if variant.startswith("diffusion") else ()
+        return tuple(name for name, there in (("diffusion", "diffusion" in target.variants),
+                                              ("test", True),
+                                              ("studio", "studio" in target.variants))
+                     if there)
+    wanted = ("diffusion",) if variant.startswith("diffusion") or variant.endswith("cuda") \
+        else ()
+    return wanted + (("studio",) if variant.startswith("studio") else ())
 
 
 def this_target(system: str | None = None, machine: str | None = None) -> Target | None:

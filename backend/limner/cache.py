@@ -52,6 +52,7 @@ class LayerCache:
         self.limit_bytes = limit_bytes
         self._entries: OrderedDict[Hashable, tuple[object, int, set]] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = self.builds = 0             # for the logs and the studio's replicas
 
     @property
     def bytes_used(self) -> int:
@@ -75,8 +76,10 @@ class LayerCache:
                 self._entries.move_to_end(key)
                 if owner is not None:
                     owners.add(owner)
+                self.hits += 1
                 return value
-        value = build()                         # outside the lock: it takes a while
+        value = build()
+        self.builds += 1                         # outside the lock: it takes a while
         if owner is None:
             return value
         size = size_of(value)

@@ -67,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="studio mode: jobs each user may have queued or running")
     p.add_argument("--mb-per-user", type=float, default=studio.DEFAULT_BYTES_PER_USER / 2**20,
                    help="studio mode: MB of layers held for each user's jobs")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="studio mode: run the jobs on engine replicas on this Ray cluster "
+                        "(ray start's address, or 'local' to start one here); needs "
+                        "Limner's studio extra")
+    p.add_argument("--replicas", type=int, help="with --ray: engine replicas (default: one "
+                                                "per GPU in the cluster, else one)")
+    p.add_argument("--replica-cpus", type=float, default=1.0,
+                   help="with --ray: CPU cores each replica takes (its compute threads)")
 
     p = sub.add_parser("users", help="studio mode: the retouchers who may use this backend")
     p.add_argument("action", choices=("add", "list", "remove"))
@@ -141,9 +149,9 @@ def _serve(args) -> int:
     threads.apply(args.threads)
     cache.LAYERS.limit_bytes = int(args.cache_mb * 2**20)
     shared = _studio(args) if args.studio else None
-    if not args.studio and (args.host or args.cert or args.key):
-        raise ValueError("--host, --cert and --key are for studio mode (--studio): the "
-                         "local backend listens on 127.0.0.1 only")
+    if not args.studio and (args.host or args.cert or args.key or args.ray):
+        raise ValueError("--host, --cert, --key and --ray are for studio mode (--studio): "
+                         "the local backend listens on 127.0.0.1 only")
     server = Server(args.port, max_message_bytes=int(args.max_message_mb * 2**20),
                     max_buffer_bytes=int(args.max_buffer_mb * 2**20),
                     unload_after=args.unload_after, studio=shared,
@@ -161,6 +169,9 @@ def _serve(args) -> int:
     except (AlreadyRunning, PermissionError) as exc:
         print(f"limner serve: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if shared is not None and shared.engines is not None:
+            shared.engines.close()
     return 0
 
 
@@ -178,8 +189,17 @@ def _studio(args) -> studio.Studio:
         print("limner serve: no studio users yet; add them with `limner users add NAME`",
               file=sys.stderr)
     print(f"studio certificate {cert}\nSHA-256 fingerprint {fingerprint}", flush=True)
+    engines = None
+    if args.ray:
+        try:
+            from .replicas import RayEngines
+        except ImportError as exc:
+            raise ValueError(f"--ray needs Ray Serve ({exc}): install Limner's studio extra, "
+                             "python install/setup.py --studio") from None
+        engines = RayEngines(args.ray, args.replicas, args.replica_cpus,
+                             int(args.cache_mb * 2**20))
     return studio.Studio(tls, fingerprint, users, args.jobs_per_user,
-                         int(args.mb_per_user * 2**20))
+                         int(args.mb_per_user * 2**20), engines=engines)
 
 
 def _users(args) -> int:

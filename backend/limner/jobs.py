@@ -56,7 +56,7 @@ class Cancelled(Exception):
     """Raised inside a running operation at its next progress report after a cancel."""
 
 
-@dataclass
+@dataclass(eq=False)       # a job is itself: its pixels are no part of equality
 class Job:
     id: str
     client: Hashable
@@ -115,17 +115,22 @@ def execute(job: Job) -> list[Layer]:
 
 
 class JobQueue:
-    def __init__(self, run: Callable[[Job], list[Layer]] = execute, unload_after: float = 0):
+    def __init__(self, run: Callable[[Job], list[Layer]] = execute, unload_after: float = 0,
+                 workers: int = 1):
+        """`run(job)`: a job's work, in a worker thread; `workers`: how many jobs run at
+        once (one here, where one process owns the models; one per engine replica on
+        Ray)."""
         self._run = run
+        self.workers = workers
         self.unload_after = unload_after
         self._released = False                     # the models were let go when idle
         self._holding = False                      # a job ran since the last release
         self._waiting: dict[Hashable, deque[Job]] = {}
         self._turns: deque[Hashable] = deque()     # clients with waiting jobs, next first
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="limner-worker")
-        self.running: Job | None = None
-        self._gone: Hashable | None = None     # the running job's client, disconnected
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="limner-worker")
+        self.running: list[Job] = []
+        self._gone: set[Hashable] = set()      # running jobs' clients, disconnected
         self.finished: deque[tuple[str, str]] = deque(maxlen=64)  # (job id, outcome)
 
     def submit(self, job: Job) -> int:
@@ -137,7 +142,7 @@ class JobQueue:
         self._waiting[job.turn].append(job)
         self._wakeup.set()
         job.ahead = next(i for i, other in enumerate(self._line()) if other is job) + \
-            (self.running is not None)
+            len(self.running)
         self._tell_places(but=job)
         return job.ahead
 
@@ -153,21 +158,22 @@ class JobQueue:
 
     def _tell_places(self, but: Job | None = None) -> None:
         """Each waiting job whose place in the line changed hears its new place."""
-        for ahead, job in enumerate(self._line(), start=self.running is not None):
+        for ahead, job in enumerate(self._line(), start=len(self.running)):
             if job is not but and job.ahead != ahead:
                 job.ahead = ahead
                 job.report(0.0, f"queued ({ahead} ahead)")
 
     def waiting_for(self, turn: Hashable) -> int:
         """How many of this user's (or connection's) jobs wait or run."""
-        running = self.running is not None and self.running.turn == turn
+        running = sum(job.turn == turn for job in self.running)
         return len(self._waiting.get(turn, ())) + running
 
     def cancel(self, client: Hashable, job_id: str) -> bool:
         """Cancel a waiting or running job of this client; False if there is none."""
-        if self.running and self.running.client == client and self.running.id == job_id:
-            self.running.cancelled.set()
-            return True
+        for job in self.running:
+            if job.client == client and job.id == job_id:
+                job.cancelled.set()
+                return True
         for waiting in self._waiting.values():
             for job in waiting:
                 if job.client == client and job.id == job_id:
@@ -189,9 +195,10 @@ class JobQueue:
                 del self._waiting[turn]
                 if turn in self._turns:
                     self._turns.remove(turn)
-        if self.running and self.running.client == client:
-            self.running.cancelled.set()
-            self._gone = client          # what its last job caches is forgotten too
+        for job in self.running:
+            if job.client == client:
+                job.cancelled.set()
+                self._gone.add(client)   # what its last job caches is forgotten too
         self._tell_places()
 
     def _next(self) -> Job | None:
@@ -219,12 +226,16 @@ class JobQueue:
                 job.done.set_exception(exc)
 
     async def worker(self) -> None:
+        """Run jobs as they come, `workers` at a time, until cancelled."""
+        await asyncio.gather(*(self._work() for _ in range(self.workers)))
+
+    async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             job = self._next()
             if job is None:
                 self._wakeup.clear()
-                if self.unload_after > 0 and self._holding:
+                if self.unload_after > 0 and self._holding and not self.running:
                     try:
                         await asyncio.wait_for(self._wakeup.wait(), self.unload_after)
                     except asyncio.TimeoutError:   # idle: in the worker's thread, so no
@@ -232,7 +243,7 @@ class JobQueue:
                 else:                                                   # runs meanwhile
                     await self._wakeup.wait()
                 continue
-            self.running = job
+            self.running.append(job)
             self._tell_places()
             started = time.perf_counter()
             try:
@@ -247,10 +258,11 @@ class JobQueue:
             else:
                 self._finish(job, layers)
             finally:
-                self.running = None
-                if self._gone is not None:
-                    cache.LAYERS.release(self._gone)
-                    self._gone = None
+                self.running.remove(job)
+                if job.client in self._gone and all(j.client != job.client
+                                                    for j in self.running):
+                    self._gone.discard(job.client)
+                    cache.LAYERS.release(job.client)
             outcome = self.finished[-1][1]
             log.log(logging.INFO if outcome in ("done", "Cancelled") else logging.WARNING,
                     "job %s %s: %s in %.2f s", job.id, job.op.id, outcome,
@@ -289,6 +301,6 @@ class JobQueue:
     def shutdown(self) -> None:
         for client in list(self._waiting):
             self.drop_client(client)
-        if self.running:
-            self.running.cancelled.set()
+        for job in self.running:
+            job.cancelled.set()
         self._executor.shutdown(wait=False, cancel_futures=True)

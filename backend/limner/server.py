@@ -87,7 +87,10 @@ class Server:
                     f"a Limner backend is already running for {folder} (pid {running['pid']}, "
                     f"port {running['port']}); stop it first, or give this one its own "
                     "LIMNER_STATE_DIR")
-        self.jobs = JobQueue(unload_after=self.unload_after)
+        engines = self.studio.engines if self.studio else None
+        # on Ray the replicas hold the models: the front has none to let go
+        self.jobs = JobQueue(unload_after=self.unload_after) if engines is None else \
+            JobQueue(engines.run, workers=engines.replicas)
         self._worker = asyncio.create_task(self.jobs.worker())
         options = dict(process_request=self._admit, compression=None,
                        max_size=self.max_message_bytes, max_queue=64,

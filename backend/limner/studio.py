@@ -142,8 +142,8 @@ class Doorman:
 
 @dataclass
 class Studio:
-    """What `limner serve --studio` adds to a server: TLS, the users, the doorman and the
-    per-user limits."""
+    """What `limner serve --studio` adds to a server: TLS, the users, the doorman, the
+    per-user limits, and Ray Serve's engine replicas with --ray."""
 
     tls: ssl.SSLContext
     fingerprint: str
@@ -151,6 +151,8 @@ class Studio:
     jobs_per_user: int = DEFAULT_JOBS_PER_USER
     bytes_per_user: int = DEFAULT_BYTES_PER_USER
     doorman: Doorman = field(default_factory=Doorman)
+    #: where jobs run past this machine (replicas.RayEngines), None: here
+    engines: object | None = None
 
 
 def certificate(directory: Path | None, hosts: list[str]) -> tuple[Path, Path]:
