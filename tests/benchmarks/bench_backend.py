@@ -79,6 +79,10 @@ class Backend:
             time.sleep(0.1)
         self.client = Client.discover(Path(self.state), name="bench")
 
+    def another_client(self) -> Client:
+        """One more connection (another retoucher)."""
+        return Client.discover(Path(self.state), name="bench")
+
     def reset_peak(self) -> None:
         Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
 
