@@ -323,6 +323,42 @@ def test_models_are_listed_and_downloaded_from_gimp(gimp_home, portraits, lora_h
     assert models.local_path("lcm-lora-sd15") is not None
 
 
+def test_studio_server_setting_sends_gimps_jobs_to_a_studio_server(gimp_home, portraits,
+                                                                   tmp_path):
+    """Filters > Limner > Studio Server… as a script calls it, against a real studio
+    server on the host (TLS, a user's token): a wrong pin is said and nothing is sent; the
+    right one connects; the next Limner procedure runs there; '' is the local backend
+    again."""
+    from limner import discovery, studio
+
+    users = studio.Users(tmp_path)
+    token = users.add("gimp-user")
+    tls, fingerprint = studio.tls_context(*studio.certificate(tmp_path, ["127.0.0.1"]))
+    state = "studio-state"                      # not the module's: its backend stays local
+    with ServerThread(port=0, studio=studio.Studio(tls, fingerprint, users)) as shared:
+        def setting(name, **args):
+            found = run_in_gimp(gimp_home, name, portraits["astronaut"][:64, :64],
+                                "plug-in-limner-studio-server", args, state=state)
+            assert found["status"] == "success", found.get("error")
+            return " ".join(found["console"].split())
+
+        said = setting("studio-wrong-pin", url=shared.uri, token=token,
+                       fingerprint="AB:" * 31 + "AB")
+        assert "did not answer" in said and "not the one pinned" in said, said[-2000:]
+        assert not shared.server.jobs.finished and not shared.server.studio.doorman.failures
+        said = setting("studio-right-pin", url=shared.uri, token="", fingerprint=fingerprint)
+        assert f"now uses the studio server at {shared.uri} (limner " in said, said[-2000:]
+        assert discovery.studio_setting(gimp_home / state)["token"] == token   # kept
+        findings = run_in_gimp(gimp_home, "studio-remove", portraits["astronaut"],
+                               "plug-in-limner-background-remove", {}, state=state)
+        assert findings["status"] == "success", findings.get("error")
+        assert [layer["name"] for layer in findings["layers"]][0] == "Cut-out [AI rvm]"
+        assert [outcome for _, outcome in shared.server.jobs.finished] == ["done"]
+        said = setting("studio-local", url="", token="", fingerprint="")
+        assert "now uses the local backend" in said
+        assert discovery.studio_setting(gimp_home / state) is None
+
+
 def test_the_preview_on_the_canvas_leaves_nothing_behind(gimp_home, portraits):
     """The relight dialog's preview on the canvas, through the plug-in's own CanvasLayer in
     real GIMP with real previews: a layer over the source, at its size and place, that

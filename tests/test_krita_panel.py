@@ -581,3 +581,52 @@ def test_a_mood_fills_its_recipe_and_a_lut_file_its_look(app, capabilities):
     lut.path.setText("/looks/teal.cube")
     lut.path.editingFinished.emit()
     assert panel.values()["look"] == "LUT file"
+
+
+def test_the_server_dialog_moves_the_docker_to_a_studio_server_and_back(app, connected,
+                                                                        portraits):
+    """The docker's Server… dialog against a real studio server (TLS, a user's token): a
+    wrong pin is refused, the right one connects and a job runs there; the local backend
+    again at the end."""
+    from limner import discovery, studio
+    from limner.server import ServerThread
+    from limner_krita.studio_dialog import StudioDialog
+
+    panel, backend, events = connected
+    state = discovery.state_dir()
+    users = studio.Users(state)
+    token = users.add("krita-user")
+    tls, fingerprint = studio.tls_context(*studio.certificate(state, ["127.0.0.1"]))
+    statuses = []
+    backend.state_changed.connect(lambda st, message: statuses.append((st, message)))
+    try:
+        with ServerThread(port=0, studio=studio.Studio(tls, fingerprint, users)) as shared:
+            dialog = StudioDialog(backend)
+            assert dialog.status.text() == "Now: the local backend"
+            dialog.url.setText(shared.uri.replace("wss://", "ws://"))
+            dialog.token.setText(token)
+            dialog.use_button.click()                       # never a token in clear
+            assert "wss://" in dialog.status.text() and discovery.studio_setting() is None
+            dialog.url.setText(shared.uri)
+            dialog.fingerprint.setText("AB:" * 31 + "AB")
+            dialog.use_button.click()
+            wait_for(app, lambda: panel.state == "error")
+            assert "not the one pinned" in panel.status.text()
+            dialog.fingerprint.setText(fingerprint)
+            dialog.use_button.click()                       # the token field kept its token
+            wait_for(app, lambda: panel.state == "ready")
+            assert f"studio server {shared.uri}" in panel.status.text()
+            assert discovery.studio_setting()["token"] == token
+            backend.run_async(_request(portraits["astronaut"][:64, :64], "diagnostics.echo",
+                                       {}))
+            wait_for(app, lambda: events["finished"] or events["failed"])
+            assert not events["failed"] and events["finished"][0][0][1].width == 64
+            assert any(user == "krita-user" for user in
+                       (c.user.name for c in shared.server.connections if c.user))
+            dialog.local_button.click()
+            wait_for(app, lambda: statuses and statuses[-1][0] == "ready" and
+                     "studio" not in statuses[-1][1])
+            assert discovery.studio_setting() is None
+    finally:
+        discovery.set_studio_setting("", "")
+        users.remove("krita-user")

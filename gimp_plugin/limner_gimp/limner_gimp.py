@@ -8,7 +8,8 @@ image's own precision, perceptual sRGB) and the selection, runs the operation on
 backend (starting it when none runs), and inserts the result layers above the source in
 one undo group. Every procedure also runs non-interactively with its arguments. When the
 backend's operations differ from the installed copy, it says to re-run the installer.
-Filters > Limner > Models… lists and downloads the models.
+Filters > Limner > Models… lists and downloads the models; Studio Server… sets a studio's
+shared backend (or the local one).
 
 The procedures are here; the arguments (one per parameter kind) in arguments.py; the
 dialogs in dialogs.py; pixels and metadata in and out of GIMP in gimpio.py."""
@@ -34,8 +35,10 @@ from dialogs import DialogPreview, offer_installer, show_engine_controls  # noqa
 from gimpio import connect, installed_capabilities, mark_ai_edited, read_drawable, write_layers  # noqa: E402
 from models_dialog import ModelsDialog  # noqa: E402
 from names import procedure_name, schema_difference  # noqa: E402
+from studio_dialog import StudioDialog, use  # noqa: E402
 
 MODELS_PROCEDURE = "plug-in-limner-models"
+STUDIO_PROCEDURE = "plug-in-limner-studio-server"
 
 
 class Limner(Gimp.PlugIn):
@@ -46,7 +49,7 @@ class Limner(Gimp.PlugIn):
             print(f"limner: no capabilities.json beside the plug-in ({exc}); "
                   "run the Limner installer", file=sys.stderr)
             return []
-        return [procedure_name(op.id) for op in offered] + [MODELS_PROCEDURE]
+        return [procedure_name(op.id) for op in offered] + [MODELS_PROCEDURE, STUDIO_PROCEDURE]
 
     def do_set_i18n(self, name):
         return False
@@ -55,6 +58,8 @@ class Limner(Gimp.PlugIn):
         Gegl.init(None)      # colour defaults are Gegl.Color: without GEGL the query crashes
         if name == MODELS_PROCEDURE:
             return self.models_procedure(name)
+        if name == STUDIO_PROCEDURE:
+            return self.studio_procedure(name)
         op = next(o for o in installed_capabilities().operations
                   if procedure_name(o.id) == name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, op)
@@ -148,6 +153,37 @@ class Limner(Gimp.PlugIn):
                         "  ".join(ModelsDialog.row(model)) for model in models))
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
             return self.fail(procedure, str(getattr(exc, "message", exc)))
+        return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+    def studio_procedure(self, name):
+        procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_studio,
+                                       None)
+        procedure.set_menu_label("Studio Server…")
+        procedure.add_menu_path("<Image>/Filters/Limner/")
+        procedure.set_documentation("Use a studio's shared Limner backend, or the local one",
+                                    "Non-interactively: the server (wss://; '' for the local "
+                                    "backend), the user's token and the certificate's SHA-256 "
+                                    "fingerprint to pin.", name)
+        procedure.set_attribution("Limner", "Limner authors, GPL-3.0-or-later", "2026")
+        procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
+                                    Gimp.RunMode.NONINTERACTIVE, GObject.ParamFlags.READWRITE)
+        for argument, blurb in (("url", "The studio server, wss://HOST:PORT ('': local)"),
+                                ("token", "Your token ('': keep the one set)"),
+                                ("fingerprint", "The server certificate's SHA-256")):
+            procedure.add_string_argument(argument, argument.capitalize(), blurb, "",
+                                          GObject.ParamFlags.READWRITE)
+        return procedure
+
+    def run_studio(self, procedure, config, _data):
+        if config.get_property("run-mode") == Gimp.RunMode.INTERACTIVE:
+            GimpUi.init("limner")
+            StudioDialog().run()      # its own entries: GIMP would keep the token in clear
+            return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+        try:
+            Gimp.message(use(*(config.get_property(name).strip()
+                               for name in ("url", "token", "fingerprint"))))
+        except (ValueError, OSError) as exc:
+            return self.fail(procedure, str(exc))
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     @staticmethod

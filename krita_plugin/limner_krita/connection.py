@@ -174,6 +174,21 @@ class Backend(QtCore.QObject):
         except Exception as exc:  # noqa: BLE001 - shown in the docker, never raised into Krita
             self.state_changed.emit(State.ERROR, str(exc))
 
+    def reconnect(self) -> None:
+        """The server changed (the studio setting): drop both connections and connect
+        anew, in the background."""
+        with self._lock:
+            old, self.client = self.client, None
+        with self._preview_lock:
+            preview, self.preview_client = self.preview_client, None
+        for client in (old, preview):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - gone already
+                    pass
+        self.connect_async()
+
     def _forget_client(self) -> None:
         """The connection is gone: the next job reconnects (and restarts the backend)."""
         with self._lock:
@@ -191,10 +206,11 @@ class Backend(QtCore.QObject):
             def waiting(seconds):
                 self.state_changed.emit(State.STARTING, f"{seconds:.0f} s")
 
-            self.client = Client.from_info(
-                launcher.ensure_running("krita", on_wait=waiting), name=self.client_name)
+            info = launcher.ensure_running("krita", on_wait=waiting)
+            self.client = Client.from_info(info, name=self.client_name)
             self.capabilities_ready.emit(self.client.capabilities)
-            self.state_changed.emit(State.READY, self.client.server)
+            where = f" (studio server {info['url']})" if info.get("url") else ""
+            self.state_changed.emit(State.READY, self.client.server + where)
             return self.client
 
     def _run(self, request: Request) -> None:

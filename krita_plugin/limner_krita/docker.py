@@ -14,6 +14,7 @@ from .models_dialog import ModelsDialog
 from .panel import LimnerPanel
 from .preview import Previewer
 from .qt import QtCore
+from .studio_dialog import StudioDialog
 
 DOCKER_ID = "limner_docker"
 INSTANCES: list[LimnerDocker] = []   # for the Run/Cancel actions and the self-test
@@ -43,6 +44,7 @@ class LimnerDocker(DockWidget):
         self.visibilityChanged.connect(lambda shown: shown or self.canvas.clear())
         self.panel.models_clicked.connect(self.show_models)
         self.models_dialog = None
+        self.panel.studio_clicked.connect(lambda: self._dialog(StudioDialog))
         # (key, Source, when, {side: smaller Source}): the layer read small, reused
         self._preview_source = None
         self.last_run: tuple[str, dict] | None = None     # for "repeat last operation"
@@ -104,6 +106,12 @@ class LimnerDocker(DockWidget):
         self.models_dialog.set_models(self.panel.capabilities.models, list(first))
         self.models_dialog.show()
         self.models_dialog.raise_()
+
+    def _dialog(self, kind) -> None:
+        """A settings dialog of this docker's backend, one at a time."""
+        dialog = kind(self.backend, parent=self)
+        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def _warm_request(self):
         """While the light rests, the smaller preview a drag will ask for, once per layer

@@ -26,6 +26,7 @@ class LimnerPanel(QtWidgets.QWidget):
     values_changed = Signal()            # a control of the shown operation changed
     canvas_toggled = Signal(bool)        # the preview on the canvas turned on or off
     models_clicked = Signal(list)        # the models dialog, these models first
+    studio_clicked = Signal()            # the studio server setting
     install_clicked = Signal()           # run the backend's installer again
     PREVIEW_HEIGHT = 180
 
@@ -83,6 +84,11 @@ class LimnerPanel(QtWidgets.QWidget):
                                        "Cancel takes the preview away")
         self.canvas_preview.toggled.connect(self.canvas_toggled)
         self.live_preview.toggled.connect(self.canvas_preview.setEnabled)
+        self.studio_button = QtWidgets.QPushButton("Server…")
+        self.studio_button.setObjectName("studio")
+        self.studio_button.setToolTip("Use your studio's shared backend, or the one on this "
+                                      "computer")
+        self.studio_button.clicked.connect(self.studio_clicked)
         self.models_button = QtWidgets.QPushButton("Models…")
         self.models_button.setObjectName("models")
         self.models_button.clicked.connect(lambda: self.models_clicked.emit([]))
@@ -90,6 +96,7 @@ class LimnerPanel(QtWidgets.QWidget):
         preview_row.addWidget(self.canvas_preview)
         preview_row.addStretch(1)
         preview_row.addWidget(self.models_button)
+        preview_row.addWidget(self.studio_button)
         layout.addLayout(preview_row)
         self.preview = QtWidgets.QLabel()
         self.preview.setObjectName("preview")
