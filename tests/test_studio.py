@@ -249,3 +249,38 @@ def test_the_studio_setting_replaces_the_local_backend_for_the_plugins(state, us
             assert client.run("diagnostics.echo", {}, ECHO)[0][1].data == ECHO.data
         assert cli.main(["studio", "local"]) == 0
         assert discovery.studio_setting() is None and not path.exists()
+
+
+def test_a_waiting_users_progress_says_their_place_in_the_line(state, users, portraits):
+    """A real run: while ana's job runs, bo's waits and his progress says so."""
+    people, tokens = users
+    picture = portraits["astronaut"]
+    image = Pixels(picture.tobytes(), picture.shape[1], picture.shape[0], 3, "u8")
+    with studio_server(state, people) as server:
+        ana, bo = connect(server, tokens["ana"]), connect(server, tokens["bo"])
+        try:
+            spec = image.spec(1)
+            ana.ws.send(protocol.RunRequest("long", "background.remove",
+                                            {"hair_detail": "fine"}, spec).to_json())
+            for frame in protocol.frames(spec, image.data):
+                ana.ws.send(frame)
+            while not server.server.jobs.running:          # ana's job has started
+                time.sleep(0.01)
+            stages = []
+            bo.run("diagnostics.echo", {}, ECHO,
+                   on_progress=lambda job, fraction, stage: stages.append(stage))
+            assert stages[0] == "queued (1 ahead)", stages
+        finally:
+            ana.close()
+            bo.close()
+
+
+def test_a_studio_server_never_moves_to_another_port(state, users):
+    people, _ = users
+    with studio_server(state, people) as first:
+        cert, key = studio.certificate(state, ["127.0.0.1"])
+        tls, fingerprint = studio.tls_context(cert, key)
+        clash = ServerThread(port=first.server.port,
+                             studio=studio.Studio(tls, fingerprint, people))
+        with pytest.raises(OSError, match="in use"):
+            clash.__enter__()

@@ -101,6 +101,9 @@ class Server:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or self.requested_port == 0:
                 raise
+            if self.studio:      # its users are told the address: it must be this one
+                raise OSError(exc.errno, f"port {self.requested_port} on {self.host} is in "
+                                         "use; stop what holds it or give --port") from None
             # A stale or foreign process holds the port: take a free one; clients find it
             # through the discovery file.
             log.warning("port %s is in use; using a free port instead", self.requested_port)
