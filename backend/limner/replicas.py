@@ -131,6 +131,7 @@ class RayEngines:
                                                 for name in threads.POOL_VARIABLES}}}
         if gpus:
             options["num_gpus"] = 1
+        serve.start(proxy_location="Disabled")   # no HTTP ingress: the front is ours
         app = Engines.options(num_replicas=self.replicas, ray_actor_options=options).bind(
             max(1, int(replica_cpus)), cache_bytes)
         self.handle = serve.run(app, name=APP, route_prefix=None).options(stream=True)
