@@ -158,6 +158,27 @@ def test_skin_protection_holds_the_face_and_lets_the_background_go(client, portr
     assert np.abs(lab(grey[cheek])[:, 1:]).max() < 2.0
 
 
+def test_a_large_layers_skin_is_found_small_and_matches_the_full_size_one(portraits,
+                                                                          monkeypatch):
+    """Skin is worked out at SKIN_SIDE and scaled up (memory): on the astronaut at 2048 px
+    it is the weight worked out at full size, to within its feathering."""
+    from limner import engines
+
+    image = cv2.resize(portraits["astronaut"], (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    rgb = imaging.to_float(image)
+    faces = [points * 4 for points in engines.get("face", "mediapipe").faces(
+        imaging.to_float(portraits["astronaut"]))]
+    assert len(faces) == 1
+    grey = np.repeat(rgb.mean(-1, keepdims=True), 3, -1)    # no skin colour: the face
+    quick = [grading.skin_weight(picture, faces) for picture in (rgb, grey)]  # mask alone
+    monkeypatch.setattr(grading, "SKIN_SIDE", 4096)
+    full = [grading.skin_weight(picture, faces) for picture in (rgb, grey)]
+    for fast, slow in zip(quick, full):
+        assert fast.shape == slow.shape == (2048, 2048) and slow.max() > 0.9
+        difference = np.abs(fast - slow)
+        assert difference.mean() < 0.005 and np.percentile(difference, 99.9) < 0.1
+
+
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
 def test_every_mood_returns_its_named_layers_and_differs(client, portraits, name):
     image = portraits[name]

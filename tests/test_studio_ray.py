@@ -122,14 +122,18 @@ def test_a_replica_killed_mid_job_fails_that_job_clearly_and_the_next_runs(ray_s
                                                                            portraits):
     server, engines, tokens = ray_studio
     mine = layer(portraits, 768, shade=-30)
+    killed = []
+
+    def kill(job):               # the replica this job is running on, whichever it is
+        killed.append(engines.running[job])
+        os.kill(int(killed[0].rsplit(":", 1)[1]), signal.SIGKILL)
+
     with client_of(server, tokens[2]) as client:
-        client.run("diagnostics.echo", {}, mine, job="where")
-        pid = int(record_of(engines, "where")[1].rsplit(":", 1)[1])
         with pytest.raises(BackendError) as failed:
-            _run_until(client, lambda _: os.kill(pid, signal.SIGKILL), mine, "killed",
-                       {"hair_detail": "fine"})
+            _run_until(client, kill, mine, "killed", {"hair_detail": "fine"})
         assert failed.value.code == protocol.E_OPERATION_FAILED
         assert "engine replica" in failed.value.message and "run it again" in failed.value.message
         (_, echoed), = client.run("diagnostics.echo", {}, mine, job="next")
         assert echoed.data == mine.data
-    assert record_of(engines, "next")[1] != f"{record_of(engines, 'where')[1]}"
+    assert record_of(engines, "killed")[1] == killed[0]
+    assert record_of(engines, "next")[1] != killed[0]

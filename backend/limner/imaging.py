@@ -166,14 +166,29 @@ def with_alpha(image: np.ndarray) -> np.ndarray:
 
 
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:
-    """sRGB-encoded 0..1 to linear light (the IEC 61966-2-1 curve)."""
-    v = np.asarray(values, np.float32)
-    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0) + 0.055) / 1.055) ** 2.4)
+    """sRGB-encoded 0..1 to linear light (the IEC 61966-2-1 curve), float32."""
+    return _per_band(values, lambda v: np.where(
+        v <= 0.04045, v / 12.92, ((np.maximum(v, 0) + 0.055) / 1.055) ** 2.4))
 
 
 def linear_to_srgb(values: np.ndarray) -> np.ndarray:
+    return _per_band(values, lambda v: np.where(
+        v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0) ** (1 / 2.4) - 0.055))
+
+
+#: values a transfer curve works on at once: its five temporaries stay a few MB, not
+#: 156 MB for a 2048 px RGB layer
+BAND = 1 << 20
+
+
+def _per_band(values, curve) -> np.ndarray:
+    """`curve` (element-wise, float32 in and out) over `values` a band at a time."""
     v = np.asarray(values, np.float32)
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0) ** (1 / 2.4) - 0.055)
+    out = np.empty(v.shape, np.float32)
+    flat_in, flat_out = v.reshape(-1), out.reshape(-1)     # a copy only if v is strided
+    for start in range(0, flat_in.size, BAND):
+        flat_out[start:start + BAND] = curve(flat_in[start:start + BAND])
+    return out
 
 
 @functools.cache

@@ -136,8 +136,9 @@ class RayEngines:
             max(1, int(replica_cpus)), cache_bytes)
         self.handle = serve.run(app, name=APP, route_prefix=None).options(stream=True)
         #: (job id, replica, outcome or the result's record), newest last: for the log
-        #: and for tests
+        #: and for tests; and the replica each running job is on
         self.history: deque = deque(maxlen=256)
+        self.running: dict[str, str] = {}
         log.info("Ray Serve: %d engine replica(s) on %s (%s per replica)", self.replicas,
                  address, f"1 GPU, {replica_cpus} CPU" if gpus else f"{replica_cpus} CPU")
 
@@ -155,7 +156,7 @@ class RayEngines:
         try:
             for event in stream:
                 if event[0] == "started":
-                    replica = event[1]
+                    replica = self.running[job.id] = event[1]
                 elif event[0] == "progress":
                     job.report(event[1], event[2])
                 elif event[0] == "error":
@@ -179,6 +180,7 @@ class RayEngines:
                                 "it again", job.id) from None
         finally:
             finished.set()
+            self.running.pop(job.id, None)
 
     @staticmethod
     def _cancel_when_asked(job: Job, stream, finished: threading.Event) -> None:

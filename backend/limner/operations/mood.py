@@ -92,14 +92,20 @@ def vignette(alpha: np.ndarray, amount: float) -> np.ndarray:
     h, w = alpha.shape
     if amount <= 0 or alpha.max() < 0.5:
         return np.ones((h, w), np.float32)
-    rows, cols = np.nonzero(alpha > 0.5)
-    cy = rows.min() + 0.33 * (rows.max() - rows.min())
-    cx = float(np.average(cols))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    distance = np.hypot(yy - cy, xx - cx) / max(h, w)
-    near, far = 0.25, np.hypot(max(cy, h - cy), max(cx, w - cx)) / max(h, w)
-    t = np.clip((distance - near) / max(far - near, 1e-3), 0, 1)
-    return (1 - amount * t * t * (3 - 2 * t)).astype(np.float32)
+    inside = alpha > 0.5
+    rows = np.flatnonzero(inside.any(axis=1))
+    per_column = inside.sum(axis=0)
+    cy = float(rows[0] + 0.33 * (rows[-1] - rows[0]))
+    cx = float(per_column @ np.arange(w) / per_column.sum())
+    # a row and a column broadcast, in float32: the full grid in float64 took 200 MB of
+    # temporaries at 2048 px
+    yy = np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)
+    xx = np.arange(w, dtype=np.float32)[None, :] - np.float32(cx)
+    distance = np.hypot(yy, xx)
+    distance /= max(h, w)
+    near, far = 0.25, float(np.hypot(max(cy, h - cy), max(cx, w - cx)) / max(h, w))
+    t = np.clip((distance - near) / np.float32(max(far - near, 1e-3)), 0, 1)
+    return 1 - np.float32(amount) * t * t * (3 - 2 * t)
 
 
 def _describe(recipe: dict) -> str:
@@ -159,23 +165,26 @@ def mood(req: Request) -> list[Layer]:
         Request(samples, None, grade_params, within(0.75, 0.95), req.owner), samples,
         (slice(None), slice(None)), grade_params, lambda: skin_of(req, region, box))[0]) \
         if recipe["look"] != NO_LOOK else composite
+    del composite, samples             # the graded copy is what goes on
 
     def layer(rgb_part: np.ndarray, cover: np.ndarray | None) -> np.ndarray:
         """Box-sized float RGB (and its coverage) put into a full layer through the
-        selection."""
+        selection, as the layer's samples (a float RGBA copy would be 64 MB at 2048 px)."""
         opacity = np.ones(rgb_part.shape[:2], np.float32) if cover is None else cover
         if layer_alpha is not None:
             opacity = opacity * layer_alpha
         base = imaging.with_alpha(req.image)
-        return imaging.blend_into(base if cover is None else np.zeros_like(base),
-                                  np.dstack([rgb_part, opacity]), box, req.mask)
+        edited = np.dstack([imaging.from_float(rgb_part, sample),
+                            imaging.from_float(opacity, sample)])
+        return imaging.blend_into(base if cover is None else np.zeros_like(base), edited,
+                                  box, req.mask)
 
     look = recipe["look"] if recipe["look"] != NO_LOOK else "no look"
     falls = ", light falloff" if recipe["vignette"] * strength > 0 else ""
     made = _made(recipe, strength, light_params, lit[0].provenance)
     # each layer made, then its float source let go
     top = Layer(f"{title}: grade {look}{falls}", layer(final, None), provenance=made)
-    del final, composite
+    del final
     if req.preview:
         return [top]
     light_name = recipe["setup"] if recipe["setup"] != "custom" else \
