@@ -41,7 +41,9 @@ def studio_server(state, users_, **limits):
 
 
 def connect(server, token, **kwargs) -> Client:
-    return Client(server.uri, token, fingerprint=server.server.studio.fingerprint, **kwargs)
+    """A pinned client; patient, as a loaded CI machine can take seconds over a handshake."""
+    return Client(server.uri, token, fingerprint=server.server.studio.fingerprint,
+                  timeout=60, **kwargs)
 
 
 # ------------------------------------------------------------------------ TLS and the pin

@@ -8,8 +8,9 @@ replica deployed with Ray Serve: one per GPU, or CPU replicas for the offline en
   editor cancels the Serve request, and the replica stops the operation at its next
   progress report, as a local backend does.
 - A layer's jobs go to the replica that holds its cache (relight's geometry, the matte):
-  the layer's digest is the request's multiplexed model ID, which Serve routes to the
-  replica that has it.
+  the layer's digest rides in the request's multiplexed model ID, and our request router
+  ranks the replicas for it by rendezvous hashing, so every front sends a layer to the
+  same replica, from its first job on, and a replica's loss moves only its own layers.
 - A replica that dies mid-job gives that job a clear error; Serve starts another, and
   the next job runs.
 
@@ -29,6 +30,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from ray import serve
+from ray.serve.config import RequestRouterConfig
+from ray.serve.request_router import FIFOMixin, RequestRouter
 
 from . import cache, jobs, operations, protocol, threads
 from .jobs import Cancelled, Job
@@ -38,10 +41,6 @@ from .protocol import ProtocolError
 log = logging.getLogger("limner.replicas")
 
 APP = "limner"
-#: layers whose routing a replica remembers (its cache decides what it really keeps)
-LAYERS_PER_REPLICA = 64
-
-
 @serve.deployment(name="Engines", max_ongoing_requests=1)
 class Engines:
     """One engine replica: its own engines and layer cache, one job at a time (its cores
@@ -54,16 +53,10 @@ class Engines:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.cancelled = 0
 
-    @serve.multiplexed(max_num_models_per_replica=LAYERS_PER_REPLICA)
-    async def layer(self, key: str) -> str:
-        """Nothing to load: asking for the layer's key is what routes its jobs here."""
-        return key
-
     async def run(self, job_id: str, op_id: str, params: dict, image, mask, transfer: str,
                   preview_side: int | None, owner: str):
         """Run one job, yielding ("started", replica), ("progress", fraction, stage)...
         and last ("result", layers, record) or ("error", code, message)."""
-        await self.layer(serve.get_multiplexed_model_id())
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         job = Job(job_id, owner, operations.get(op_id), params, image, mask,
@@ -101,6 +94,18 @@ class Engines:
             jobs.give_back_memory()
 
 
+class LayerAffinityRouter(FIFOMixin, RequestRouter):
+    """Serve's request router for the engines: the replicas ranked for a request's layer
+    (its multiplexed model ID) by rendezvous hashing, best first; the next ones take it
+    when the best is busy."""
+
+    async def choose_replicas(self, candidate_replicas, pending_request=None):
+        key = pending_request.metadata.multiplexed_model_id if pending_request else ""
+        return [[replica] for replica in sorted(
+            candidate_replicas, reverse=True, key=lambda replica: hashlib.blake2b(
+                f"{key}/{replica.replica_id.unique_id}".encode(), digest_size=8).digest())]
+
+
 def layer_key(job: Job) -> str:
     """Which replica a job goes to: its layer, as a digest of a sparse sample of its
     pixels and its size (cheap on a 6000 px layer; a clash only costs a cache miss)."""
@@ -132,8 +137,11 @@ class RayEngines:
         if gpus:
             options["num_gpus"] = 1
         serve.start(proxy_location="Disabled")   # no HTTP ingress: the front is ours
-        app = Engines.options(num_replicas=self.replicas, ray_actor_options=options).bind(
-            max(1, int(replica_cpus)), cache_bytes)
+        app = Engines.options(
+            num_replicas=self.replicas, ray_actor_options=options,
+            request_router_config=RequestRouterConfig(
+                request_router_class=LayerAffinityRouter)).bind(max(1, int(replica_cpus)),
+                                                                cache_bytes)
         self.handle = serve.run(app, name=APP, route_prefix=None).options(stream=True)
         #: (job id, replica, outcome or the result's record), newest last: for the log
         #: and for tests; and the replica each running job is on
