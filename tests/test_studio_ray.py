@@ -32,6 +32,12 @@ def ray_studio(tmp_path_factory):
     try:
         with ServerThread(port=0, studio=studio.Studio(tls, fingerprint, users,
                                                        engines=engines)) as server:
+            # the replicas' models loaded before the tests (both: six layers spread)
+            with client_of(server, tokens[3]) as client:
+                for shade in range(6):
+                    small = Pixels(np.full((48, 48, 3), 40 * shade, np.uint8).tobytes(), 48,
+                                   48, 3, "u8")
+                    client.run("background.remove", {}, small)
             yield server, engines, tokens
     finally:
         engines.close()

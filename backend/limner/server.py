@@ -33,6 +33,8 @@ log = logging.getLogger("limner.server")
 
 #: a connection must say hello within this many seconds
 HELLO_SECONDS = 10
+#: a studio connection's opening handshake (TCP, TLS, HTTP upgrade) may take this long
+STUDIO_OPEN_SECONDS = 30
 #: at most this many connections may be waiting to say hello: a new one closes the one
 #: that has waited longest, so idle sockets held by someone without the token cannot lock
 #: the plug-ins out (they say hello at once)
@@ -94,7 +96,10 @@ class Server:
         self._worker = asyncio.create_task(self.jobs.worker())
         options = dict(process_request=self._admit, compression=None,
                        max_size=self.max_message_bytes, max_queue=64,
-                       ssl=self.studio.tls if self.studio else None)
+                       ssl=self.studio.tls if self.studio else None,
+                       # a studio's editors are across a network: TLS and all, they get
+                       # longer than loopback's 10 s to open
+                       open_timeout=STUDIO_OPEN_SECONDS if self.studio else 10)
         try:
             self._server = await serve(self._handle, self.host, self.requested_port,
                                        **options)
