@@ -78,8 +78,8 @@ class LayerCache:
                     owners.add(owner)
                 self.hits += 1
                 return value
-        value = build()
-        self.builds += 1                         # outside the lock: it takes a while
+        value = build()                         # outside the lock: it takes a while
+        self.builds += 1
         if owner is None:
             return value
         size = size_of(value)

@@ -163,11 +163,6 @@ class JobQueue:
                 job.ahead = ahead
                 job.report(0.0, f"queued ({ahead} ahead)")
 
-    def waiting_for(self, turn: Hashable) -> int:
-        """How many of this user's (or connection's) jobs wait or run."""
-        running = sum(job.turn == turn for job in self.running)
-        return len(self._waiting.get(turn, ())) + running
-
     def cancel(self, client: Hashable, job_id: str) -> bool:
         """Cancel a waiting or running job of this client; False if there is none."""
         for job in self.running:

@@ -1,6 +1,6 @@
 """`limner serve`: the WebSocket server.
 
-Binds to 127.0.0.1 only, writes the discovery file (owner-only) and removes it on exit,
+Locally it binds to 127.0.0.1 only, writes the discovery file (owner-only) and removes it on exit,
 refuses browser connections (an Origin header) and unauthenticated clients, and turns every
 bad input into an error message on a connection that stays usable. Jobs go to the one
 JobQueue; each result goes back only to the connection that asked for it. In studio mode
