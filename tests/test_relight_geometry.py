@@ -72,6 +72,25 @@ def test_a_soft_light_makes_a_wider_penumbra():
     assert widths[1] > 2 * max(widths[0], 1), widths
 
 
+def test_a_light_from_behind_reaches_the_outline_and_not_the_side_of_the_nose():
+    """A head as a ball with a nose on it, lit from 50 degrees behind on the right: the
+    ball's right outline keeps the light, the nose's right side (facing the light, but
+    with the ball between) does not."""
+    yy, xx = np.mgrid[0:200, 0:200].astype(np.float32)
+    head = np.clip(80 ** 2 - (xx - 100) ** 2 - (yy - 100) ** 2, 0, None) ** 0.5
+    nose = 25 * np.exp(-((xx - 100) ** 2 / (2 * 6 ** 2) + (yy - 100) ** 2 / (2 * 20 ** 2)))
+    height = (head + nose).astype(np.float32)
+    inside = head > 0
+    direction = light_direction(140, 20)
+    visible = shading.back_light(height, inside, direction, softness=0.0, reach=150)
+    lit = (normals_of(height) @ direction > 0.2) & inside
+    outline = lit & (np.hypot(xx - 100, yy - 100) > 74)
+    nose_side = lit & (np.abs(xx - 108) < 4) & (np.abs(yy - 100) < 10)
+    assert outline.any() and nose_side.any()
+    assert np.median(visible[outline]) > 0.9
+    assert visible[nose_side].max() < 0.1
+
+
 def test_an_inflated_disk_is_a_dome_and_runs_on_flat_off_the_frame():
     yy, xx = np.mgrid[0:200, 0:200]
     disk = (xx - 100) ** 2 + (yy - 100) ** 2 < 80 ** 2

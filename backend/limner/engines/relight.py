@@ -358,10 +358,11 @@ def shade(surface: Surface, settings: Settings) -> Shading:
         spread = one.softness ** 2 * SOFT_SPREAD * max(h, w)
         diffuse = shading.diffuse(shading.smooth_normals(surface.normals, spread), direction,
                                   wrap)
-        # a light from behind reaches the outline, which the height field (no back to
-        # the head) cannot tell: it is left to the normals
+        # a light from behind reaches the outline only: the subject between hides the
+        # rest (the side of the nose faces it, but the cheek is in the way)
         visible = shading.shadow(surface.height, direction, one.softness, reach) \
-            if direction[2] > 0 else np.ones((h, w), np.float32)
+            if direction[2] > 0 else shading.back_light(surface.height, surface.alpha > 0.5,
+                                                        direction, one.softness, reach)
         if spread >= 0.5:
             visible = cv2.GaussianBlur(visible, (0, 0), spread)
         # light scattered under the skin softens a shadow's edge, most in red

@@ -167,6 +167,42 @@ def shadow(height: np.ndarray, direction: np.ndarray, softness: float,
     return np.clip((elevation - rise) / spread + 0.5, 0, 1).astype(np.float32)
 
 
+def back_light(height: np.ndarray, inside: np.ndarray, direction: np.ndarray,
+               softness: float, reach: int) -> np.ndarray:
+    """Visibility 0..1 of a light from behind the subject (`direction` points away from
+    the camera). The height field has no back, so the subject is taken as a slab as deep
+    behind the picture plane as it stands in front (|z| <= height where `inside`): a ray
+    from a pixel towards the light, sinking behind the subject as it goes, is blocked
+    where it passes through that slab. The outline, where the ray leaves the subject at
+    once, keeps the light; the side of a nose or a cheek beside the hair, which face the
+    light but lie deep inside the outline, do not. The penumbra follows softness as in
+    `shadow`."""
+    across = float(np.hypot(direction[0], direction[1]))
+    if across < 1e-3:                       # straight from behind: no surface faces it
+        return np.ones(height.shape, np.float32)
+    step = (direction[0] / across, -direction[1] / across)
+    sink = np.float32(max(0.0, -float(direction[2])) / across)   # per pixel travelled
+    h, w = height.shape
+    pad = reach + 1
+    padded = cv2.copyMakeBorder(height, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    solid = cv2.copyMakeBorder(inside.astype(np.uint8), pad, pad, pad, pad,
+                               cv2.BORDER_CONSTANT, value=0) > 0
+    clearance = np.full((h, w), np.inf, np.float32)
+    for distance in np.unique(np.round(np.geomspace(1.5, reach, 40)).astype(int)):
+        ox, oy = round(step[0] * distance), round(step[1] * distance)
+        along = float(np.hypot(ox, oy))
+        if along == 0:
+            continue
+        window = (slice(pad + oy, pad + oy + h), slice(pad + ox, pad + ox + w))
+        margin = np.abs(height - sink * np.float32(along))       # the ray's depth
+        margin -= padded[window]
+        margin *= np.float32(1 / along)
+        np.minimum(clearance, margin, out=clearance, where=solid[window])
+    low, high = PENUMBRA_DEGREES
+    spread = np.radians(low + (high - low) * softness)
+    return np.clip(np.arctan(clearance) / spread + 0.5, 0, 1).astype(np.float32)
+
+
 def sheen(normals: np.ndarray, direction: np.ndarray, softness: float) -> np.ndarray:
     """Skin's specular highlight towards the camera (Blinn-Phong, energy-normalised so a
     broad soft highlight is dimmer than a tight hard one), 0.15 at its peak for a
