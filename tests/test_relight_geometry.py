@@ -39,6 +39,22 @@ def test_spherical_harmonics_find_the_light_on_a_sphere(azimuth, elevation):
     assert angle <= 10, (found, light, angle)
 
 
+def test_skin_clipped_at_white_counts_as_at_least_that_bright():
+    """A sphere lit hard from the side, its lit half clipped at white (a camera exposed
+    for the shadow side), fitted as the key light's model is (ambient + key x Lambert):
+    with the clipped samples as lower bounds the key comes out as strong as it was; taken
+    as they are, far weaker, and the delit face would keep its lit side bright."""
+    normals, inside = sphere()
+    lambert = np.clip(normals @ light_direction(-60, 10), 0, None)[inside]
+    true = 0.1 + 2.0 * lambert
+    clipped = true >= 1.0
+    assert 0.2 < clipped.mean() < 0.6
+    basis = np.stack([np.ones_like(lambert), lambert], 1)
+    keys = [float(shading.robust_fit(basis, np.minimum(true, 1.0)[:, None],
+                                     at_least=censor)[0][1, 0]) for censor in (clipped, None)]
+    assert abs(keys[0] - 2.0) < 0.2 and keys[1] < 1.5, keys
+
+
 def test_first_order_fit_still_finds_the_side():
     normals, inside = sphere()
     light = light_direction(70, 10)

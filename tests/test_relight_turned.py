@@ -103,3 +103,21 @@ def test_our_own_hard_side_light_is_taken_away_on_a_turned_face(client, faces, y
     after = abs(np.log(face.balance(_relit(client, left, azimuth=0, elevation=30)[1])) -
                 np.log(face.balance(_relit(client, right, azimuth=0, elevation=30)[1])))
     assert after <= 0.35 * before, (after, before)
+
+
+@pytest.mark.parametrize("yaw", YAWS)
+def test_a_hard_side_light_that_clips_is_taken_away_on_a_turned_face(client, faces, yaw):
+    """As test_relight's clipped side light, on a turned face, where the mesh sees less of
+    the face and the clipped side may be the far one: lit hard from each side and clipped,
+    then both relit from the front, at most 35 % of the difference between them survives
+    (compared both ways, so the turned face's own unlike halves cancel)."""
+    from test_relight import overexposed
+
+    image, face = faces[yaw]
+    clipped = [overexposed(_relit(client, image, azimuth=azimuth, elevation=0, softness=0.0)[1],
+                           1.6) for azimuth in (-90, 90)]
+    frontal = [_relit(client, one, azimuth=0, elevation=30)[1] for one in clipped]
+    before, after = (abs(np.log(face.balance(a)) - np.log(face.balance(b)))
+                     for a, b in (clipped, frontal))
+    print(yaw, "kept", round(after / before, 3))
+    assert after <= 0.35 * before, (after, before)

@@ -36,6 +36,8 @@ GEOMETRY_SIDE = 512
 #: the photo's light is never taken below this (of its average): deeper shadows are
 #: mostly noise, and dividing by them would only amplify it
 PHOTO_FLOOR = 0.12
+#: a skin pixel with a channel at least this bright (linear) was clipped by the camera
+PHOTO_CLIPPED = 0.95
 #: how smooth the photo's light is known (fractions of the geometry's side): the normals
 #: it is fitted on, and its shading (a hard light's cast shadows included), are blurred by
 #: these before it is divided out
@@ -141,8 +143,11 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
     # errors into the new light as creases, so the photo's light is known as smooth
     normals = shading.smooth_normals(normals, PHOTO_SMOOTH[0] * max(normals.shape[:2]))
     luminance = linear @ LUMA
-    keep = fit & (luminance > 0.002) & (luminance < 0.9)  # no black noise, no clipping
-    if keep.sum() < 50:
+    # a channel at white was clipped: the light there was at least what it shows (left
+    # out, a side lit hard enough to clip would hardly count, and stay bright when delit)
+    clipped = fit & (linear.max(-1) >= PHOTO_CLIPPED)
+    keep = (fit & (luminance > 0.002) & (luminance < 0.9)) | clipped   # no black noise
+    if (keep & ~clipped).sum() < 50:
         return np.ones(linear.shape, np.float32), np.zeros((9, 3), np.float32)
     if keep.sum() > 40000:                                 # plenty for 27 numbers
         ys, xs = np.nonzero(keep)
@@ -150,15 +155,18 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
         keep = np.zeros_like(keep)
         keep[ys[pick], xs[pick]] = True
     coefficients, sh_error = shading.fit_sh(normals[keep], linear[keep],
-                                            order=2 if have_faces else 1)
+                                            order=2 if have_faces else 1,
+                                            at_least=clipped[keep])
+    seen = keep & ~clipped                                 # what the photo shows fully
     photo = shading.sh_basis(normals) @ coefficients
-    photo /= np.maximum(photo[keep].mean(0), 1e-6)        # the skin's own colour out
+    photo /= np.maximum(photo[seen].mean(0), 1e-6)        # the skin's own colour out
     brightness = photo @ LUMA
     tint = np.clip(photo / np.maximum(brightness, 1e-6)[..., None], 1 - PHOTO_TINT,
                    1 + PHOTO_TINT)
     if have_faces:
         direction = shading.dominant_direction(coefficients, normals[keep])
-        key, key_error = shading.fit_key_light(normals, height, luminance, keep, direction)
+        key, key_error = shading.fit_key_light(normals, height, luminance, keep, direction,
+                                               clipped)
         mix = sh_error ** 2 / max(sh_error ** 2 + key_error ** 2, 1e-12)
         brightness = (1 - mix) * brightness + mix * key
     # the colour is the skin's light's: away from the skin it was fitted on (clothes,
@@ -169,7 +177,7 @@ def photo_light(linear: np.ndarray, normals: np.ndarray, height: np.ndarray,
     tint = 1 + near_skin[..., None] * (tint - 1)
     brightness = cv2.GaussianBlur(brightness.astype(np.float32), (0, 0),
                                   PHOTO_SMOOTH[1] * max(normals.shape[:2]))
-    photo = (brightness / max(float(brightness[keep].mean()), 1e-6))[..., None] * tint
+    photo = (brightness / max(float(brightness[seen].mean()), 1e-6))[..., None] * tint
     if not have_faces:
         photo = 1 + 0.5 * (photo - 1)
     photo = np.where(alpha[..., None] > 0.01, photo, 1.0)

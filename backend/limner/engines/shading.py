@@ -29,16 +29,21 @@ def sh_basis(normals: np.ndarray) -> np.ndarray:
 
 
 def robust_fit(basis: np.ndarray, values: np.ndarray, ridge: np.ndarray | None = None,
-               iterations: int = 6) -> tuple[np.ndarray, float]:
+               iterations: int = 6, at_least: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float]:
     """(coefficients (K, C), error) with values ≈ basis @ coefficients, fitted by
     iteratively reweighted least squares: residuals are taken relative to the prediction
     (so the dark side counts as much as the lit one) with Huber weights (so stubble, a
     mole or a stray hair cannot pull the fit); `ridge` (K) damps terms the data cannot
-    pin down. `error` is the median relative residual: how well the model explains it."""
+    pin down. `at_least` (N, bool) marks samples known only to be at least their value (a
+    channel clipped at white): they pull the fit up where it falls below them, and leave
+    it be where it is above. `error` is the median relative residual: how well the model
+    explains it."""
     basis = basis.astype(np.float64)
     mean = np.maximum(values.mean(0), 1e-6).astype(np.float64)
     scaled = values / mean                   # every channel around 1
     ridge = np.zeros(basis.shape[1]) if ridge is None else ridge
+    at_least = np.zeros(len(scaled), bool) if at_least is None else at_least
     weights = np.ones(len(scaled))
     for _ in range(iterations):
         wb = basis * weights[:, None]
@@ -46,40 +51,49 @@ def robust_fit(basis: np.ndarray, values: np.ndarray, ridge: np.ndarray | None =
                                        wb.T @ scaled)
         scale = np.maximum(np.abs(basis @ coefficients).mean(1), 0.05)
         residual = (scaled - basis @ coefficients).mean(1) / scale
-        spread = 1.4826 * np.median(np.abs(residual - np.median(residual))) + 1e-6
+        satisfied = at_least & (residual <= 0)           # the fit is above a clipped value
+        if (~satisfied).sum() < 2 * basis.shape[1]:
+            satisfied[:] = False
+        residual[satisfied] = 0
+        counted = residual[~satisfied]
+        spread = 1.4826 * np.median(np.abs(counted - np.median(counted))) + 1e-6
         huber = np.minimum(1.0, 1.345 * spread / np.maximum(np.abs(residual), 1e-12))
-        weights = huber / scale ** 2
-    return (coefficients * mean).astype(np.float32), float(np.median(np.abs(residual)))
+        weights = np.where(satisfied, 0.0, huber / scale ** 2)
+    return (coefficients * mean).astype(np.float32), float(np.median(np.abs(counted)))
 
 
-def fit_sh(normals: np.ndarray, colours: np.ndarray, order: int = 2
-           ) -> tuple[np.ndarray, float]:
+def fit_sh(normals: np.ndarray, colours: np.ndarray, order: int = 2,
+           at_least: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """(lighting coefficients (9, C), error) such that colour ≈ sh_basis(normal) @
     coefficients, fitted robustly; a light ridge keeps the second-order terms from running
     wild where the face's normals do not reach. `order` 1 fits the first four terms only
-    (a weaker estimate for no-face pictures)."""
+    (a weaker estimate for no-face pictures). `at_least`: clipped samples (robust_fit)."""
     terms = 4 if order == 1 else 9
     ridge = np.array([0.0, 1e-3, 1e-3, 1e-3, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2])[:terms]
-    found, error = robust_fit(sh_basis(normals)[:, :terms], colours, ridge)
+    found, error = robust_fit(sh_basis(normals)[:, :terms], colours, ridge,
+                              at_least=at_least)
     coefficients = np.zeros((9, colours.shape[1]), np.float32)
     coefficients[:terms] = found
     return coefficients, error
 
 
 def fit_key_light(normals: np.ndarray, height: np.ndarray, values: np.ndarray,
-                  fit: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, float]:
+                  fit: np.ndarray, direction: np.ndarray, at_least: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, float]:
     """(the light at every pixel, error): one light from `direction` with its shadows,
     plus ambient, fitted robustly to `values` (H x W luminance) on the `fit` pixels; of a
     hard, a middling and a soft light, the one that explains them best. Harmonics of
     second order cannot draw a hard light's terminator or any cast shadow (the nose's,
-    the brow's); this can, so a photo lit hard from one side is delit far better."""
+    the brow's); this can, so a photo lit hard from one side is delit far better.
+    `at_least` (H x W): clipped pixels (robust_fit)."""
     reach = max(8, int(0.3 * max(height.shape)))
     best: tuple[np.ndarray, float] | None = None
     for softness in (0.0, 0.3, 0.7):
         lit = diffuse(normals, direction, 0.6 * softness) * \
             shadow(height, direction, softness, reach)
         basis = np.stack([np.ones(int(fit.sum()), np.float32), lit[fit]], 1)
-        (ambient, key), error = robust_fit(basis, values[fit][:, None])
+        (ambient, key), error = robust_fit(basis, values[fit][:, None], at_least=None
+                                           if at_least is None else at_least[fit])
         if key[0] > 0 and (best is None or error < best[1]):
             best = (ambient[0] + key[0] * lit, error)
     return best if best is not None else (np.full(height.shape, float(values[fit].mean()),
