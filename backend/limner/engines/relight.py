@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import engines, imaging
 from . import EngineInfo, register, shading
-from .face import face_size, orientation, skin_mask
+from .face import face_size, orientation, skin_mask, whites_mask
 from .lights import LUMA, Light, Settings, rig
 from .surface import normals_of, subject_height
 
@@ -94,6 +94,7 @@ class Surface:
     normals: np.ndarray
     skin: np.ndarray          # 0..1: bare skin (sheen, subsurface)
     face_skin: np.ndarray     # the largest face's own skin (the mesh's, not neck or hands)
+    bare_skin: np.ndarray     # skin, the faces' eyes and mouths (their whites) left out
     nose_x: float             # where its nose tip is, across (pixels)
     yaw: float                # where the largest face looks, degrees (+: image right)
     photo: np.ndarray         # the photo's own light per channel, 1 on average on skin
@@ -213,8 +214,10 @@ class GeometricRelight:
         height, alpha = subject_height(alpha, faces)
         normals = normals_of(height)
         fit = np.zeros(alpha.shape, bool)
+        whites = np.zeros(alpha.shape, np.uint8)
         for points in faces:
             fit |= skin_mask(alpha.shape, points) > 0
+            whites |= whites_mask(alpha.shape, points)
         skin = np.zeros(alpha.shape, np.float32)
         if faces:
             colour = _skin_colour_weight(linear, fit, alpha)
@@ -235,14 +238,16 @@ class GeometricRelight:
             else (0.0, 0.0, 1.0)
         light_from = (float(np.degrees(np.arctan2(x, z))),
                       float(np.degrees(np.arcsin(np.clip(y, -1, 1)))))
+        bare_skin = np.clip(skin, 0, 1) * (1 - cv2.GaussianBlur(whites.astype(np.float32),
+                                                                 (0, 0), 1.0))
         face_skin = np.zeros(fit.shape, bool)
         nose_x = 0.0
         if faces:
             face_skin = fit & (skin_mask(fit.shape, biggest) > 0)
             nose_x = float(biggest[NOSE_TIP, 0])
         return Surface(linear, alpha, np.clip(alpha - matted, 0, 1), height,
-                       normals, skin, face_skin, nose_x, yaw, photo, coefficients, len(faces),
-                       light_from)
+                       normals, skin, face_skin, bare_skin, nose_x, yaw, photo, coefficients,
+                       len(faces), light_from)
 
     def render(self, samples: np.ndarray, settings: Settings, progress,
                memo: Callable[[str, Callable], object] | None = None,
@@ -263,8 +268,10 @@ class GeometricRelight:
         gain = light.composite(surface.alpha)
         h, w = samples.shape[:2]
         progress(0.9, "compositing")
+        colour = memo("relight-skin-colour", lambda: skin_colour_round(surface))
         if surface.linear.shape[:2] == (h, w):
-            return Lighting(surface.linear * gain, gain, surface.found())
+            return Lighting(recoloured(surface.linear * gain, surface.linear,
+                                       surface.bare_skin, colour), gain, surface.found())
         # not kept between runs: the layer's size in floats, and made again in a few tens
         # of milliseconds (2048 px), where the geometry above takes seconds
         full = imaging.to_linear(samples[:, :, :3])
@@ -274,7 +281,8 @@ class GeometricRelight:
         alpha = self.full_alpha(samples, surface, matte)
         relit = light.composite_at(alpha, (w, h))
         np.multiply(relit, full, out=relit)               # in place: large layers
-        return Lighting(relit, gain, surface.found())
+        return Lighting(recoloured(relit, full, surface.bare_skin, colour), gain,
+                        surface.found())
 
     @staticmethod
     def full_alpha(samples: np.ndarray, surface: Surface, matte) -> np.ndarray:
@@ -319,6 +327,61 @@ class Shading:
             return gain
         backdrop = cv2.resize(self.backdrop, size, interpolation=cv2.INTER_LINEAR)
         return gain * a + backdrop * (1 - a)
+
+
+def skin_colour_round(surface: Surface) -> np.ndarray | None:
+    """The skin's colour (linear RGB over its luminance) round each pixel, at geometry
+    size, from the skin that is not clipped; None when no skin is clipped. A channel
+    clipped at white took the colour with it (a blown cheek is pale, a little cyan), and
+    darkened by a new light it would show as a grey patch."""
+    clipped = surface.linear.max(-1) >= PHOTO_CLIPPED
+    if not (clipped & (surface.bare_skin > 0)).any():
+        return None
+    luminance = np.maximum(surface.linear @ LUMA, 1e-3)
+    chroma = surface.linear / luminance[..., None]
+    weight = (surface.skin * ~clipped * (luminance > 0.01)).astype(np.float32)
+    if weight.sum() < 1:
+        return None
+    overall = (chroma * weight[..., None]).sum((0, 1)) / weight.sum()
+    sigma = 0.03 * max(weight.shape)
+    near = cv2.GaussianBlur(chroma * weight[..., None], (0, 0), sigma)
+    share = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+    return ((near + 0.01 * overall) / (share + 0.01)).astype(np.float32)
+
+
+def recoloured(relit: np.ndarray, before: np.ndarray, skin: np.ndarray,
+               colour: np.ndarray | None) -> np.ndarray:
+    """`relit` (linear RGB) with clipped skin that the light darkens given the colour of
+    the skin round it (`colour`, skin_colour_round's; `skin`, Surface.bare_skin, which
+    leaves out the eyes and the teeth; both at geometry size):
+    fully where the photo was at white and the light halves it, not at all where the
+    photo was below 0.9 or the light keeps it bright. `before`: the photo, linear, the
+    size of `relit`. Only the clipped pixels' box is worked on (large layers)."""
+    if colour is None:
+        return relit
+    h, w = relit.shape[:2]
+    rows, columns = np.nonzero(before.max(-1) >= 0.9)
+    if len(rows) == 0:
+        return relit
+    box = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
+    # where the box's pixels fall on the geometry-sized maps (pixel centres)
+    scale_y, scale_x = skin.shape[0] / h, skin.shape[1] / w
+    map_y = ((np.arange(box[0].start, box[0].stop, dtype=np.float32) + 0.5) * scale_y - 0.5)
+    map_x = ((np.arange(box[1].start, box[1].stop, dtype=np.float32) + 0.5) * scale_x - 0.5)
+    map_x, map_y = np.broadcast_to(map_x[None, :], (len(map_y), len(map_x))).copy(), \
+        np.broadcast_to(map_y[:, None], (len(map_y), len(map_x))).copy()
+
+    def up(small: np.ndarray) -> np.ndarray:          # the box's part, at full size
+        return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    out, photo = relit[box], before[box]
+    lit = out @ LUMA
+    clipped = np.clip((photo.max(-1) - 0.9) / 0.09, 0, 1)
+    darkened = np.clip(2 * (1 - lit / np.maximum(photo @ LUMA, 1e-6)), 0, 1)
+    weight = (clipped * darkened * np.clip(up(skin), 0, 1))[..., None]
+    out += weight * (lit[..., None] * up(colour) - out)
+    return relit
 
 
 def highlights_kept(light: Shading, before: np.ndarray) -> Shading:
