@@ -354,13 +354,14 @@ def recoloured(relit: np.ndarray, before: np.ndarray, skin: np.ndarray,
     """`relit` (linear RGB) with clipped skin that the light darkens given the colour of
     the skin round it (`colour`, skin_colour_round's; `skin`, Surface.bare_skin, which
     leaves out the eyes and the teeth; both at geometry size):
-    fully where the photo was at white and the light halves it, not at all where the
-    photo was below 0.9 or the light keeps it bright. `before`: the photo, linear, the
-    size of `relit`. Only the clipped pixels' box is worked on (large layers)."""
+    fully where the photo was blown (its middle channel at 0.95 or more) and the light
+    halves it, not at all where its middle channel was below 0.85 or the light keeps it
+    bright. `before`: the photo, linear, the size of `relit`. Only the blown pixels' box
+    is worked on (large layers)."""
     if colour is None:
         return relit
     h, w = relit.shape[:2]
-    rows, columns = np.nonzero(before.max(-1) >= 0.9)
+    rows, columns = np.nonzero(_middle(before) >= 0.85)
     if len(rows) == 0:
         return relit
     box = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
@@ -377,11 +378,18 @@ def recoloured(relit: np.ndarray, before: np.ndarray, skin: np.ndarray,
 
     out, photo = relit[box], before[box]
     lit = out @ LUMA
-    clipped = np.clip((photo.max(-1) - 0.9) / 0.09, 0, 1)
+    # blown: its middle channel near white too (warm skin often has red alone at white,
+    # and keeps its colour well enough)
+    clipped = np.clip((_middle(photo) - 0.85) / 0.1, 0, 1)
     darkened = np.clip(2 * (1 - lit / np.maximum(photo @ LUMA, 1e-6)), 0, 1)
     weight = (clipped * darkened * np.clip(up(skin), 0, 1))[..., None]
     out += weight * (lit[..., None] * up(colour) - out)
     return relit
+
+
+def _middle(rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's middle channel."""
+    return rgb.sum(-1) - rgb.max(-1) - rgb.min(-1)
 
 
 def highlights_kept(light: Shading, before: np.ndarray) -> Shading:
