@@ -160,7 +160,7 @@ class RayEngines:
         finished = threading.Event()
         threading.Thread(target=self._cancel_when_asked, args=(job, stream, finished),
                          daemon=True).start()
-        replica = None
+        replica, layers = None, None
         try:
             for event in stream:
                 if event[0] == "started":
@@ -173,9 +173,14 @@ class RayEngines:
                         raise Cancelled()
                     raise ProtocolError(event[1], event[2], job.id)
                 else:
+                    # read on to the stream's end: until then the replica counts as busy,
+                    # and the layer's next job, sent as soon as this one's result is
+                    # back, would go to another replica (and miss the cache)
                     self.history.append((job.id, replica, event[2]))
-                    return event[1]
-            raise RuntimeError("the replica's stream ended without a result")
+                    layers = event[1]
+            if layers is None:
+                raise RuntimeError("the replica's stream ended without a result")
+            return layers
         except RequestCancelledError:
             self.history.append((job.id, replica, protocol.E_CANCELLED))
             raise Cancelled() from None
