@@ -203,12 +203,9 @@ INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 def whites_mask(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
     """0/1 (uint8) mask of a face's eyes and open mouth: what is white but not skin (the
     eyes' whites, the teeth)."""
-    from mediapipe.python.solutions import face_mesh_connections as c
-
     mask = np.zeros(shape, np.uint8)
-    for group in (c.FACEMESH_LEFT_EYE, c.FACEMESH_RIGHT_EYE):
-        ring = sorted({i for edge in group for i in edge})
-        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points[ring, :2]).astype(np.int32)), 1)
+    for eye in features()[:2]:
+        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points[eye, :2]).astype(np.int32)), 1)
     cv2.fillPoly(mask, [np.round(points[INNER_LIPS, :2]).astype(np.int32)], 1)
     return mask
 

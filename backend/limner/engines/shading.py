@@ -147,6 +147,24 @@ def skin_wrap(base: float, skin: np.ndarray) -> np.ndarray:
     return base + skin[..., None] * SKIN_WRAP
 
 
+def _march(step: tuple[float, float], reach: int):
+    """(columns, rows, distance) of each point a ray looks at along `step` (unit, in
+    columns and rows), out to `reach` pixels: 40 steps, closer together near its start."""
+    for distance in np.unique(np.round(np.geomspace(1.5, reach, 40)).astype(int)):
+        ox, oy = round(step[0] * distance), round(step[1] * distance)
+        along = float(np.hypot(ox, oy))
+        if along:
+            yield ox, oy, along
+
+
+def _visibility(clearance: np.ndarray, softness: float) -> np.ndarray:
+    """0..1 from the angle (radians) by which a light clears what lies towards it: the
+    penumbra widens with the light's size (PENUMBRA_DEGREES)."""
+    low, high = PENUMBRA_DEGREES
+    spread = np.radians(low + (high - low) * softness)
+    return np.clip(clearance / spread + 0.5, 0, 1).astype(np.float32)
+
+
 def horizon(height: np.ndarray, step: tuple[float, float], reach: int) -> np.ndarray:
     """The steepest rise (tan of its angle) of the height field seen from each pixel,
     looking along `step` (unit, in columns and rows) up to `reach` pixels away."""
@@ -154,12 +172,7 @@ def horizon(height: np.ndarray, step: tuple[float, float], reach: int) -> np.nda
     pad = reach + 1
     padded = cv2.copyMakeBorder(height, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     best = np.full((h, w), -np.inf, np.float32)
-    distances = np.unique(np.round(np.geomspace(1.5, reach, 40)).astype(int))
-    for distance in distances:
-        ox, oy = round(step[0] * distance), round(step[1] * distance)
-        along = float(np.hypot(ox, oy))
-        if along == 0:
-            continue
+    for ox, oy, along in _march(step, reach):
         ahead = padded[pad + oy:pad + oy + h, pad + ox:pad + ox + w]
         np.maximum(best, (ahead - height) * np.float32(1 / along), out=best)
     return best
@@ -176,9 +189,7 @@ def shadow(height: np.ndarray, direction: np.ndarray, softness: float,
     step = (direction[0] / across, -direction[1] / across)   # image rows run down
     rise = np.arctan(horizon(height, step, reach))
     elevation = np.arctan2(direction[2], across)             # above the picture plane
-    low, high = PENUMBRA_DEGREES
-    spread = np.radians(low + (high - low) * softness)
-    return np.clip((elevation - rise) / spread + 0.5, 0, 1).astype(np.float32)
+    return _visibility(elevation - rise, softness)
 
 
 def back_light(height: np.ndarray, inside: np.ndarray, direction: np.ndarray,
@@ -202,19 +213,13 @@ def back_light(height: np.ndarray, inside: np.ndarray, direction: np.ndarray,
     solid = cv2.copyMakeBorder(inside.astype(np.uint8), pad, pad, pad, pad,
                                cv2.BORDER_CONSTANT, value=0) > 0
     clearance = np.full((h, w), np.inf, np.float32)
-    for distance in np.unique(np.round(np.geomspace(1.5, reach, 40)).astype(int)):
-        ox, oy = round(step[0] * distance), round(step[1] * distance)
-        along = float(np.hypot(ox, oy))
-        if along == 0:
-            continue
+    for ox, oy, along in _march(step, reach):
         window = (slice(pad + oy, pad + oy + h), slice(pad + ox, pad + ox + w))
         margin = np.abs(height - sink * np.float32(along))       # the ray's depth
         margin -= padded[window]
         margin *= np.float32(1 / along)
         np.minimum(clearance, margin, out=clearance, where=solid[window])
-    low, high = PENUMBRA_DEGREES
-    spread = np.radians(low + (high - low) * softness)
-    return np.clip(np.arctan(clearance) / spread + 0.5, 0, 1).astype(np.float32)
+    return _visibility(np.arctan(clearance), softness)
 
 
 def sheen(normals: np.ndarray, direction: np.ndarray, softness: float) -> np.ndarray:
