@@ -38,6 +38,9 @@ GEOMETRY_SIDE = 512
 PHOTO_FLOOR = 0.12
 #: a skin pixel with a channel at least this bright (linear) was clipped by the camera
 PHOTO_CLIPPED = 0.95
+#: skin is blown (its colour lost) from where its middle channel is the first of these
+#: (linear) to where it is the second
+BLOWN = (0.85, 0.95)
 #: how smooth the photo's light is known (fractions of the geometry's side): the normals
 #: it is fitted on, and its shading (a hard light's cast shadows included), are blurred by
 #: these before it is divided out
@@ -268,10 +271,10 @@ class GeometricRelight:
         gain = light.composite(surface.alpha)
         h, w = samples.shape[:2]
         progress(0.9, "compositing")
-        colour = memo("relight-skin-colour", lambda: skin_colour_round(surface))
+        blown_skin = memo("relight-skin-colour", lambda: skin_colour_round(surface))
         if surface.linear.shape[:2] == (h, w):
             return Lighting(recoloured(surface.linear * gain, surface.linear,
-                                       surface.bare_skin, colour), gain, surface.found())
+                                       surface.bare_skin, blown_skin), gain, surface.found())
         # not kept between runs: the layer's size in floats, and made again in a few tens
         # of milliseconds (2048 px), where the geometry above takes seconds
         full = imaging.to_linear(samples[:, :, :3])
@@ -281,7 +284,7 @@ class GeometricRelight:
         alpha = self.full_alpha(samples, surface, matte)
         relit = light.composite_at(alpha, (w, h))
         np.multiply(relit, full, out=relit)               # in place: large layers
-        return Lighting(recoloured(relit, full, surface.bare_skin, colour), gain,
+        return Lighting(recoloured(relit, full, surface.bare_skin, blown_skin), gain,
                         surface.found())
 
     @staticmethod
@@ -329,14 +332,17 @@ class Shading:
         return gain * a + backdrop * (1 - a)
 
 
-def skin_colour_round(surface: Surface) -> np.ndarray | None:
-    """The skin's colour (linear RGB over its luminance) round each pixel, at geometry
-    size, from the skin that is not clipped; None when no skin is clipped. A channel
-    clipped at white took the colour with it (a blown cheek is pale, a little cyan), and
-    darkened by a new light it would show as a grey patch."""
-    clipped = surface.linear.max(-1) >= PHOTO_CLIPPED
-    if not (clipped & (surface.bare_skin > 0)).any():
+def skin_colour_round(surface: Surface) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """(the skin's colour (linear RGB over its luminance) round each pixel, from the skin
+    that is not clipped; the box (top, bottom, left, right) of the blown skin), at
+    geometry size; None when no skin is blown. A blown pixel's colour went with its
+    clipped channels (a blown cheek is pale, a little cyan), and darkened by a new light
+    it would show as a grey patch."""
+    rows, columns = np.nonzero((_middle(surface.linear) >= BLOWN[0] - 0.05) &
+                               (surface.bare_skin > 0.5))
+    if len(rows) == 0:
         return None
+    clipped = surface.linear.max(-1) >= PHOTO_CLIPPED
     luminance = np.maximum(surface.linear @ LUMA, 1e-3)
     chroma = surface.linear / luminance[..., None]
     weight = (surface.skin * ~clipped * (luminance > 0.01)).astype(np.float32)
@@ -346,31 +352,30 @@ def skin_colour_round(surface: Surface) -> np.ndarray | None:
     sigma = 0.03 * max(weight.shape)
     near = cv2.GaussianBlur(chroma * weight[..., None], (0, 0), sigma)
     share = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
-    return ((near + 0.01 * overall) / (share + 0.01)).astype(np.float32)
+    return (((near + 0.01 * overall) / (share + 0.01)).astype(np.float32),
+            (int(rows.min()), int(rows.max()) + 1, int(columns.min()), int(columns.max()) + 1))
 
 
 def recoloured(relit: np.ndarray, before: np.ndarray, skin: np.ndarray,
-               colour: np.ndarray | None) -> np.ndarray:
-    """`relit` (linear RGB) with clipped skin that the light darkens given the colour of
-    the skin round it (`colour`, skin_colour_round's; `skin`, Surface.bare_skin, which
-    leaves out the eyes and the teeth; both at geometry size):
-    fully where the photo was blown (its middle channel at 0.95 or more) and the light
-    halves it, not at all where its middle channel was below 0.85 or the light keeps it
-    bright. `before`: the photo, linear, the size of `relit`. Only the blown pixels' box
-    is worked on (large layers)."""
-    if colour is None:
+               found: tuple[np.ndarray, tuple[int, ...]] | None) -> np.ndarray:
+    """`relit` (linear RGB) with blown skin that the light darkens given the colour of
+    the skin round it (`found`: skin_colour_round's colour and box; `skin`,
+    Surface.bare_skin, which leaves out the eyes and the teeth; all at geometry size):
+    fully where the photo was blown (its middle channel at BLOWN[1] or more) and the
+    light halves it, not at all where its middle channel was below BLOWN[0] or the light
+    keeps it bright. `before`: the photo, linear, the size of `relit`. Only the blown
+    skin's box is worked on: a re-light stays quick."""
+    if found is None:
         return relit
+    colour, (top, bottom, left, right) = found
     h, w = relit.shape[:2]
-    rows, columns = np.nonzero(_middle(before) >= 0.85)
-    if len(rows) == 0:
-        return relit
-    box = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
-    # where the box's pixels fall on the geometry-sized maps (pixel centres)
     scale_y, scale_x = skin.shape[0] / h, skin.shape[1] / w
-    map_y = ((np.arange(box[0].start, box[0].stop, dtype=np.float32) + 0.5) * scale_y - 0.5)
-    map_x = ((np.arange(box[1].start, box[1].stop, dtype=np.float32) + 0.5) * scale_x - 0.5)
-    map_x, map_y = np.broadcast_to(map_x[None, :], (len(map_y), len(map_x))).copy(), \
-        np.broadcast_to(map_y[:, None], (len(map_y), len(map_x))).copy()
+    box = (slice(max(0, int((top - 1) / scale_y)), min(h, int(np.ceil((bottom + 1) / scale_y)))),
+           slice(max(0, int((left - 1) / scale_x)), min(w, int(np.ceil((right + 1) / scale_x)))))
+    # where the box's pixels fall on the geometry-sized maps (pixel centres)
+    map_x, map_y = np.meshgrid(
+        (np.arange(box[1].start, box[1].stop, dtype=np.float32) + 0.5) * scale_x - 0.5,
+        (np.arange(box[0].start, box[0].stop, dtype=np.float32) + 0.5) * scale_y - 0.5)
 
     def up(small: np.ndarray) -> np.ndarray:          # the box's part, at full size
         return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR,
@@ -380,9 +385,9 @@ def recoloured(relit: np.ndarray, before: np.ndarray, skin: np.ndarray,
     lit = out @ LUMA
     # blown: its middle channel near white too (warm skin often has red alone at white,
     # and keeps its colour well enough)
-    clipped = np.clip((_middle(photo) - 0.85) / 0.1, 0, 1)
+    blown = np.clip((_middle(photo) - BLOWN[0]) / (BLOWN[1] - BLOWN[0]), 0, 1)
     darkened = np.clip(2 * (1 - lit / np.maximum(photo @ LUMA, 1e-6)), 0, 1)
-    weight = (clipped * darkened * np.clip(up(skin), 0, 1))[..., None]
+    weight = (blown * darkened * np.clip(up(skin), 0, 1))[..., None]
     out += weight * (lit[..., None] * up(colour) - out)
     return relit
 
